@@ -1,0 +1,1 @@
+"""ibmvirt: OpenStack for IBM PowerVM (NovaLink) and IBM Z DPM (HMC)."""
