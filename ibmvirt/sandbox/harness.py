@@ -5,7 +5,8 @@ scheduler, Placement and the compute manager, with our driver loaded through
 ``nova.virt.driver.load_compute_driver`` exactly as nova-compute loads it (via
 the ``nova.virt.ibmvirt`` shim installed into Nova's tree). Only the outside
 world is faked: Neutron, Cinder and Glance by Nova's fixtures, and the
-hypervisor by our emulators.
+hypervisor by our emulators. The test suites (tests/nova) and the demo sandbox
+both build on it. Nova's functional test package ships in the nova wheel.
 
 Three workarounds make Nova's harness usable from the installed wheel (see
 shared/research/harness-feasibility.md): the api-paste path, SQLAlchemy < 2.1
