@@ -1,0 +1,480 @@
+"""Nova compute driver for IBM Z / LinuxONE CPCs in DPM mode.
+
+Loaded by Nova as ``compute_driver = ibmvirt.DPMDriver``. Each Nova instance is
+one partition named ``OpenStack-<host>-<uuid>``, booted from a Cinder FCP
+volume, with one NIC per ``dpm_vswitch`` VIF. This module only translates Nova
+calls: the CPC subset is :class:`~ibmvirt.dpm.host.Host`, a partition is a
+:class:`~ibmvirt.dpm.partition.Guest`, storage paths live in
+:mod:`ibmvirt.dpm.storage` and NICs in :mod:`ibmvirt.dpm.nic`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import os_resource_classes as orc
+import os_traits
+import zhmcclient
+from nova.objects import fields as obj_fields
+from oslo_log import log as logging
+from oslo_serialization import jsonutils
+from oslo_utils import excutils
+
+import ibmvirt.conf  # noqa: F401  (registers [dpm])
+from ibmvirt.dpm import exceptions as dpm_exc
+from ibmvirt.dpm import nic as dpm_nic
+from ibmvirt.dpm import partition as dpm_partition
+from ibmvirt.dpm import storage as dpm_storage
+from ibmvirt.dpm.host import Host, build_client
+from nova import conf as nova_conf
+from nova import exception
+from nova.virt import driver
+
+LOG = logging.getLogger(__name__)
+CONF = nova_conf.CONF
+
+#: instance.system_metadata keys. WWPNs must be known after the partition is
+#: gone (Nova asks for the volume connector after destroy), so they live in Nova.
+SYSMETA_WWPNS = "dpm_wwpns"
+SYSMETA_BOOT_DEVICE = "dpm_boot_device_uri"
+
+
+class DPMDriver(driver.ComputeDriver):
+    """IBM Z DPM implementation of ComputeDriver (boot from FCP volume only)."""
+
+    capabilities = {
+        "has_imagecache": False,
+        "supports_evacuate": False,
+        "supports_migrate_to_same_host": False,
+        "supports_attach_interface": True,
+        "supports_device_tagging": False,
+        "supports_tagged_attach_interface": False,
+        "supports_tagged_attach_volume": False,
+        "supports_extend_volume": False,
+        "supports_multiattach": False,
+        "supports_trusted_certs": False,
+        "supports_pcpus": False,
+        "supports_accelerators": False,
+        "supports_remote_managed_ports": False,
+        "supports_address_space_passthrough": False,
+        "supports_address_space_emulated": False,
+        "supports_stateless_firmware": False,
+        "supports_virtio_fs": False,
+        "supports_mem_backing_file": False,
+        # No local disk: every image type is refused, instances boot from volume.
+        "supports_image_type_aki": False,
+        "supports_image_type_ami": False,
+        "supports_image_type_ari": False,
+        "supports_image_type_iso": False,
+        "supports_image_type_qcow2": False,
+        "supports_image_type_raw": False,
+        "supports_image_type_vdi": False,
+        "supports_image_type_vhd": False,
+        "supports_image_type_vhdx": False,
+        "supports_image_type_vmdk": False,
+        "supports_image_type_ploop": False,
+    }
+
+    def __init__(self, virtapi, client: zhmcclient.Client | None = None) -> None:
+        """``client`` lets tests inject a zhmcclient Client (e.g. on a FakedSession)."""
+        super().__init__(virtapi)
+        self._client = client
+        self._host: Host | None = None
+        self._storage: dpm_storage.StoragePath | None = None
+        self._nics: dpm_nic.NicManager | None = None
+
+    # -- host -----------------------------------------------------------------
+
+    def init_host(self, host: str) -> None:
+        client = self._client or build_client(CONF)
+        hyper = Host(client, CONF)
+        hyper.init()
+        self._host = hyper
+        self._storage = dpm_storage.for_host(hyper)
+        self._nics = dpm_nic.NicManager(hyper)
+
+    @property
+    def host(self) -> Host:
+        if self._host is None:
+            raise exception.HypervisorUnavailable(host=CONF.host)
+        return self._host
+
+    def get_available_nodes(self, refresh: bool = False) -> list[str]:
+        return [CONF.host]
+
+    def get_available_resource(self, nodename: str) -> dict:
+        # Static: Nova's resource tracker computes usage from its instances.
+        dpm = CONF.dpm
+        return {
+            "vcpus": dpm.max_processors,
+            "memory_mb": dpm.max_memory,
+            "local_gb": 0,
+            "vcpus_used": 0,
+            "memory_mb_used": 0,
+            "local_gb_used": 0,
+            "hypervisor_type": obj_fields.HVType.PRSM,
+            "hypervisor_version": self.host.hypervisor_version,
+            "hypervisor_hostname": nodename,
+            "cpu_info": jsonutils.dumps(
+                {
+                    "arch": obj_fields.Architecture.S390X,
+                    "model": self.host.require_cpc().prop("machine-type", "host"),
+                    "vendor": "IBM",
+                    "topology": {"sockets": 1, "cores": dpm.max_processors, "threads": 1},
+                    "features": [],
+                }
+            ),
+            "disk_available_least": 0,
+            "supported_instances": [
+                (
+                    obj_fields.Architecture.S390X,
+                    obj_fields.HVType.PRSM,
+                    obj_fields.VMMode.HVM,
+                )
+            ],
+            "numa_topology": None,
+        }
+
+    def update_provider_tree(self, provider_tree, nodename: str, allocations=None) -> None:
+        dpm = CONF.dpm
+        ratios = self._get_allocation_ratios(provider_tree.data(nodename).inventory)
+        provider_tree.update_inventory(
+            nodename,
+            {
+                orc.VCPU: {
+                    "total": dpm.max_processors,
+                    "min_unit": 1,
+                    "max_unit": dpm.max_processors,
+                    "step_size": 1,
+                    "allocation_ratio": ratios[orc.VCPU],
+                    "reserved": CONF.reserved_host_cpus,
+                },
+                orc.MEMORY_MB: {
+                    "total": dpm.max_memory,
+                    "min_unit": 1,
+                    "max_unit": dpm.max_memory,
+                    "step_size": 1,
+                    "allocation_ratio": ratios[orc.MEMORY_MB],
+                    "reserved": CONF.reserved_host_memory_mb,
+                },
+            },
+        )
+        provider_tree.add_traits(nodename, os_traits.HW_ARCH_S390X, os_traits.COMPUTE_ARCH_S390X)
+
+    # -- instances ------------------------------------------------------------
+
+    def list_instances(self) -> list[str]:
+        return [p.name for p in self.host.list_partitions()]
+
+    def list_instance_uuids(self) -> list[str]:
+        return [p.instance_uuid for p in self.host.list_partitions()]
+
+    def instance_exists(self, instance) -> bool:
+        return instance.uuid in self.list_instance_uuids()
+
+    def get_info(self, instance, use_cache: bool = True):
+        if use_cache and self.host.cache_is_fresh():
+            summary = self.host.cached_summary(instance.uuid)
+            if summary is None:
+                raise exception.InstanceNotFound(instance_id=instance.uuid)
+            return dpm_partition.instance_info(summary.status)
+        guest = self._guest(instance)
+        return dpm_partition.instance_info(guest.status(guest.get()))
+
+    def _guest(self, instance) -> dpm_partition.Guest:
+        return dpm_partition.Guest(self.host, instance)
+
+    # -- spawn / destroy --------------------------------------------------------
+
+    @staticmethod
+    def _refuse_image_boot(instance) -> None:
+        if instance.image_ref:
+            raise dpm_exc.BootFromImageNotSupported(image_id=instance.image_ref)
+
+    def prepare_for_spawn(self, instance) -> None:
+        """Create the partition and its storage paths so the WWPNs exist for Cinder."""
+        self._refuse_image_boot(instance)
+        guest = self._guest(instance)
+        try:
+            try:
+                prepared = self._prepare(guest)
+            except zhmcclient.HTTPError as exc:
+                if not (exc.http_status == 400 and exc.reason == 8):
+                    raise
+                # Name taken: a leftover of an earlier attempt for this instance.
+                LOG.warning("Removing leftover partition %s", guest.name, instance=instance)
+                self._destroy(guest)
+                prepared = self._prepare(guest)
+        except Exception as exc:
+            with excutils.save_and_reraise_exception(reraise=False):
+                self._destroy_quietly(guest)
+            raise dpm_exc.PartitionPreparationFailed(
+                instance_id=instance.uuid, reason=f"{type(exc).__name__}: {exc}"
+            ) from exc
+        instance.system_metadata[SYSMETA_WWPNS] = ",".join(prepared.wwpns)
+        if prepared.boot_device_uri:
+            instance.system_metadata[SYSMETA_BOOT_DEVICE] = prepared.boot_device_uri
+        instance.save()
+
+    def _prepare(self, guest: dpm_partition.Guest) -> dpm_storage.Prepared:
+        partition = guest.create()
+        return self._storage.prepare(partition, guest.name)
+
+    def failed_spawn_cleanup(self, instance) -> None:
+        self._destroy(self._guest(instance))
+
+    def spawn(
+        self,
+        context,
+        instance,
+        image_meta,
+        injected_files,
+        admin_password,
+        allocations,
+        network_info=None,
+        block_device_info=None,
+        power_on=True,
+        accel_info=None,
+    ) -> None:
+        self._refuse_image_boot(instance)
+        guest = self._guest(instance)
+        vifs = [dpm_nic.VifSpec.from_vif(v) for v in network_info or []]
+        self._nics.check_fit(vifs)
+        volume = self._boot_volume(instance, block_device_info)
+        partition = guest.get()
+        try:
+            prepared = self._prepared(instance, partition)
+            with self._vifs_plugged(instance, network_info or []):
+                props = self._storage.boot_properties(partition, guest.name, volume, prepared)
+                props[dpm_nic.BOOT_PARAMS] = self._nics.create_all(partition, vifs)
+                guest.update(partition, props)
+            if power_on:
+                guest.start(partition)
+        except Exception:
+            with excutils.save_and_reraise_exception():
+                LOG.error("Spawn failed; removing partition %s", guest.name, instance=instance)
+                self._destroy_quietly(guest)
+        LOG.info("Spawned partition %s", guest.name, instance=instance)
+
+    def _boot_volume(self, instance, block_device_info) -> dpm_storage.FCVolume:
+        mapping = driver.block_device_info_get_mapping(block_device_info)
+        if not mapping:
+            raise dpm_exc.BootFromImageNotSupported(image_id=instance.image_ref or "none")
+        boot = next((b for b in mapping if b.get("boot_index") == 0), mapping[0])
+        size = getattr(boot, "volume_size", None) or boot.get("volume_size")
+        return dpm_storage.FCVolume.from_connection_info(boot["connection_info"], size)
+
+    def _prepared(self, instance, partition) -> dpm_storage.Prepared:
+        wwpns = instance.system_metadata.get(SYSMETA_WWPNS)
+        if not wwpns:
+            raise dpm_exc.PartitionPreparationFailed(
+                instance_id=instance.uuid,
+                reason="no WWPNs were recorded for the partition by prepare_for_spawn",
+            )
+        return dpm_storage.Prepared(
+            wwpns=wwpns.split(","),
+            boot_device_uri=instance.system_metadata.get(SYSMETA_BOOT_DEVICE),
+        )
+
+    @staticmethod
+    def _vif_events(network_info) -> list[tuple[str, str]]:
+        if not CONF.vif_plugging_timeout:
+            return []
+        return [("network-vif-plugged", vif["id"]) for vif in network_info if not vif.get("active")]
+
+    @contextlib.contextmanager
+    def _vifs_plugged(self, instance, network_info):
+        """Run the NIC creation inside Nova's wait for network-vif-plugged events."""
+        events = self._vif_events(network_info)
+        try:
+            with self.virtapi.wait_for_instance_event(
+                instance,
+                events,
+                timeout=CONF.vif_plugging_timeout,
+                error_callback=self._neutron_failed,
+            ):
+                yield
+        except exception.InstanceEventTimeout:
+            LOG.warning("Timeout waiting for network-vif-plugged events", instance=instance)
+            if CONF.vif_plugging_is_fatal:
+                raise exception.VirtualInterfaceCreateException() from None
+
+    @staticmethod
+    def _neutron_failed(event_name, instance) -> None:
+        LOG.error("Neutron reported failure on event %s", event_name, instance=instance)
+        if CONF.vif_plugging_is_fatal:
+            raise exception.VirtualInterfaceCreateException()
+
+    def destroy(
+        self,
+        context,
+        instance,
+        network_info,
+        block_device_info=None,
+        destroy_disks=True,
+        destroy_secrets=True,
+    ) -> None:
+        self._destroy(self._guest(instance))
+
+    def _destroy(self, guest: dpm_partition.Guest) -> None:
+        """Stop and delete the partition and its storage group; fine if already gone."""
+        partition = guest.find()
+        if partition is not None:
+            try:
+                guest.stop(partition)
+            except exception.InstanceNotFound:
+                partition = None
+        self._storage.cleanup(partition, guest.name)
+        if partition is not None:
+            guest.delete(partition)
+
+    def _destroy_quietly(self, guest: dpm_partition.Guest) -> None:
+        try:
+            self._destroy(guest)
+        except Exception:
+            LOG.exception("Could not remove partition %s", guest.name, instance=guest.instance)
+
+    def cleanup(
+        self,
+        context,
+        instance,
+        network_info,
+        block_device_info=None,
+        destroy_disks=True,
+        migrate_data=None,
+        destroy_vifs=True,
+        destroy_secrets=True,
+    ) -> None:
+        """Nothing is left after destroy(): NICs and HBAs vanish with the partition."""
+
+    # -- power ------------------------------------------------------------------
+
+    def power_off(self, instance, timeout: int = 0, retry_interval: int = 0) -> None:
+        # DPM's Stop Partition is immediate; there is no guest-cooperative shutdown.
+        self._guest(instance).stop()
+
+    def power_on(
+        self,
+        context,
+        instance,
+        network_info,
+        block_device_info=None,
+        accel_info=None,
+        share_info=None,
+    ) -> None:
+        self._guest(instance).start()
+
+    def reboot(
+        self,
+        context,
+        instance,
+        network_info,
+        reboot_type,
+        block_device_info=None,
+        bad_volumes_callback=None,
+        accel_info=None,
+        share_info=None,
+    ) -> None:
+        # SOFT and HARD are both stop + start: the HMC cannot ask the OS to reboot.
+        guest = self._guest(instance)
+        partition = guest.get()
+        guest.stop(partition)
+        guest.start(partition)
+
+    def plug_vifs(self, instance, network_info) -> None:
+        """NICs are persistent HMC objects; nothing to redo after a restart."""
+
+    def unplug_vifs(self, instance, network_info) -> None:
+        """NICs are removed with the partition or by detach_interface."""
+
+    def get_console_output(self, context, instance) -> str:
+        return self._guest(instance).console_output()
+
+    # -- volumes ----------------------------------------------------------------
+
+    def get_volume_connector(self, instance) -> dict:
+        wwpns = instance.system_metadata.get(SYSMETA_WWPNS)
+        if wwpns:
+            wwpn_list = wwpns.split(",")
+        else:
+            wwpn_list = self._read_wwpns(instance)
+        return {
+            "host": instance.uuid,
+            "wwpns": wwpn_list,
+            "platform": obj_fields.Architecture.S390X,
+            "os_type": "linux",
+            "multipath": len(wwpn_list) > 1,
+        }
+
+    def _read_wwpns(self, instance) -> list[str]:
+        """Read WWPNs back from the HMC (instances without system_metadata)."""
+        guest = self._guest(instance)
+        partition = guest.find()
+        if partition is None:
+            raise exception.InstanceNotFound(instance_id=instance.uuid)
+        return self._storage.read_wwpns(partition, guest.name)
+
+    def attach_volume(
+        self,
+        context,
+        connection_info,
+        instance,
+        mountpoint,
+        disk_bus=None,
+        device_type=None,
+        encryption=None,
+    ) -> None:
+        guest = self._guest(instance)
+        size = self._volume_size(context, instance, connection_info)
+        volume = dpm_storage.FCVolume.from_connection_info(connection_info, size)
+        self._storage.attach_volume(guest.get(), guest.name, volume)
+
+    def detach_volume(
+        self, context, connection_info, instance, mountpoint, encryption=None
+    ) -> None:
+        guest = self._guest(instance)
+        volume = dpm_storage.FCVolume.from_connection_info(connection_info)
+        partition = guest.find()
+        if partition is not None:
+            self._storage.detach_volume(partition, guest.name, volume)
+
+    @staticmethod
+    def _volume_size(context, instance, connection_info) -> int | None:
+        from nova import objects
+
+        volume_id = (connection_info.get("data") or {}).get("volume_id") or connection_info.get(
+            "serial"
+        )
+        if not volume_id or context is None:
+            return None
+        try:
+            bdm = objects.BlockDeviceMapping.get_by_volume_and_instance(
+                context, volume_id, instance.uuid
+            )
+        except exception.NotFound:
+            return None
+        return bdm.volume_size
+
+    # -- interfaces -------------------------------------------------------------
+
+    def attach_interface(self, context, instance, image_meta, vif) -> None:
+        guest = self._guest(instance)
+        spec = dpm_nic.VifSpec.from_vif(vif)
+        partition = guest.get()
+        existing = partition.get_property(dpm_nic.BOOT_PARAMS) or ""
+        try:
+            params = self._nics.create_all(partition, [spec], existing)
+            # Read by the guest tools at the next partition start.
+            guest.update(partition, {dpm_nic.BOOT_PARAMS: params})
+        except Exception as exc:
+            LOG.error("Attaching port %s failed: %s", spec.port_id, exc, instance=instance)
+            raise exception.InterfaceAttachFailed(instance_uuid=instance.uuid) from exc
+
+    def detach_interface(self, context, instance, vif) -> None:
+        guest = self._guest(instance)
+        partition = guest.find()
+        if partition is None:
+            return
+        params = self._nics.delete(partition, vif["id"])
+        if params is not None:
+            guest.update(partition, {dpm_nic.BOOT_PARAMS: params})

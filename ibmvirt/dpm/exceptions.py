@@ -1,0 +1,49 @@
+"""DPM driver errors.
+
+Nova's own exception types are used where they carry the right meaning (for
+example ImageUnacceptable makes Nova abort a build instead of rescheduling it);
+these subclasses only add messages that name the HMC object and the fix.
+"""
+
+from __future__ import annotations
+
+from nova.i18n import _
+
+from nova import exception
+
+
+class DPMConfigurationError(exception.InvalidConfiguration):
+    """A [dpm] or [DEFAULT] option does not match the CPC; raised by init_host."""
+
+    msg_fmt = _("Invalid DPM configuration: %(reason)s")
+
+
+class HMCUnavailable(exception.HypervisorUnavailable):
+    msg_fmt = _("Cannot use the HMC at %(host)s: %(reason)s")
+
+
+class BootFromImageNotSupported(exception.ImageUnacceptable):
+    msg_fmt = _(
+        "Image %(image_id)s is unacceptable: DPM partitions have no local disk, so "
+        "instances must boot from a Cinder volume. Create the server with a boot "
+        "volume (e.g. `openstack server create --volume <volume> ...` or "
+        "--boot-from-volume <size>)."
+    )
+
+
+class PartitionPreparationFailed(exception.InstanceUnacceptable):
+    """prepare_for_spawn failed; Nova turns this into a fault naming the reason."""
+
+    msg_fmt = _("Instance %(instance_id)s cannot be prepared on the HMC: %(reason)s")
+
+
+class InvalidVIF(exception.InvalidInput):
+    msg_fmt = _("Invalid network interface for a DPM partition: %(reason)s")
+
+
+class VolumeNotSupported(exception.InvalidInput):
+    msg_fmt = _("Volume cannot be used by a DPM partition: %(reason)s")
+
+
+class PartitionOperationFailed(exception.NovaException):
+    msg_fmt = _("HMC operation %(operation)s failed for partition %(partition)s: %(reason)s")

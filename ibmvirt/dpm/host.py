@@ -1,0 +1,303 @@
+"""The CPC subset this nova-compute service manages.
+
+``Host`` is the hypervisor facade of the DPM driver: it owns the HMC client,
+finds and validates the CPC at start-up, remembers the few immutable facts
+later operations need (CPC object, adapter port URIs, firmware features) so
+that a spawn does not re-list them, and answers host-wide questions (resources,
+which partitions are ours, their statuses) with as few HMC requests as possible.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import zhmcclient
+from oslo_config import cfg
+from oslo_log import log as logging
+
+from ibmvirt.conf import types as conf_types
+from ibmvirt.dpm import exceptions as dpm_exc
+from ibmvirt.dpm import naming
+
+LOG = logging.getLogger(__name__)
+
+#: CPC statuses in which partitions can be managed (HMC data model "status").
+USABLE_CPC_STATUSES = ("active", "service-required", "degraded", "exceptions")
+
+#: How long a partition-status snapshot taken by list_instances() answers
+#: get_info(use_cache=True). Nova's power-state sync calls list_instances once and
+#: then get_info per instance within seconds, so this makes the whole sync cost one
+#: HMC request. Operations of this driver drop the entry they change.
+STATUS_CACHE_SECONDS = 30.0
+
+
+def build_client(conf: cfg.ConfigOpts) -> zhmcclient.Client:
+    """Create the zhmcclient Client from [dpm] options (logon happens lazily)."""
+    dpm = conf.dpm
+    missing = [
+        f"[dpm] {name}"
+        for name in ("hmc", "hmc_username", "hmc_password")
+        if not getattr(dpm, name)
+    ]
+    if missing:
+        raise dpm_exc.DPMConfigurationError(
+            reason=f"{', '.join(missing)} must be set to reach the HMC"
+        )
+    verify: bool | str = True
+    if dpm.hmc_insecure:
+        LOG.warning(
+            "[dpm] hmc_insecure is set: the HMC certificate is not verified, so the "
+            "HMC password can be intercepted. Set [dpm] hmc_ca_file instead."
+        )
+        verify = False
+    elif dpm.hmc_ca_file:
+        verify = dpm.hmc_ca_file
+    rt_config = zhmcclient.RetryTimeoutConfig(
+        operation_timeout=dpm.operation_timeout, status_timeout=dpm.status_timeout
+    )
+    hosts = list(dpm.hmc)
+    session = zhmcclient.Session(
+        hosts if len(hosts) > 1 else hosts[0],
+        dpm.hmc_username,
+        dpm.hmc_password,
+        port=dpm.hmc_port,
+        verify_cert=verify,
+        retry_timeout_config=rt_config,
+    )
+    return zhmcclient.Client(session)
+
+
+@dataclass(frozen=True)
+class StoragePort:
+    """A configured FCP adapter port, resolved at start-up."""
+
+    adapter_id: str  # object-id
+    adapter_uri: str
+    adapter_number: str  # the HMC 'adapter-id' (PCHID-like), used by Export WWPN List
+    port: str
+    port_uri: str
+
+
+@dataclass(frozen=True)
+class PartitionSummary:
+    """What one partitions-list request tells about an owned partition."""
+
+    name: str
+    uri: str
+    status: str
+    instance_uuid: str
+
+
+class Host:
+    """The CPC subset: CPC, limits and adapter ports of this compute service."""
+
+    def __init__(self, client: zhmcclient.Client, conf: cfg.ConfigOpts) -> None:
+        self.client = client
+        self.conf = conf
+        self.cpc: zhmcclient.Cpc | None = None
+        self.storage_ports: list[StoragePort] = []
+        self.storage_management = False
+        self.nic_mac_settable = False
+        self.se_version = (0, 0, 0)
+        self.hmc_supports_additional_properties = False
+        self._status_cache: dict[str, PartitionSummary] = {}
+        self._status_cache_time = 0.0
+        self._lock = threading.Lock()
+
+    # -- start-up ---------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """``[DEFAULT] host``: the CPC-subset name, part of every partition name."""
+        return self.conf.host
+
+    def init(self) -> None:
+        """Find the CPC and check every option against it; raise naming the option."""
+        dpm = self.conf.dpm
+        if len(self.name) > naming.MAX_HOST_LENGTH:
+            raise dpm_exc.DPMConfigurationError(
+                reason=f"[DEFAULT] host {self.name!r} has {len(self.name)} characters; "
+                f"partition names 'OpenStack-<host>-<instance uuid>' are limited to "
+                f"{naming.MAX_NAME_LENGTH} characters by the HMC, so host must have at "
+                f"most {naming.MAX_HOST_LENGTH}"
+            )
+        for opt in ("cpc_object_id", "max_processors", "max_memory"):
+            if getattr(dpm, opt) is None:
+                raise dpm_exc.DPMConfigurationError(reason=f"[dpm] {opt} is required")
+        mappings: list[conf_types.AdapterPort] = list(dpm.physical_storage_adapter_mappings or [])
+        if not mappings:
+            raise dpm_exc.DPMConfigurationError(
+                reason="[dpm] physical_storage_adapter_mappings needs at least one "
+                "'<fcp adapter object-id>:<port>' entry: instances boot from FCP volumes"
+            )
+        if len(set(mappings)) != len(mappings):
+            raise dpm_exc.DPMConfigurationError(
+                reason="[dpm] physical_storage_adapter_mappings lists an adapter port twice"
+            )
+
+        cpc = self.client.cpcs.resource_object(dpm.cpc_object_id)
+        try:
+            cpc.pull_full_properties()
+        except zhmcclient.HTTPError as exc:
+            if exc.http_status == 404:
+                raise dpm_exc.DPMConfigurationError(
+                    reason=f"[dpm] cpc_object_id {dpm.cpc_object_id}: no such CPC on HMC "
+                    f"{', '.join(dpm.hmc)} (or [dpm] hmc_username has no object access to it)"
+                ) from exc
+            raise self._unavailable(exc) from exc
+        except (
+            zhmcclient.ConnectionError,
+            zhmcclient.AuthError,
+            zhmcclient.ClientAuthError,
+        ) as exc:
+            raise self._unavailable(exc) from exc
+
+        cpc_name = cpc.get_property("name")
+        if not cpc.get_property("dpm-enabled"):
+            raise dpm_exc.DPMConfigurationError(
+                reason=f"[dpm] cpc_object_id {dpm.cpc_object_id}: CPC {cpc_name} is not in "
+                "DPM mode; choose a CPC in DPM mode"
+            )
+        status = cpc.get_property("status")
+        if status not in USABLE_CPC_STATUSES:
+            raise dpm_exc.DPMConfigurationError(
+                reason=f"[dpm] cpc_object_id {dpm.cpc_object_id}: CPC {cpc_name} has status "
+                f"{status!r}; it must be operating ({', '.join(USABLE_CPC_STATUSES)})"
+            )
+        ifls = cpc.get_property("processor-count-ifl") or 0
+        if dpm.max_processors > ifls:
+            raise dpm_exc.DPMConfigurationError(
+                reason=f"[dpm] max_processors = {dpm.max_processors} exceeds the "
+                f"{ifls} IFL processors of CPC {cpc_name}"
+            )
+        memory = cpc.get_property("storage-customer") or 0
+        if dpm.max_memory > memory:
+            raise dpm_exc.DPMConfigurationError(
+                reason=f"[dpm] max_memory = {dpm.max_memory} MiB exceeds the {memory} MiB "
+                f"customer storage of CPC {cpc_name}"
+            )
+
+        self.se_version = _parse_version(cpc.get_property("se-version") or "2.13.1")
+        features = {
+            f.get("name"): f.get("state") for f in (cpc.prop("available-features-list", None) or [])
+        }
+        self.storage_management = bool(features.get("dpm-storage-management"))
+        # Create NIC accepts 'mac-address' since SE 2.14.0 (API 2.20).
+        self.nic_mac_settable = self.se_version >= (2, 14, 0)
+        self.storage_ports = [self._resolve_port(cpc, cpc_name, m) for m in mappings]
+        try:
+            api = self.client.query_api_version()
+            hmc_version = _parse_version(api.get("hmc-version", "0.0.0"))
+        except zhmcclient.Error:
+            hmc_version = (0, 0, 0)
+        # List operations accept additional-properties since HMC 2.16.0.
+        self.hmc_supports_additional_properties = hmc_version >= (2, 16, 0)
+        self.cpc = cpc
+        LOG.info(
+            "Managing CPC %(cpc)s (SE %(se)s, %(path)s storage) as subset %(host)s: "
+            "%(cpus)d IFLs, %(mem)d MiB, %(ports)d FCP path(s)",
+            {
+                "cpc": cpc_name,
+                "se": ".".join(map(str, self.se_version)),
+                "path": "storage-group" if self.storage_management else "HBA",
+                "host": self.name,
+                "cpus": dpm.max_processors,
+                "mem": dpm.max_memory,
+                "ports": len(self.storage_ports),
+            },
+        )
+
+    def _resolve_port(
+        self, cpc: zhmcclient.Cpc, cpc_name: str, mapping: conf_types.AdapterPort
+    ) -> StoragePort:
+        opt = f"[dpm] physical_storage_adapter_mappings entry {mapping.adapter_id}:{mapping.port}"
+        adapter = cpc.adapters.resource_object(mapping.adapter_id)
+        try:
+            adapter.pull_full_properties()
+        except zhmcclient.HTTPError as exc:
+            if exc.http_status == 404:
+                raise dpm_exc.DPMConfigurationError(
+                    reason=f"{opt}: CPC {cpc_name} has no adapter with this object-id"
+                ) from exc
+            raise self._unavailable(exc) from exc
+        if adapter.get_property("type") != "fcp":
+            raise dpm_exc.DPMConfigurationError(
+                reason=f"{opt}: adapter {adapter.get_property('name')} has type "
+                f"{adapter.get_property('type')!r}; it must be an FCP adapter (type 'fcp')"
+            )
+        port_uri = f"{adapter.uri}/storage-ports/{mapping.port}"
+        if port_uri not in (adapter.prop("storage-port-uris", None) or []):
+            raise dpm_exc.DPMConfigurationError(
+                reason=f"{opt}: adapter {adapter.get_property('name')} has no port {mapping.port}"
+            )
+        return StoragePort(
+            adapter_id=mapping.adapter_id,
+            adapter_uri=adapter.uri,
+            adapter_number=str(adapter.prop("adapter-id", "")),
+            port=mapping.port,
+            port_uri=port_uri,
+        )
+
+    def _unavailable(self, exc: Exception) -> dpm_exc.HMCUnavailable:
+        reason = str(exc)
+        if isinstance(exc, (zhmcclient.AuthError, zhmcclient.ClientAuthError)):
+            reason = f"logon refused; check [dpm] hmc_username and hmc_password ({exc})"
+        elif isinstance(exc, zhmcclient.ConnectionError):
+            reason = f"cannot connect; check [dpm] hmc, hmc_port and hmc_ca_file ({exc})"
+        return dpm_exc.HMCUnavailable(host=", ".join(self.conf.dpm.hmc), reason=reason)
+
+    def require_cpc(self) -> zhmcclient.Cpc:
+        if self.cpc is None:
+            raise dpm_exc.HMCUnavailable(
+                host=", ".join(self.conf.dpm.hmc), reason="init_host has not found the CPC yet"
+            )
+        return self.cpc
+
+    # -- resources ----------------------------------------------------------
+
+    @property
+    def hypervisor_version(self) -> int:
+        a, b, c = self.se_version
+        return a * 1_000_000 + b * 1_000 + c
+
+    # -- owned partitions ---------------------------------------------------
+
+    def list_partitions(self) -> list[PartitionSummary]:
+        """All partitions of this host, with status, in one HMC request."""
+        cpc = self.require_cpc()
+        result = []
+        # 'name', 'object-uri' and 'status' are in every List Partitions response.
+        for p in cpc.partitions.list(filter_args={"name": naming.owned_name_filter(self.name)}):
+            uuid = naming.instance_uuid_from_name(self.name, p.name)
+            if uuid is None:
+                continue
+            result.append(PartitionSummary(p.name, p.uri, p.prop("status", None), uuid))
+        with self._lock:
+            self._status_cache = {s.instance_uuid: s for s in result}
+            self._status_cache_time = time.monotonic()
+        return result
+
+    def cached_summary(self, instance_uuid: str) -> PartitionSummary | None:
+        """The snapshot entry from the last list_partitions(), if still fresh."""
+        with self._lock:
+            if time.monotonic() - self._status_cache_time > STATUS_CACHE_SECONDS:
+                return None
+            return self._status_cache.get(instance_uuid)
+
+    def cache_is_fresh(self) -> bool:
+        with self._lock:
+            return time.monotonic() - self._status_cache_time <= STATUS_CACHE_SECONDS
+
+    def forget(self, instance_uuid: str) -> None:
+        """Drop a cached status after this driver changed the partition."""
+        with self._lock:
+            self._status_cache.pop(instance_uuid, None)
+
+
+def _parse_version(value: str) -> tuple[int, int, int]:
+    parts = [int(p) for p in str(value).split(".")[:3] if p.isdigit()]
+    while len(parts) < 3:
+        parts.append(0)
+    return parts[0], parts[1], parts[2]

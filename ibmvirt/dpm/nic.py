@@ -1,0 +1,131 @@
+"""NICs of a partition: one per Neutron port bound as ``dpm_vswitch``.
+
+Each NIC is named after its port and described with the owning host and MAC
+(the Neutron DPM agent recognises its NICs by that description). The guest
+learns device numbers, OSA port and (on z13, where the HMC cannot set a MAC)
+the MAC through NIC records in ``boot-os-specific-parameters``; the length of
+that property is checked before any NIC is created.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import zhmcclient
+from oslo_log import log as logging
+
+from ibmvirt import contract
+from ibmvirt.dpm import bootparams
+from ibmvirt.dpm import exceptions as dpm_exc
+from ibmvirt.dpm.host import Host
+
+LOG = logging.getLogger(__name__)
+
+BOOT_PARAMS = "boot-os-specific-parameters"
+
+
+@dataclass(frozen=True)
+class VifSpec:
+    """What a NIC needs from a Nova VIF."""
+
+    port_id: str
+    mac: str
+    vswitch_id: str
+    adapter_port: int
+
+    @classmethod
+    def from_vif(cls, vif) -> VifSpec:
+        port_id = vif["id"]
+        if vif.get("type") != contract.VIF_TYPE_DPM_VSWITCH:
+            raise dpm_exc.InvalidVIF(
+                reason=f"port {port_id} is bound with vif_type {vif.get('type')!r}; DPM "
+                f"partitions need {contract.VIF_TYPE_DPM_VSWITCH!r} (enable the 'dpm' "
+                "ML2 mechanism driver and run the DPM agent for this host)"
+            )
+        details = vif.get("details") or {}
+        if details.get(contract.VIF_DETAILS_VLAN) is not None:
+            raise dpm_exc.InvalidVIF(
+                reason=f"port {port_id} is on a VLAN network; DPM NICs support flat networks only"
+            )
+        vswitch_id = details.get(contract.VIF_DETAILS_DPM_VSWITCH_ID)
+        if not vswitch_id:
+            raise dpm_exc.InvalidVIF(
+                reason=f"port {port_id} has no virtual switch in its binding "
+                f"(vif_details[{contract.VIF_DETAILS_DPM_VSWITCH_ID!r}])"
+            )
+        return cls(
+            port_id=port_id,
+            mac=vif["address"].lower(),
+            vswitch_id=vswitch_id,
+            adapter_port=int(details.get(contract.VIF_DETAILS_DPM_ADAPTER_PORT, 0) or 0),
+        )
+
+
+class NicManager:
+    """Creates and removes the NICs of partitions of one host."""
+
+    def __init__(self, host: Host) -> None:
+        self.host = host
+
+    def check_fit(self, vifs: list[VifSpec], existing: str = "") -> None:
+        """Refuse VIFs whose records would not fit, before anything is created."""
+        try:
+            bootparams.render([self._record("0000", v) for v in vifs], existing)
+        except bootparams.BootParametersTooLong as exc:
+            raise dpm_exc.InvalidVIF(
+                reason=f"{exc}. Use fewer network interfaces per instance"
+            ) from exc
+
+    def _record(self, devno: str, vif: VifSpec) -> bootparams.NicRecord:
+        mac = None if self.host.nic_mac_settable else vif.mac
+        return bootparams.NicRecord(devno, vif.adapter_port, mac)
+
+    def create(self, partition: zhmcclient.Partition, vif: VifSpec) -> bootparams.NicRecord:
+        """Create one NIC and return its boot-parameter record."""
+        props = {
+            "name": contract.dpm_nic_name(vif.port_id),
+            "description": contract.dpm_nic_description(self.host.name, vif.mac),
+            "virtual-switch-uri": f"/api/virtual-switches/{vif.vswitch_id}",
+        }
+        if self.host.nic_mac_settable:
+            props["mac-address"] = vif.mac
+        try:
+            nic = partition.nics.create(props)
+        except zhmcclient.HTTPError as exc:
+            if exc.http_status == 404:
+                raise dpm_exc.InvalidVIF(
+                    reason=f"port {vif.port_id}: virtual switch {vif.vswitch_id} does not "
+                    f"exist on the CPC ({exc})"
+                ) from exc
+            raise
+        devno = nic.get_property("device-number")
+        LOG.debug("Created NIC %s (device %s) for port %s", nic.uri, devno, vif.port_id)
+        return self._record(devno, vif)
+
+    def create_all(
+        self, partition: zhmcclient.Partition, vifs: list[VifSpec], existing: str = ""
+    ) -> str:
+        """Create the NICs; return the new boot-os-specific-parameters value."""
+        self.check_fit(vifs, existing)
+        records = [self.create(partition, v) for v in vifs]
+        return bootparams.render(records, existing)
+
+    def find(self, partition: zhmcclient.Partition, port_id: str) -> zhmcclient.Nic | None:
+        try:
+            return partition.nics.find(name=contract.dpm_nic_name(port_id))
+        except zhmcclient.NotFound:
+            return None
+
+    def delete(self, partition: zhmcclient.Partition, port_id: str) -> str | None:
+        """Delete the port's NIC; return the boot parameters without its record.
+
+        Returns None if the partition has no NIC for the port (already detached).
+        """
+        nic = self.find(partition, port_id)
+        if nic is None:
+            return None
+        devno = nic.get_property("device-number").lower()
+        nic.delete()
+        current = partition.get_property(BOOT_PARAMS) or ""
+        kept = [r for r in bootparams.parse(current) if r.devno != devno]
+        return bootparams.render(kept)

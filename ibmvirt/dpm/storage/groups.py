@@ -1,0 +1,144 @@
+"""z14+ storage path: one storage group per instance (DPM storage management).
+
+The group is named like the partition, unshared (``max-partitions`` 1) and
+has the configured FCP ports as candidates, with one path per port. Attaching
+it to the partition gives the partition its virtual storage resources (VSRs)
+and thereby its WWPNs. Each Cinder volume becomes a storage volume of the
+group, fulfilled with the target WWPN and FCP LUN Cinder returned; the boot
+volume is the partition's ``boot-storage-volume``. Deleting the group removes
+the volume definitions on the HMC (never data on the storage system).
+"""
+
+from __future__ import annotations
+
+import zhmcclient
+from oslo_log import log as logging
+
+from ibmvirt.dpm import naming
+from ibmvirt.dpm.host import StoragePort
+from ibmvirt.dpm.storage import FCVolume, Prepared, StoragePath, fcp_lun, normalize_wwpn
+
+LOG = logging.getLogger(__name__)
+
+
+def volume_name(volume_id: str) -> str:
+    """Storage volume name inside the instance's group; names the Cinder volume."""
+    return f"OpenStack-{volume_id}"
+
+
+class StorageGroupPath(StoragePath):
+    @property
+    def _groups(self) -> zhmcclient.StorageGroupManager:
+        return self.host.client.consoles.console.storage_groups
+
+    def _port(self, port: StoragePort) -> zhmcclient.Port:
+        # Built locally from data resolved at init_host: no HMC request.
+        adapter = self.host.require_cpc().adapters.resource_object(
+            port.adapter_uri, {"adapter-family": "ficon", "type": "fcp"}
+        )
+        return adapter.ports.resource_object(port.port_uri)
+
+    def find_group(self, name: str) -> zhmcclient.StorageGroup | None:
+        try:
+            return self._groups.find_by_name(name)
+        except zhmcclient.NotFound:
+            return None
+
+    def prepare(self, partition: zhmcclient.Partition, name: str) -> Prepared:
+        ports = self.host.storage_ports
+        group = self._groups.create(
+            {
+                "name": name,
+                "description": naming.storage_group_description(self.host.name),
+                "cpc-uri": self.host.require_cpc().uri,
+                "type": "fcp",
+                "shared": False,
+                "max-partitions": 1,
+                "connectivity": len(ports),
+            }
+        )
+        group.add_candidate_adapter_ports([self._port(p) for p in ports])
+        partition.attach_storage_group(group)
+        return Prepared(wwpns=self._read_wwpns(group, partition))
+
+    def read_wwpns(self, partition: zhmcclient.Partition, name: str) -> list[str]:
+        group = self.find_group(name)
+        return self._read_wwpns(group, partition) if group is not None else []
+
+    def _read_wwpns(
+        self, group: zhmcclient.StorageGroup, partition: zhmcclient.Partition
+    ) -> list[str]:
+        vsrs = [
+            v
+            for v in group.virtual_storage_resources.list(full_properties=True)
+            if v.prop("partition-uri", partition.uri) == partition.uri
+        ]
+        order = {p.port_uri: i for i, p in enumerate(self.host.storage_ports)}
+        vsrs.sort(key=lambda v: order.get(v.prop("adapter-port-uri", ""), len(order)))
+        return [normalize_wwpn(v.get_property("world-wide-port-name")) for v in vsrs]
+
+    def _create_volume(
+        self, name: str, volume: FCVolume, usage: str, initiator_wwpn: str | None
+    ) -> zhmcclient.StorageVolume:
+        group = self.find_group(name)
+        if group is None:
+            raise zhmcclient.NotFound([], self._groups)
+        sv_name = volume_name(volume.volume_id)
+        try:
+            existing = group.storage_volumes.find(name=sv_name)
+            existing.delete()  # a leftover of an earlier, failed attempt
+        except zhmcclient.NotFound:
+            pass
+        sv = group.storage_volumes.create(
+            {
+                "name": sv_name,
+                "description": f"Cinder volume {volume.volume_id}",
+                "size": float(volume.size_gb or 1),
+                "usage": usage,
+            }
+        )
+        port = self.host.storage_ports[0]
+        target = (
+            volume.boot_target(initiator_wwpn, self.host.conf.dpm.target_wwpn_ignore_list)
+            if initiator_wwpn
+            else volume.target_wwpns[0]
+        )
+        sv.indicate_fulfillment_fcp(target, fcp_lun(volume.lun), self._port(port))
+        return sv
+
+    def boot_properties(
+        self, partition: zhmcclient.Partition, name: str, volume: FCVolume, prepared: Prepared
+    ) -> dict:
+        sv = self._create_volume(name, volume, "boot", prepared.wwpns[0])
+        return {"boot-device": "storage-volume", "boot-storage-volume": sv.uri}
+
+    def attach_volume(self, partition: zhmcclient.Partition, name: str, volume: FCVolume) -> None:
+        self._create_volume(name, volume, "data", None)
+
+    def detach_volume(self, partition: zhmcclient.Partition, name: str, volume: FCVolume) -> None:
+        group = self.find_group(name)
+        if group is None:
+            return
+        try:
+            group.storage_volumes.find(name=volume_name(volume.volume_id)).delete()
+        except zhmcclient.NotFound:
+            pass
+
+    def cleanup(self, partition: zhmcclient.Partition | None, name: str) -> None:
+        group = self.find_group(name)
+        if group is None:
+            return
+        if partition is not None:
+            try:
+                partition.detach_storage_group(group)
+            except zhmcclient.HTTPError as exc:
+                # 404: partition gone; 409: group not attached. Both mean detached.
+                if exc.http_status not in (404, 409):
+                    raise
+        try:
+            group.delete()
+        except zhmcclient.HTTPError as exc:
+            if exc.http_status != 404:
+                raise
+        self._groups.invalidate_cache()
+        LOG.info("Deleted storage group %s", name)
