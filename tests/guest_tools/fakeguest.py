@@ -34,7 +34,10 @@ _PRELUDE = r"""#!/bin/bash
 PATH=/usr/bin:/bin
 root=@ROOT@
 { printf '%s' "${0##*/}"; printf '\t%s' "$@"; printf '\n'; } >>"$root/calls.log"
+"""
 
+# For chzdev and znetconf.
+_MAKE_QETH = r"""
 # make_qeth BUS_ID PORT: what the kernel shows once a qeth device is online.
 make_qeth() {
     local bus_id=$1 port=$2 devno ifname dev
@@ -57,7 +60,8 @@ make_qeth() {
 """
 
 STUBS = {
-    "chzdev": r"""
+    "chzdev": _MAKE_QETH
+    + r"""
 # chzdev --enable --active --yes qeth R:W:D layer2=1 portno=P
 id="" port=0
 for arg in "$@"; do
@@ -69,7 +73,8 @@ done
 [[ -n $id ]] || { echo "chzdev: stub needs a qeth group ID" >&2; exit 11; }
 make_qeth "$id" "$port"
 """,
-    "znetconf": r"""
+    "znetconf": _MAKE_QETH
+    + r"""
 # znetconf -a 0.0.XXXX -o layer2=1 -o portno=P
 id="" port=0
 while (($#)); do
