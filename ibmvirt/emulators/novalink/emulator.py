@@ -1,0 +1,321 @@
+"""The emulator's engine: objects, the REST semantics common to every type
+(create, update with ETags and extended groups, delete, search, quick
+properties, jobs, events) and the per-type behaviour registered by
+``ibmvirt.emulators.novalink.state``.
+
+It knows nothing about HTTP; ``server.py`` maps requests onto it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from lxml import etree
+
+from ibmvirt.emulators.novalink import errors, schema
+from ibmvirt.emulators.novalink import xmlutil as x
+from ibmvirt.emulators.novalink.auth import Sessions
+from ibmvirt.emulators.novalink.events import EventBus
+from ibmvirt.emulators.novalink.jobs import JobManager
+from ibmvirt.emulators.novalink.store import BASE, Groups, Resource, Store
+
+# Fields the captures mark read-only (HMC era) but NovaLink lets a client set.
+CLIENT_SETTABLE = {("LogicalPartition", "PartitionUUID")}
+
+
+@dataclass
+class Kind:
+    """Behaviour of one object type.
+
+    Hooks receive the emulator and raise errors.RestError to refuse.
+    """
+
+    name: str
+    rootable: bool = True
+    parents: tuple[str, ...] = ()
+    create: Callable[[Emulator, Resource | None, etree._Element], Resource] | None = None
+    # (emulator, resource, new element) -> None; validates then applies semantics.
+    update: Callable[[Emulator, Resource, etree._Element], None] | None = None
+    delete: Callable[[Emulator, Resource], None] | None = None
+    quick: Callable[[Emulator, Resource], dict[str, Any]] | None = None
+    # Event detail for a plain update (LPAR state changes say PartitionState).
+    modify_detail: str = "Other"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Config:
+    """Run-time behaviour knobs (all changeable through the control endpoint)."""
+
+    job_delay: float = 0.0
+    request_delay: float = 0.0
+    event_wait: float = 10.0
+    users: dict[str, str] = field(default_factory=lambda: {"neo": "passw0rd"})
+    rmc_on_boot: bool = True
+    strict_schema: bool = True
+
+
+class Emulator:
+    """State and REST semantics of one emulated NovaLink host."""
+
+    def __init__(self, config: Config | None = None, token_dir: str | None = None) -> None:
+        self.config = config or Config()
+        self.base = "http://127.0.0.1"
+        self.store = Store()
+        self.lock = self.store.lock
+        self.events = EventBus(self.config.event_wait)
+        self.jobs = JobManager(self.config.job_delay)
+        self.sessions = Sessions(self.config.users, token_dir)
+        self.kinds: dict[str, Kind] = {}
+        self.ms: Resource | None = None
+        self.files: dict[str, Any] = {}  # web/File uploads, see state.storage
+        # web/<name> and pcm handlers: fn(handler, verb, segs, qs, body)
+        self.web_routes: dict[str, Callable[..., None]] = {}
+        # Called after the core objects exist: fn(emulator, inventory)
+        self.seed_hooks: list[Callable[[Emulator, dict[str, Any]], None]] = []
+        self.request_count = 0
+        self._count_lock = threading.Lock()
+        schema.warm()
+
+    # ---- registration ----------------------------------------------------
+    def register(self, kind: Kind) -> None:
+        self.kinds[kind.name] = kind
+
+    def kind(self, name: str) -> Kind:
+        k = self.kinds.get(name)
+        if k is None:
+            raise errors.RestError(
+                404, f"Object type {name} is not served by this emulator", errors.UNSUPPORTED
+            )
+        return k
+
+    def counted(self) -> None:
+        with self._count_lock:
+            self.request_count += 1
+
+    # ---- events ------------------------------------------------------------
+    def event_uri(self, res: Resource) -> str:
+        return self.base + res.ms_path
+
+    def publish(self, etype: str, res: Resource, detail: str = "") -> None:
+        self.events.publish(etype, self.event_uri(res), detail)
+
+    def changed(self, res: Resource, section: str = BASE, detail: str = "Other") -> None:
+        """Record a server-side change and tell event listeners."""
+        with self.lock:
+            res.bump(section)
+        self.publish("MODIFY_URI", res, detail)
+
+    # ---- generic REST semantics -------------------------------------------
+    def parse_body(self, body: bytes, kind: str) -> etree._Element:
+        """Parse and schema-check a client payload for ``kind``."""
+        try:
+            el = x.parse(body)
+        except etree.XMLSyntaxError as exc:
+            raise errors.bad_request(f"{kind} payload is not well-formed XML: {exc}") from exc
+        if el.tag != x.q(kind):
+            raise errors.bad_request(
+                f"Expected a {kind} element in the uom namespace, got {el.tag}"
+            )
+        if self.config.strict_schema:
+            bad = schema.order_violation(el)
+            if bad:
+                parent, early, late = bad
+                raise errors.bad_request(
+                    f"{kind} payload violates the schema: in {parent}, {early} must come "
+                    f"after {late}. Send children in schema order.",
+                    errors.SCHEMA_ORDER,
+                )
+        return el
+
+    def check_create_fields(self, kind: str, el: etree._Element) -> None:
+        """Refuse server-owned (read-only) fields in a create payload."""
+        if not self.config.strict_schema:
+            return
+        for c in el:
+            if not isinstance(c.tag, str):
+                continue
+            name = x.local(c)
+            if (kind, name) in CLIENT_SETTABLE or name == "Metadata":
+                continue
+            if schema.is_read_only(kind, name) and _non_empty(c):
+                raise errors.bad_request(
+                    f"{kind}.{name} is read-only (set by the server); remove it from the "
+                    "create request.",
+                    errors.READ_ONLY_FIELD,
+                )
+
+    def check_update_fields(self, res: Resource, el: etree._Element, groups: Groups) -> None:
+        """Refuse changes to read-only or create-only fields in an update."""
+        if self.config.strict_schema:
+            _compare_fields(res.kind, el, res.view(groups), res.kind)
+
+    def create(self, kind_name: str, parent: Resource | None, body: bytes) -> Resource:
+        kind = self.kind(kind_name)
+        if kind.create is None:
+            raise errors.RestError(
+                405, f"{kind_name} objects cannot be created by a client", errors.UNSUPPORTED
+            )
+        if parent is not None and kind.parents and parent.kind not in kind.parents:
+            raise errors.RestError(
+                405, f"{kind_name} cannot be created under {parent.kind}", errors.UNSUPPORTED
+            )
+        el = self.parse_body(body, kind_name)
+        self.check_create_fields(kind_name, el)
+        with self.lock:
+            res = kind.create(self, parent, el)
+            self.store.add(res)
+        self.publish("ADD_URI", res)
+        return res
+
+    def update(self, res: Resource, body: bytes, groups: Groups, if_match: str | None) -> Resource:
+        kind = self.kind(res.kind)
+        if kind.update is None:
+            raise errors.RestError(405, f"{res.kind} objects are read-only", errors.UNSUPPORTED)
+        el = self.parse_body(body, res.kind)
+        with self.lock:
+            self.check_etag(res, groups, if_match)
+            self.check_update_fields(res, el, groups)
+            merged = merge_sections(res, el, groups)
+            before = _section_digests(res.elem)
+            kind.update(self, res, merged)
+            after = _section_digests(res.elem)
+            changed = [s for s in set(before) | set(after) if before.get(s) != after.get(s)]
+            for s in changed:
+                res.bump(s)
+        if changed:
+            self.publish("MODIFY_URI", res, kind.modify_detail)
+        return res
+
+    def delete(self, res: Resource, if_match: str | None, groups: Groups) -> None:
+        kind = self.kind(res.kind)
+        if kind.delete is None:
+            raise errors.RestError(
+                405, f"{res.kind} objects cannot be deleted by a client", errors.UNSUPPORTED
+            )
+        with self.lock:
+            self.check_etag(res, groups, if_match)
+            kind.delete(self, res)
+            self.store.remove(res)
+        self.publish("DELETE_URI", res)
+
+    @staticmethod
+    def check_etag(res: Resource, groups: Groups, if_match: str | None) -> None:
+        if if_match is not None and if_match != res.etag(groups):
+            raise errors.RestError(
+                412,
+                f"{res.kind} {res.uuid} changed since it was read (ETag {if_match} is stale, "
+                f"current {res.etag(groups)}); GET it again and retry.",
+            )
+
+    def search(self, objs: list[Resource], expr: str) -> list[Resource]:
+        """Server-side search: ``(Prop==value)`` / ``(Prop!=value)``, quotes optional."""
+        m = re.match(r"^\((\w+)(==|!=)(.*)\)$", expr)
+        if not m:
+            raise errors.bad_request(
+                f"Search expression {expr!r} is not of the form (Property==value)"
+            )
+        key, op, value = m.groups()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        out = []
+        for o in objs:
+            el = o.elem.find(x.q(key))
+            have = None if el is None else (el.text or "")
+            if (have == value) == (op == "=="):
+                out.append(o)
+        return out
+
+    def quick(self, res: Resource, prop: str | None) -> bytes:
+        kind = self.kind(res.kind)
+        if kind.quick is None:
+            raise errors.RestError(404, f"{res.kind} has no quick properties", errors.UNSUPPORTED)
+        with self.lock:
+            props = kind.quick(self, res)
+        if prop is None:
+            return json.dumps(props).encode()
+        if prop not in props:
+            raise errors.RestError(
+                404, f"{res.kind} has no quick property {prop}", errors.NOT_FOUND
+            )
+        return json.dumps(props[prop]).encode()
+
+
+def _non_empty(el: etree._Element) -> bool:
+    return bool((el.text or "").strip()) or len(el) > 0 or bool(el.get("href"))
+
+
+def _leaf_value(el: etree._Element) -> str:
+    return (el.text or "").strip() + "|" + (el.get("href") or "")
+
+
+def _compare_fields(parent: str, client: etree._Element, stored: etree._Element, kind: str) -> None:
+    counts: dict[str, int] = {}
+    for c in client:
+        if isinstance(c.tag, str):
+            counts[x.local(c)] = counts.get(x.local(c), 0) + 1
+    for c in client:
+        if not isinstance(c.tag, str):
+            continue
+        name = x.local(c)
+        if name == "Metadata" or counts[name] > 1:
+            continue  # lists are matched by identity in the type's hook, not here
+        peers = stored.findall(c.tag)
+        if len(peers) != 1:
+            if not peers and schema.is_read_only(parent, name) and _non_empty(c):
+                if (kind, name) not in CLIENT_SETTABLE and len(c) == 0:
+                    raise errors.bad_request(
+                        f"{parent}.{name} is read-only and cannot be set by a client",
+                        errors.READ_ONLY_FIELD,
+                    )
+            continue
+        s = peers[0]
+        if len(c) == 0 and len(s) == 0:
+            if _leaf_value(c) != _leaf_value(s):
+                if schema.is_read_only(parent, name) and (parent, name) not in CLIENT_SETTABLE:
+                    raise errors.bad_request(
+                        f"{parent}.{name} is read-only: cannot change it from "
+                        f"{(s.text or '').strip()!r} to {(c.text or '').strip()!r}",
+                        errors.READ_ONLY_FIELD,
+                    )
+                if schema.is_create_only(parent, name):
+                    raise errors.bad_request(
+                        f"{parent}.{name} can only be set at creation: cannot change it from "
+                        f"{(s.text or '').strip()!r} to {(c.text or '').strip()!r}",
+                        errors.CREATE_ONLY_FIELD,
+                    )
+        elif len(c) and len(s):
+            _compare_fields(name, c, s, kind)
+
+
+def merge_sections(res: Resource, client: etree._Element, groups: Groups) -> etree._Element:
+    """Client payload + the stored parts the client did not see (other groups)
+    + server-owned base fields it left out."""
+    merged = x.deep(client)
+    present = {x.local(c) for c in merged if isinstance(c.tag, str)}
+    for c in res.elem:
+        if not isinstance(c.tag, str):
+            continue
+        name = x.local(c)
+        g = c.get("group")
+        outside = g and g != "None" and groups is not None and g not in groups
+        server_owned = (not g or g == "None") and schema.is_read_only(res.kind, name)
+        if name not in present and (outside or server_owned):
+            schema.insert_ordered(merged, x.deep(c))
+    return merged
+
+
+def _section_digests(el: etree._Element) -> dict[str, bytes]:
+    out: dict[str, list[bytes]] = {}
+    for c in el:
+        if not isinstance(c.tag, str):
+            continue
+        g = c.get("group")
+        sec = g if g and g != "None" else BASE
+        out.setdefault(sec, []).append(etree.tostring(c, method="c14n"))
+    return {k: b"".join(v) for k, v in out.items()}

@@ -1,0 +1,82 @@
+"""Errors the emulator returns, as HttpErrorResponse entries.
+
+Codes the real server is known to send (and that pypowervm recognises by
+substring in the message) are named after their meaning below. Where no real
+capture or client code tells us the code, the emulator uses its own
+``EMUL####`` codes so nobody mistakes them for a real server's numbering.
+"""
+
+from __future__ import annotations
+
+# --- codes proven by pypowervm 1.1.27 (tasks/power.py, wrappers/http_error.py)
+ALREADY_POWERED_ON = "PVME01042026"  # power.py _ALREADY_POWERED_ON_ERRS
+ALREADY_POWERED_OFF = "PVME04000005"  # power.py _ALREADY_POWERED_OFF_ERRS
+OSSHUTDOWN_NO_RMC = "PVME01050905"  # power.py _OSSHUTDOWN_RMC_ERRS
+VIOS_BUSY = "VIOS0014"  # http_error.py _VIOS_BUSY_ERR_CODES
+HMC_VIOS_BUSY = "HSCL3205"  # http_error.py _VIOS_BUSY_ERR_CODES
+PARTITION_STATE = "HSCL05DF"  # job_response_completed_failed.txt (wrong state)
+
+# --- emulator-assigned codes (no real evidence of the exact number)
+SCHEMA_ORDER = "EMUL0001"
+READ_ONLY_FIELD = "EMUL0002"
+CREATE_ONLY_FIELD = "EMUL0003"
+DUPLICATE_NAME = "EMUL0004"
+INSUFFICIENT_MEMORY = "EMUL0005"
+INSUFFICIENT_PROCESSORS = "EMUL0006"
+RUNNING_DELETE = "EMUL0007"
+IN_USE = "EMUL0008"
+BAD_VALUE = "EMUL0009"
+DLPAR_LIMIT = "EMUL0010"
+NOT_FOUND = "EMUL0011"
+UNSUPPORTED = "EMUL0012"
+INJECTED = "EMUL0099"
+
+
+class RestError(Exception):
+    """An HTTP error with a reason code and an operator-readable message."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        code: str | None = None,
+        reason: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.status = status
+        self.code = code
+        self.reason = reason or _REASONS.get(status, "Error")
+        self.message = f"[{code}] {message}" if code else message
+        self.headers = headers or {}
+        super().__init__(self.message)
+
+
+_REASONS = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    412: "Precondition Failed",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+
+def bad_request(message: str, code: str = BAD_VALUE) -> RestError:
+    """400 with a code; the most common validation failure."""
+    return RestError(400, message, code)
+
+
+def not_found(kind: str, ident: str) -> RestError:
+    """404 naming the object the client asked for."""
+    return RestError(404, f"{kind} {ident} does not exist on this server", NOT_FOUND)
+
+
+class JobFailure(Exception):
+    """A job ends COMPLETED_WITH_ERROR with this message in its results."""
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        self.message = f"{code} {message}" if code else message
+        super().__init__(self.message)

@@ -1,0 +1,165 @@
+"""Schema knowledge: element order and which fields a client may set.
+
+The real server validates request bodies against its XML schema, so children
+must come in schema order and server-owned (read-only) fields cannot be set.
+We have no XSD, but every captured real response is schema-valid and every
+element carries a ``kb`` attribute:
+
+    CUR/CUD/CUA  client may set on create and update
+    COR/COD      create only
+    UOR/UOD      update only
+    ROR/ROO      read-only (server-computed)
+
+From these we learn, per parent element name, the pairwise order of children
+("A always precedes B") and the access class of each child. Pairs that
+disagree between captures (different schema versions) are dropped, so the
+check never refuses something a real server might accept.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from dataclasses import dataclass, field
+
+from lxml import etree
+
+from ibmvirt.emulators.novalink import captures
+from ibmvirt.emulators.novalink import xmlutil as x
+
+READ_ONLY = frozenset({"ROR", "ROO"})
+CREATE_ONLY = frozenset({"COR", "COD"})
+
+# Orders the captures do not show but the real schema (and pypowervm's
+# child_order) require, as (parent, [children in order]).
+_EXTRA_ORDERS: dict[str, list[list[str]]] = {
+    "VirtualSCSIMapping": [
+        ["AssociatedLogicalPartition", "ClientAdapter", "ServerAdapter", "Storage", "TargetDevice"]
+    ],
+    "VirtualFibreChannelMapping": [
+        ["AssociatedLogicalPartition", "ClientAdapter", "Port", "ServerAdapter"]
+    ],
+}
+
+
+@dataclass
+class _Knowledge:
+    before: dict[str, set[tuple[str, str]]] = field(default_factory=dict)
+    kb: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+    seen_children: dict[str, set[str]] = field(default_factory=dict)
+
+
+def _learn_sequence(k: _Knowledge, parent: str, seq: list[str]) -> None:
+    # Collapse repeats (lists of the same element) before recording pairs.
+    uniq: list[str] = []
+    for t in seq:
+        if t not in uniq:
+            uniq.append(t)
+    pairs = k.before.setdefault(parent, set())
+    for i, a in enumerate(uniq):
+        for b in uniq[i + 1 :]:
+            pairs.add((a, b))
+    k.seen_children.setdefault(parent, set()).update(uniq)
+
+
+@functools.cache
+def _knowledge() -> _Knowledge:
+    k = _Knowledge()
+    for content in captures.all_contents():
+        for el in content.iter():
+            if not isinstance(el.tag, str):
+                continue
+            parent = x.local(el)
+            kids = [c for c in el if isinstance(c.tag, str)]
+            if not kids:
+                continue
+            _learn_sequence(k, parent, [x.local(c) for c in kids])
+            for c in kids:
+                kb = c.get("kb")
+                if kb:
+                    k.kb.setdefault((parent, x.local(c)), set()).add(kb)
+    for parent, seqs in _EXTRA_ORDERS.items():
+        for seq in seqs:
+            _learn_sequence(k, parent, seq)
+    # Drop contradictions (captures from different schema versions).
+    for _parent, pairs in k.before.items():
+        conflicts = {(a, b) for (a, b) in pairs if (b, a) in pairs}
+        pairs.difference_update(conflicts)
+    return k
+
+
+_warm_lock = threading.Lock()
+
+
+def warm() -> None:
+    """Learn the schema now (takes ~1 s) rather than on the first request."""
+    with _warm_lock:
+        _knowledge()
+
+
+def precedes(parent: str, a: str, b: str) -> bool:
+    """True when the schema puts child ``a`` before child ``b`` under ``parent``."""
+    return (a, b) in _knowledge().before.get(parent, ())
+
+
+def access(parent: str, child: str) -> set[str]:
+    """kb classes observed for ``child`` under ``parent`` (empty if unknown)."""
+    return _knowledge().kb.get((parent, child), set())
+
+
+def is_read_only(parent: str, child: str) -> bool:
+    """Server-computed field: the client may not set it."""
+    kinds = access(parent, child)
+    return bool(kinds) and kinds <= READ_ONLY
+
+
+def is_create_only(parent: str, child: str) -> bool:
+    """Field the client may set on create but not change afterwards."""
+    kinds = access(parent, child)
+    return bool(kinds) and kinds <= CREATE_ONLY
+
+
+def order_violation(el: etree._Element) -> tuple[str, str, str] | None:
+    """First (parent, earlier, later) pair found out of schema order, or None.
+
+    ``earlier`` is the element that appears first in the document although the
+    schema requires it after ``later``.
+    """
+    for node in el.iter():
+        if not isinstance(node.tag, str):
+            continue
+        parent = x.local(node)
+        pairs = _knowledge().before.get(parent)
+        if not pairs:
+            continue
+        names = [x.local(c) for c in node if isinstance(c.tag, str)]
+        for i, a in enumerate(names):
+            for b in names[i + 1 :]:
+                if a != b and (b, a) in pairs:
+                    return parent, a, b
+    return None
+
+
+def insert_ordered(parent: etree._Element, new: etree._Element) -> etree._Element:
+    """Insert ``new`` under ``parent`` at its schema position (after its predecessors)."""
+    pname = x.local(parent)
+    name = x.local(new)
+    idx = len(parent)
+    for i, c in enumerate(parent):
+        if isinstance(c.tag, str) and precedes(pname, name, x.local(c)):
+            idx = i
+            break
+    parent.insert(idx, new)
+    return new
+
+
+def set_field(
+    parent: etree._Element, tag: str, value: str | None, kb: str = "ROR"
+) -> etree._Element:
+    """Set a uom child's text, creating it in schema order if missing."""
+    el = parent.find(x.q(tag))
+    if el is None:
+        el = etree.Element(x.q(tag), attrib={"kb": kb, "kxe": "false"})
+        insert_ordered(parent, el)
+    el.text = value
+    return el

@@ -1,0 +1,364 @@
+"""HTTP front end: maps PowerVM REST API requests onto the Emulator.
+
+A stdlib ThreadingHTTPServer (threads are needed for the event long poll).
+``NovaLinkServer`` runs it in a background thread, which serves both the
+console script and the in-process test fixture over real HTTP(S).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import ssl
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from lxml import etree
+
+from ibmvirt.emulators.novalink import atom, errors
+from ibmvirt.emulators.novalink import xmlutil as x
+from ibmvirt.emulators.novalink.control import DropConnection as _Drop
+from ibmvirt.emulators.novalink.emulator import Emulator
+from ibmvirt.emulators.novalink.store import Resource, parse_groups
+
+LOG = logging.getLogger(__name__)
+ATOM_TYPE = "application/atom+xml"
+_API = re.compile(r"^/rest/api/(uom|web|pcm)(?:/(.*?))?/?$")
+
+
+class Handler(BaseHTTPRequestHandler):
+    """One request. ``emu`` and ``control`` are set on the bound subclass."""
+
+    protocol_version = "HTTP/1.1"
+    server_version = "ibmvirt-novalink-emulator"
+    emu: Emulator
+    control: Any = None  # ibmvirt.emulators.novalink.control.Control
+
+    def log_message(self, fmt: str, *args: Any) -> None:  # noqa: D401 - stdlib hook
+        LOG.debug("%s %s", self.address_string(), fmt % args)
+
+    # ---- plumbing ---------------------------------------------------------------
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_PUT(self) -> None:
+        self._handle("PUT")
+
+    def do_POST(self) -> None:
+        self._handle("POST")
+
+    def do_DELETE(self) -> None:
+        self._handle("DELETE")
+
+    def _body(self) -> bytes:
+        n = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(n) if n else b""
+
+    def send(
+        self,
+        status: int,
+        body: bytes = b"",
+        ctype: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.send_response(status)
+        if ctype:
+            self.send_header("Content-Type", ctype)
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if body:
+            self.wfile.write(body)
+
+    def send_xml(self, status: int, el: etree._Element, etag: str | None = None) -> None:
+        self.send(status, x.tostring(el), ATOM_TYPE, {"ETag": etag} if etag else None)
+
+    def send_error_entry(self, exc: errors.RestError) -> None:
+        entry = atom.error_entry(exc.status, self.path.split("?")[0], exc.reason, exc.message)
+        self.send(exc.status, x.tostring(entry), ATOM_TYPE, exc.headers)
+
+    def _handle(self, verb: str) -> None:
+        body = self._body() if verb in ("PUT", "POST") else b""
+        parts = urlsplit(self.path)
+        path = unquote(parts.path)
+        qs = {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+        ctl = self.control
+        if ctl is not None and path.startswith(ctl.prefix.rstrip("/")):
+            try:
+                return ctl.handle(self, verb, self.path, body)
+            except errors.RestError as exc:
+                return self.send_error_entry(exc)
+        status = 500
+        try:
+            m = _API.match(path)
+            if not m:
+                raise errors.RestError(404, f"{path} is not a PowerVM REST API path")
+            self.emu.counted()
+            if ctl is not None:
+                ctl.before_request(verb, self.path)
+            elif self.emu.config.request_delay:
+                time.sleep(self.emu.config.request_delay)
+            service, rest = m.group(1), m.group(2) or ""
+            if service == "web" and rest == "Logon":
+                return self._logon(verb, body)
+            self.emu.sessions.check(self.headers.get("X-API-Session"))
+            segs = [s for s in rest.split("/") if s]
+            if service == "web":
+                return self.route_web(verb, segs, qs, body)
+            if service == "pcm":
+                return self.route_pcm(verb, segs, qs, body)
+            return self.route_uom(verb, segs, qs, body, path)
+        except errors.RestError as exc:
+            self.send_error_entry(exc)
+        except _Drop:
+            status = 0
+            self.close_connection = True
+        except Exception as exc:  # report emulator bugs to the client as 500s
+            LOG.exception("NovaLink emulator failed on %s %s", verb, path)
+            self.send_error_entry(errors.RestError(500, f"Internal emulator error: {exc!r}"))
+        finally:
+            if ctl is not None:
+                ctl.record(verb, self.path, getattr(self, "_status", status))
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        self._status = code
+        super().send_response(code, message)
+
+    # ---- web ----------------------------------------------------------------------
+    def _logon(self, verb: str, body: bytes) -> None:
+        if verb == "DELETE":
+            self.emu.sessions.logoff(self.headers.get("X-API-Session"))
+            return self.send(204)
+        if verb != "PUT":
+            raise errors.RestError(405, "Use PUT to log on and DELETE to log off")
+        doc = self.emu.sessions.logon(body)
+        self.send(
+            200,
+            doc,
+            "application/vnd.ibm.powervm.web+xml; type=LogonResponse",
+            {"X-MC-Type": "PVM"},
+        )
+
+    def route_web(self, verb: str, segs: list[str], qs: dict[str, str], body: bytes) -> None:
+        handler = self.emu.web_routes.get(segs[0]) if segs else None
+        if handler is None:
+            raise errors.RestError(404, f"web/{'/'.join(segs)} is not served")
+        handler(self, verb, segs, qs, body)
+
+    def route_pcm(self, verb: str, segs: list[str], qs: dict[str, str], body: bytes) -> None:
+        handler = self.emu.web_routes.get("__pcm__")
+        if handler is None:
+            raise errors.RestError(404, "Performance monitoring is not served by this emulator")
+        handler(self, verb, segs, qs, body)
+
+    # ---- uom ----------------------------------------------------------------------
+    def route_uom(
+        self, verb: str, segs: list[str], qs: dict[str, str], body: bytes, path: str
+    ) -> None:
+        emu = self.emu
+        if not segs:
+            raise errors.RestError(404, "No object type in path")
+        if segs[0] == "jobs":
+            return self._jobs(verb, segs)
+        if segs[0] == "Event":
+            return self._events(verb, qs, body)
+        groups = parse_groups(qs.get("group"))
+        show_group = "group" in qs
+        parent: Resource | None = None
+        i = 0
+        while True:
+            kind = segs[i]
+            emu.kind(kind)
+            nxt = segs[i + 1] if i + 1 < len(segs) else None
+            if nxt is None or nxt == "search":
+                return self._collection(
+                    verb, kind, parent, segs[i + 2 :] if nxt else [], groups, show_group, body, path
+                )
+            if nxt == "do":
+                raise errors.RestError(404, f"{kind} has no collection-level jobs here")
+            res = emu.store.get(kind, nxt)
+            if parent is not None and res.parent is not parent:
+                raise errors.not_found(f"{kind} under {parent.kind} {parent.uuid}", nxt)
+            rest = segs[i + 2 :]
+            if not rest:
+                return self._object(verb, res, groups, show_group, body)
+            if rest[0] == "quick" and verb == "GET":
+                return self.send(
+                    200, emu.quick(res, rest[1] if len(rest) > 1 else None), "application/json"
+                )
+            if rest[0] == "do" and len(rest) == 2:
+                return self._job_request(verb, res, rest[1], body, path)
+            parent, i = res, i + 2
+
+    def _collection(
+        self,
+        verb: str,
+        kind: str,
+        parent: Resource | None,
+        search: list[str],
+        groups: Any,
+        show_group: bool,
+        body: bytes,
+        path: str,
+    ) -> None:
+        emu = self.emu
+        if verb == "PUT" and not search:
+            res = emu.create(kind, parent, body)
+            return self.send_xml(
+                200, atom.entry(res, emu.base, groups, show_group), res.etag(groups)
+            )
+        if verb != "GET":
+            raise errors.RestError(405, f"{verb} is not allowed on a {kind} feed")
+        with emu.lock:
+            objs = emu.store.list(kind, parent)
+            if not emu.kind(kind).rootable and parent is None:
+                raise errors.RestError(404, f"{kind} is only reachable under its parent")
+            if search:
+                objs = emu.search(objs, "/".join(search))
+            if not objs:
+                return self.send(204)
+            entries = [atom.entry(o, emu.base, groups, show_group) for o in objs]
+            tag = str(sum(int(o.etag(groups)) for o in objs) & 0x7FFFFFFF)
+        if self.headers.get("If-None-Match") == tag:
+            return self.send(304)
+        href = emu.base + self.path
+        self.send_xml(200, atom.feed(href, entries), tag)
+
+    def _object(self, verb: str, res: Resource, groups: Any, show_group: bool, body: bytes) -> None:
+        emu = self.emu
+        if verb == "GET":
+            with emu.lock:
+                tag = res.etag(groups)
+                if self.headers.get("If-None-Match") == tag:
+                    return self.send(304)
+                el = atom.entry(res, emu.base, groups, show_group)
+            return self.send_xml(200, el, tag)
+        if verb == "POST":
+            emu.update(res, body, groups, self.headers.get("If-Match"))
+            with emu.lock:
+                el = atom.entry(res, emu.base, groups, show_group)
+                tag = res.etag(groups)
+            return self.send_xml(200, el, tag)
+        if verb == "DELETE":
+            emu.delete(res, self.headers.get("If-Match"), groups)
+            return self.send(204)
+        raise errors.RestError(405, f"{verb} is not allowed on {res.kind}")
+
+    def _job_request(self, verb: str, res: Resource, op: str, body: bytes, path: str) -> None:
+        emu = self.emu
+        if not emu.jobs.has(res.kind, op):
+            raise errors.RestError(404, f"{res.kind} has no job operation {op}", errors.UNSUPPORTED)
+        if verb == "GET":
+            return self.send_xml(200, emu.jobs.template(res.kind, op))
+        if verb == "PUT":
+            job = emu.jobs.submit(res.kind, op, res, body, path.split("/rest/api/uom/", 1)[-1])
+            return self.send_xml(200, emu.jobs.response(job, emu.base))
+        raise errors.RestError(405, f"{verb} is not allowed on a job request")
+
+    def _jobs(self, verb: str, segs: list[str]) -> None:
+        emu = self.emu
+        if len(segs) < 2:
+            raise errors.RestError(404, "Job id missing")
+        if len(segs) == 3 and segs[2] == "cancel" and verb in ("PUT", "POST"):
+            emu.jobs.cancel(segs[1])
+            return self.send(200)
+        if verb == "GET":
+            return self.send_xml(200, emu.jobs.response(emu.jobs.get(segs[1]), emu.base))
+        if verb == "DELETE":
+            emu.jobs.delete(segs[1])
+            return self.send(204)
+        raise errors.RestError(405, f"{verb} is not allowed on a job")
+
+    def _event_entry(self, ev: Any) -> etree._Element:
+        return _event_entry_impl(self.emu.base, ev)
+
+    def _events(self, verb: str, qs: dict[str, str], body: bytes) -> None:
+        emu = self.emu
+        if verb == "PUT":
+            try:
+                el = x.parse(body)
+            except etree.XMLSyntaxError as exc:
+                raise errors.bad_request(f"Event payload is not well-formed: {exc}") from exc
+            ev = emu.events.publish(
+                "CUSTOM_CLIENT_EVENT",
+                el.findtext(x.q("EventData")) or "",
+                el.findtext(x.q("EventDetail")) or "",
+            )
+            return self.send_xml(200, self._event_entry(ev))
+        if verb != "GET":
+            raise errors.RestError(405, f"{verb} is not allowed on Event")
+        appid = qs.get("QUEUE_APPLICATIONID") or self.headers.get("X-API-Session", "")[:16]
+        evs = emu.events.take(appid)
+        if not evs:
+            return self.send(204)
+        entries = [self._event_entry(ev) for ev in evs]
+        self.send_xml(200, atom.feed(f"{emu.base}/rest/api/uom/Event?group=None", entries))
+
+
+def _event_entry_impl(base: str, ev: Any) -> etree._Element:
+    e = etree.Element(x.q("entry", x.ATOM_NS), nsmap={None: x.ATOM_NS})
+    etree.SubElement(e, x.q("id", x.ATOM_NS)).text = ev.uuid
+    etree.SubElement(e, x.q("title", x.ATOM_NS)).text = "Event"
+    etree.SubElement(e, x.q("published", x.ATOM_NS)).text = x.now_iso()
+    etree.SubElement(
+        e,
+        x.q("link", x.ATOM_NS),
+        rel="SELF",
+        href=f"{base}/rest/api/uom/Event/{ev.uuid}?group=None",
+    )
+    author = etree.SubElement(e, x.q("author", x.ATOM_NS))
+    etree.SubElement(author, x.q("name", x.ATOM_NS)).text = x.GENERATOR
+    c = etree.SubElement(
+        e, x.q("content", x.ATOM_NS), type=atom.CONTENT_TYPE.format(svc="uom", type="Event")
+    )
+    c.append(ev.element())
+    return e
+
+
+class NovaLinkServer:
+    """The emulator served over HTTP(S) from a background thread.
+
+    Usage: ``srv = NovaLinkServer(emu); srv.start(); ...; srv.stop()``.
+    """
+
+    def __init__(
+        self,
+        emu: Emulator,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        ssl_context: ssl.SSLContext | None = None,
+        control: Any = None,
+    ) -> None:
+        self.emu = emu
+        handler = type("BoundHandler", (Handler,), {"emu": emu, "control": control})
+        self.httpd = ThreadingHTTPServer((host, port), handler)
+        self.httpd.daemon_threads = True
+        if ssl_context is not None:
+            self.httpd.socket = ssl_context.wrap_socket(self.httpd.socket, server_side=True)
+        self.scheme = "https" if ssl_context is not None else "http"
+        self.host = host
+        self.port = self.httpd.server_address[1]
+        emu.base = f"{self.scheme}://{host}:{self.port}"
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return self.emu.base
+
+    def start(self) -> NovaLinkServer:
+        self._thread = threading.Thread(
+            target=self.httpd.serve_forever, name="novalink-emulator", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.emu.events.close()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)

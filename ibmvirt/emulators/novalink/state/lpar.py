@@ -1,0 +1,470 @@
+"""Partitions: LogicalPartition (client LPARs, the NovaLink management
+partition) and the power behaviour VirtualIOServer shares with them.
+
+Rules, as on the real server: unique names; memory and processor values must be
+consistent (min <= desired <= max, memory in multiples of the region size,
+within the system); a running partition cannot be deleted and can only be
+changed dynamically (DLPAR, RMC active) within its current min/max; powering
+on takes memory and processing units from the system, powering off returns them.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid as uuidlib
+from typing import Any
+
+from lxml import etree
+
+from ibmvirt.emulators.novalink import errors, schema
+from ibmvirt.emulators.novalink import xmlutil as x
+from ibmvirt.emulators.novalink.emulator import Emulator, Kind
+from ibmvirt.emulators.novalink.jobs import Job
+from ibmvirt.emulators.novalink.state import system
+from ibmvirt.emulators.novalink.store import Resource
+
+PARTITION_KINDS = ("LogicalPartition", "VirtualIOServer")
+MEM_CFG = "PartitionMemoryConfiguration"
+PROC_CFG = "PartitionProcessorConfiguration"
+SHARED = "SharedProcessorConfiguration"
+DEDICATED = "DedicatedProcessorConfiguration"
+
+NOT_ACTIVATED = "not activated"
+RUNNING = "running"
+STARTING = "starting"
+SHUTTING_DOWN = "shutting down"
+VALID_TYPES = ("AIX/Linux", "OS400")
+
+
+# ---- reading a partition element ---------------------------------------------
+class Sizing:
+    """Memory and processor settings of a partition element."""
+
+    def __init__(self, el: etree._Element) -> None:
+        def num(path: str, default: str = "0") -> float:
+            return float(x.text(el, path, default) or default)
+
+        self.mem_min = int(num(f"{MEM_CFG}/MinimumMemory"))
+        self.mem = int(num(f"{MEM_CFG}/DesiredMemory"))
+        self.mem_max = int(num(f"{MEM_CFG}/MaximumMemory"))
+        self.dedicated = x.text(el, f"{PROC_CFG}/HasDedicatedProcessors") == "true"
+        if self.dedicated:
+            base = f"{PROC_CFG}/{DEDICATED}"
+            self.units_min = num(f"{base}/MinimumProcessors")
+            self.units = num(f"{base}/DesiredProcessors")
+            self.units_max = num(f"{base}/MaximumProcessors")
+            self.vp_min, self.vp, self.vp_max = self.units_min, self.units, self.units_max
+        else:
+            base = f"{PROC_CFG}/{SHARED}"
+            self.units_min = num(f"{base}/MinimumProcessingUnits")
+            self.units = num(f"{base}/DesiredProcessingUnits")
+            self.units_max = num(f"{base}/MaximumProcessingUnits")
+            self.vp_min = num(f"{base}/MinimumVirtualProcessors")
+            self.vp = num(f"{base}/DesiredVirtualProcessors")
+            self.vp_max = num(f"{base}/MaximumVirtualProcessors")
+
+    def limits(self) -> tuple:
+        return (
+            self.mem_min,
+            self.mem_max,
+            self.dedicated,
+            self.units_min,
+            self.units_max,
+            self.vp_min,
+            self.vp_max,
+        )
+
+
+def state(res: Resource) -> str:
+    return res.field("PartitionState", NOT_ACTIVATED) or NOT_ACTIVATED
+
+
+def name_of(el: etree._Element) -> str:
+    return x.text(el, "PartitionName", "") or ""
+
+
+def all_partitions(emu: Emulator) -> list[Resource]:
+    return [p for k in PARTITION_KINDS for p in emu.store.list(k)]
+
+
+# ---- validation -------------------------------------------------------------------
+def validate_sizing(emu: Emulator, el: etree._Element, who: str) -> Sizing:
+    """Refuse inconsistent memory/processor settings, naming the field and the fix."""
+    s = Sizing(el)
+    region = system.region_size(emu)
+    cfg_mem, cfg_units = system.configurable(emu)
+    if not (0 < s.mem_min <= s.mem <= s.mem_max):
+        raise errors.bad_request(
+            f"{who}: memory must satisfy 0 < MinimumMemory ({s.mem_min}) <= DesiredMemory "
+            f"({s.mem}) <= MaximumMemory ({s.mem_max}) MB"
+        )
+    for label, v in (
+        ("MinimumMemory", s.mem_min),
+        ("DesiredMemory", s.mem),
+        ("MaximumMemory", s.mem_max),
+    ):
+        if v % region:
+            raise errors.bad_request(
+                f"{who}: {label} {v} MB is not a multiple of the memory region size "
+                f"({region} MB); round it to a multiple of {region}."
+            )
+    if s.mem_max > cfg_mem:
+        raise errors.bad_request(
+            f"{who}: MaximumMemory {s.mem_max} MB exceeds the system's configurable memory "
+            f"({cfg_mem} MB)",
+            errors.INSUFFICIENT_MEMORY,
+        )
+    if not (0 < s.units_min <= s.units <= s.units_max):
+        raise errors.bad_request(
+            f"{who}: processors must satisfy 0 < minimum ({s.units_min}) <= desired "
+            f"({s.units}) <= maximum ({s.units_max})"
+        )
+    if s.units_max > cfg_units:
+        raise errors.bad_request(
+            f"{who}: maximum processing units {s.units_max} exceed the system's configurable "
+            f"{cfg_units}",
+            errors.INSUFFICIENT_PROCESSORS,
+        )
+    if not s.dedicated:
+        if not (0 < s.vp_min <= s.vp <= s.vp_max):
+            raise errors.bad_request(
+                f"{who}: virtual processors must satisfy 0 < minimum ({s.vp_min}) <= desired "
+                f"({s.vp}) <= maximum ({s.vp_max})"
+            )
+        for label, units, vps in (
+            ("Minimum", s.units_min, s.vp_min),
+            ("Desired", s.units, s.vp),
+            ("Maximum", s.units_max, s.vp_max),
+        ):
+            if units > vps + 1e-9 or units < 0.05 * vps - 1e-9:
+                raise errors.bad_request(
+                    f"{who}: {label}ProcessingUnits {units} must be between 0.05 and 1.0 per "
+                    f"virtual processor ({vps} {label.lower()} virtual processors)"
+                )
+    return s
+
+
+def check_unique_name(emu: Emulator, name: str, exclude: Resource | None = None) -> None:
+    for p in all_partitions(emu):
+        if p is not exclude and name_of(p.elem) == name:
+            raise errors.bad_request(
+                f"A partition named {name!r} already exists ({p.kind} {p.uuid}); choose another "
+                "name or delete that partition.",
+                errors.DUPLICATE_NAME,
+            )
+
+
+def next_partition_id(emu: Emulator) -> int:
+    used = {int(p.field("PartitionID", "0") or 0) for p in all_partitions(emu)}
+    assert emu.ms is not None
+    limit = int(emu.ms.field("MaximumPartitions", "1000") or 1000)
+    for i in range(1, limit + 1):
+        if i not in used:
+            return i
+    raise errors.bad_request(
+        f"The system already hosts its maximum of {limit} partitions; delete one first"
+    )
+
+
+# ---- creation ---------------------------------------------------------------------
+def finish_partition(
+    emu: Emulator, el: etree._Element, kind: str, uuid: str, pstate: str, rmc: str
+) -> Resource:
+    """Add the server-owned fields of a new partition and wrap it as a Resource."""
+    x.set_atom(el, uuid)
+    schema.set_field(el, "PartitionID", str(next_partition_id(emu)))
+    schema.set_field(el, "PartitionUUID", uuid, kb="ROO")
+    schema.set_field(el, "PartitionState", pstate)
+    schema.set_field(el, "ResourceMonitoringControlState", rmc)
+    schema.set_field(el, "ReferenceCode", "" if pstate == NOT_ACTIVATED else "00000000")
+    if el.find(x.q("IsManagementPartition")) is None:
+        schema.set_field(el, "IsManagementPartition", "false")
+    if el.find(x.q("IsOperationInProgress")) is None:
+        schema.set_field(el, "IsOperationInProgress", "false")
+    if el.find(x.q("MigrationState")) is None and kind == "LogicalPartition":
+        schema.set_field(el, "MigrationState", "Not_Migrating")
+    ams = el.find(x.q("AssociatedManagedSystem"))
+    assert emu.ms is not None
+    if ams is None:
+        ams = etree.Element(x.q("AssociatedManagedSystem"), kb="CUD", kxe="false")
+        schema.insert_ordered(el, ams)
+    ams.set("href", emu.base + emu.ms.path)
+    ams.set("rel", "related")
+    res = Resource(kind, uuid, el, parent=emu.ms)
+    _set_current(res, running=pstate != NOT_ACTIVATED)
+    return res
+
+
+def _create(emu: Emulator, parent: Resource | None, el: etree._Element) -> Resource:
+    name = name_of(el)
+    if not name:
+        raise errors.bad_request("PartitionName is required to create a LogicalPartition")
+    if len(name) > 47:
+        raise errors.bad_request(f"PartitionName {name!r} is longer than 47 characters")
+    ptype = x.text(el, "PartitionType", "AIX/Linux")
+    if ptype not in VALID_TYPES:
+        raise errors.bad_request(
+            f"PartitionType {ptype!r} cannot be created here; use one of {', '.join(VALID_TYPES)}"
+        )
+    check_unique_name(emu, name)
+    validate_sizing(emu, el, f"LogicalPartition {name!r}")
+    uuid = (x.text(el, "PartitionUUID") or str(uuidlib.uuid4())).upper()
+    if any(p.uuid.upper() == uuid for p in all_partitions(emu)):
+        raise errors.bad_request(
+            f"PartitionUUID {uuid} is already used by another partition", errors.DUPLICATE_NAME
+        )
+    res = finish_partition(emu, el, "LogicalPartition", uuid, NOT_ACTIVATED, "inactive")
+    system.add_partition_link(emu, res)
+    return res
+
+
+def _update(emu: Emulator, res: Resource, new: etree._Element) -> None:
+    who = f"{res.kind} {name_of(res.elem)!r} ({res.uuid})"
+    name = name_of(new)
+    if not name:
+        raise errors.bad_request(f"{who}: PartitionName cannot be empty")
+    if name != name_of(res.elem):
+        check_unique_name(emu, name, exclude=res)
+    old = Sizing(res.elem)
+    s = validate_sizing(emu, new, who)
+    running = state(res) != NOT_ACTIVATED
+    if running:
+        if s.limits() != old.limits():
+            raise errors.bad_request(
+                f"{who} is {state(res)}: minimum/maximum memory and processor limits and the "
+                "processor mode can only change while it is powered off",
+                errors.DLPAR_LIMIT,
+            )
+        if (s.mem, s.units, s.vp) != (old.mem, old.units, old.vp):
+            rmc = res.field("ResourceMonitoringControlState")
+            if rmc != "active" and res.kind == "LogicalPartition":
+                raise errors.bad_request(
+                    f"{who}: dynamic changes need an active RMC connection (RMC is {rmc}); "
+                    "wait for the OS to start RMC or power the partition off",
+                    errors.DLPAR_LIMIT,
+                )
+            dmem, dunits = s.mem - old.mem, round(s.units - old.units, 2)
+            if dmem > 0 or dunits > 0:
+                try:
+                    system.reserve(emu, max(dmem, 0), max(dunits, 0), who)
+                except errors.JobFailure as exc:
+                    raise errors.bad_request(exc.message, errors.INSUFFICIENT_MEMORY) from exc
+            system.release(emu, max(-dmem, 0), max(-dunits, 0))
+    res.elem = new
+    _set_current(res, running)
+
+
+def _delete(emu: Emulator, res: Resource) -> None:
+    if state(res) != NOT_ACTIVATED:
+        raise errors.bad_request(
+            f"{res.kind} {name_of(res.elem)!r} ({res.uuid}) is {state(res)}; power it off "
+            "before deleting it",
+            errors.RUNNING_DELETE,
+        )
+    if res.field("IsManagementPartition") == "true":
+        raise errors.bad_request("The management partition cannot be deleted", errors.IN_USE)
+    system.remove_partition_link(emu, res)
+
+
+QUICK_PROPS = (
+    "PartitionName",
+    "PartitionID",
+    "PartitionUUID",
+    "PartitionState",
+    "PartitionType",
+    "ResourceMonitoringControlState",
+    "ReferenceCode",
+    "IsManagementPartition",
+    "OperatingSystemVersion",
+    "MigrationState",
+    "IsOperationInProgress",
+)
+_INT_PROPS = {"PartitionID", "CurrentMemory"}
+
+
+def _quick(emu: Emulator, res: Resource) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k in QUICK_PROPS:
+        v = res.field(k)
+        if v is not None:
+            out[k] = int(v) if k in _INT_PROPS else v
+    out["CurrentMemory"] = int(res.field(f"{MEM_CFG}/CurrentMemory", "0") or 0)
+    out["AssociatedManagedSystem"] = emu.base + emu.ms.path if emu.ms else ""
+    return out
+
+
+# ---- power ------------------------------------------------------------------------
+def _set_current(res: Resource, running: bool) -> None:
+    """Current* values: what the hypervisor has allocated (zero when off)."""
+    s = Sizing(res.elem)
+    mem = res.elem.find(x.q(MEM_CFG))
+    if mem is not None:
+        schema.set_field(mem, "CurrentMemory", str(s.mem if running else 0))
+        schema.set_field(mem, "CurrentMinimumMemory", str(s.mem_min if running else 0))
+        schema.set_field(mem, "CurrentMaximumMemory", str(s.mem_max if running else 0))
+
+
+def set_state(emu: Emulator, res: Resource, new_state: str, rmc: str | None = None) -> None:
+    with emu.lock:
+        schema.set_field(res.elem, "PartitionState", new_state)
+        if rmc is not None:
+            schema.set_field(res.elem, "ResourceMonitoringControlState", rmc)
+        schema.set_field(
+            res.elem, "ReferenceCode", "" if new_state == NOT_ACTIVATED else "00000000"
+        )
+        _set_current(res, new_state != NOT_ACTIVATED)
+        res.bump()
+    emu.publish("MODIFY_URI", res, "PartitionState")
+
+
+def power_on(emu: Emulator, job: Job) -> dict[str, str]:
+    res = job.target
+    assert res is not None
+    who = f"{res.kind} {name_of(res.elem)!r} ({res.uuid})"
+    with emu.lock:
+        if state(res) != NOT_ACTIVATED:
+            raise errors.JobFailure(
+                f"Partition {who} is already powered on (state {state(res)}).",
+                errors.ALREADY_POWERED_ON,
+            )
+        s = Sizing(res.elem)
+        system.reserve(emu, s.mem, s.units, who)
+        set_state(emu, res, STARTING)
+    job.pause(0.5)
+    set_state(emu, res, RUNNING)
+    job.pause(0.5)
+    if emu.config.rmc_on_boot:
+        with emu.lock:
+            schema.set_field(res.elem, "ResourceMonitoringControlState", "active")
+            res.bump()
+        emu.publish("MODIFY_URI", res, "Other")
+    return {}
+
+
+def power_off(emu: Emulator, job: Job) -> dict[str, str]:
+    res = job.target
+    assert res is not None
+    who = f"{res.kind} {name_of(res.elem)!r} ({res.uuid})"
+    op = job.params.get("operation", "shutdown")
+    with emu.lock:
+        if state(res) == NOT_ACTIVATED:
+            raise errors.JobFailure(
+                f"Partition {who} is already powered off.", errors.ALREADY_POWERED_OFF
+            )
+        if op == "osshutdown" and res.field("ResourceMonitoringControlState") != "active":
+            raise errors.JobFailure(
+                f"An OS shutdown of {who} needs an active RMC connection "
+                f"(RMC is {res.field('ResourceMonitoringControlState')}).",
+                errors.OSSHUTDOWN_NO_RMC,
+            )
+        set_state(emu, res, SHUTTING_DOWN)
+    # A normal (not immediate) shutdown takes the full delay; immediate is quicker.
+    job.pause(0.3 if job.params.get("immediate") == "true" else 0.8)
+    with emu.lock:
+        s = Sizing(res.elem)
+        set_state(emu, res, NOT_ACTIVATED, rmc="inactive")
+        system.release(emu, s.mem, s.units)
+    emu.publish("MODIFY_URI", res, "NVRAM")
+    if job.params.get("restart") == "true":
+        job.pause(0.1)
+        with emu.lock:
+            s = Sizing(res.elem)
+            system.reserve(emu, s.mem, s.units, who)
+            set_state(emu, res, STARTING)
+        job.pause(0.1)
+        set_state(emu, res, RUNNING, rmc="active" if emu.config.rmc_on_boot else None)
+    return {}
+
+
+def close_vterm(emu: Emulator, job: Job) -> dict[str, str]:
+    return {}
+
+
+def register(emu: Emulator) -> None:
+    emu.register(
+        Kind(
+            "LogicalPartition",
+            parents=("ManagedSystem",),
+            create=_create,
+            update=_update,
+            delete=_delete,
+            quick=_quick,
+        )
+    )
+    for kind in PARTITION_KINDS:
+        emu.jobs.register(kind, "PowerOn", lambda job: power_on(emu, job))
+        emu.jobs.register(kind, "PowerOff", lambda job: power_off(emu, job))
+        emu.jobs.register(kind, "CloseVterm", lambda job: close_vterm(emu, job))
+
+
+# ---- seeding from the inventory -----------------------------------------------------
+def build_lpar_element(
+    name: str,
+    mem_mb: int,
+    units: float,
+    vcpus: int,
+    ptype: str = "AIX/Linux",
+    uuid: str | None = None,
+) -> etree._Element:
+    """A LogicalPartition element as LPARBuilder would send it (schema order)."""
+    el = etree.Element(x.q("LogicalPartition"), nsmap={None: x.UOM_NS}, schemaVersion="V1_0")
+    md = etree.SubElement(el, x.q("Metadata"))
+    etree.SubElement(md, x.q("Atom"))
+    x.sub(el, "AvailabilityPriority", "127", kb="CUD")
+    io = x.sub_container(el, "PartitionIOConfiguration", kb="CUD", kxe="false")
+    x.sub(io, "MaximumVirtualIOSlots", "64", kb="CUD")
+    mem = x.sub_container(el, "PartitionMemoryConfiguration", kb="CUD", kxe="false")
+    for tag in ("DesiredMemory", "MaximumMemory", "MinimumMemory"):
+        x.sub(mem, tag, str(mem_mb), kb="CUD")
+    x.sub(el, "PartitionName", name, kb="CUR")
+    proc = x.sub_container(el, "PartitionProcessorConfiguration", kb="CUD", kxe="false")
+    x.sub(proc, "HasDedicatedProcessors", "false", kb="CUD")
+    shr = x.sub_container(proc, "SharedProcessorConfiguration", kb="CUD", kxe="false")
+    u = f"{units:.2f}"
+    for tag, v in (
+        ("DesiredProcessingUnits", u),
+        ("DesiredVirtualProcessors", str(vcpus)),
+        ("MaximumProcessingUnits", u),
+        ("MaximumVirtualProcessors", str(vcpus)),
+        ("MinimumProcessingUnits", u),
+        ("MinimumVirtualProcessors", str(vcpus)),
+        ("SharedProcessorPoolID", "0"),
+        ("UncappedWeight", "64"),
+    ):
+        x.sub(shr, tag, v, kb="CUD")
+    x.sub(proc, "SharingMode", "uncapped", kb="CUD")
+    x.sub(el, "PartitionType", ptype, kb="COD")
+    if uuid:
+        x.sub(el, "PartitionUUID", uuid, kb="ROO")
+    return el
+
+
+def seed_lpar(emu: Emulator, spec: dict[str, Any]) -> Resource:
+    """Create an LPAR from an inventory entry (may start running)."""
+    units = float(spec.get("proc_units", 0.5))
+    vcpus = int(spec.get("vcpus", max(1, math.ceil(units))))
+    el = build_lpar_element(
+        spec["name"],
+        int(spec.get("memory_mb", 2048)),
+        units,
+        vcpus,
+        spec.get("type", "AIX/Linux"),
+    )
+    uuid = (spec.get("uuid") or str(uuidlib.uuid5(uuidlib.NAMESPACE_DNS, spec["name"]))).upper()
+    running = spec.get("state", NOT_ACTIVATED) == RUNNING
+    if spec.get("management"):
+        schema.set_field(el, "IsManagementPartition", "true")
+    res = finish_partition(emu, el, "LogicalPartition", uuid, NOT_ACTIVATED, "inactive")
+    emu.store.add(res)
+    system.add_partition_link(emu, res)
+    if running:
+        s = Sizing(res.elem)
+        system.reserve(emu, s.mem, s.units, spec["name"])
+        schema.set_field(res.elem, "PartitionState", RUNNING)
+        schema.set_field(
+            res.elem,
+            "ResourceMonitoringControlState",
+            "active" if spec.get("rmc", True) else "inactive",
+        )
+        _set_current(res, True)
+    return res

@@ -1,0 +1,137 @@
+"""VirtualIOServer partitions, seeded from the two VIOSes of the captured
+``fake_vios_feed.txt`` (so each has its own real FC ports and WWPNs), with
+the captured mappings, volumes and network adapters removed: those come
+from the inventory and from client requests instead.
+"""
+
+from __future__ import annotations
+
+import uuid as uuidlib
+from typing import Any
+
+from lxml import etree
+
+from ibmvirt.emulators.novalink import captures, errors, schema
+from ibmvirt.emulators.novalink import xmlutil as x
+from ibmvirt.emulators.novalink.emulator import Emulator, Kind
+from ibmvirt.emulators.novalink.state import lpar, system
+from ibmvirt.emulators.novalink.store import Resource
+
+# Sections emptied from the captured template (filled from the inventory).
+_EMPTIED = (
+    "MediaRepositories",
+    "PhysicalVolumes",
+    "StoragePools",
+    "SharedEthernetAdapters",
+    "TrunkAdapters",
+    "VirtualFibreChannelMappings",
+    "VirtualSCSIMappings",
+    "ClientNetworkAdapters",
+)
+
+# Hooks other state modules add: called with (emu, vios, old_elem, new_elem)
+# during an update, to apply and validate group-specific semantics.
+UPDATE_HOOKS: list[Any] = []
+
+
+def template(index: int, base: str) -> etree._Element:
+    """A fresh copy of captured VIOS number ``index`` (0 or 1)."""
+    vioses = captures.contents("fake_vios_feed.txt")
+    return captures.rebase(vioses[index % len(vioses)], base)
+
+
+def seed(emu: Emulator, spec: dict[str, Any], index: int) -> Resource:
+    """Create a running VIOS (RMC active) from an inventory entry."""
+    el = template(index, emu.base)
+    for name in _EMPTIED:
+        c = el.find(x.q(name))
+        if c is not None:
+            for kid in list(c):
+                c.remove(kid)
+    schema.set_field(el, "PartitionName", spec["name"], kb="CUR")
+    schema.set_field(el, "IsManagementPartition", "false")
+    for tag in ("PartitionID", "PartitionUUID", "PartitionState"):
+        c = el.find(x.q(tag))
+        if c is not None:
+            el.remove(c)
+    mem_mb = int(spec.get("memory_mb", 4096))
+    mem = el.find(x.q(lpar.MEM_CFG))
+    for tag in ("DesiredMemory", "MinimumMemory", "MaximumMemory"):
+        schema.set_field(mem, tag, str(mem_mb), kb="CUD")
+    units = float(spec.get("proc_units", 1.0))
+    shared = x.find_path(el, f"{lpar.PROC_CFG}/{lpar.SHARED}")
+    if shared is not None and x.text(el, f"{lpar.PROC_CFG}/HasDedicatedProcessors") == "false":
+        vps = max(1, int(spec.get("vcpus", 2)))
+        for tag, v in (
+            ("DesiredProcessingUnits", units),
+            ("MinimumProcessingUnits", units),
+            ("MaximumProcessingUnits", units),
+        ):
+            schema.set_field(shared, tag, f"{v:.2f}", kb="CUD")
+        for tag in (
+            "DesiredVirtualProcessors",
+            "MinimumVirtualProcessors",
+            "MaximumVirtualProcessors",
+        ):
+            schema.set_field(shared, tag, str(vps), kb="CUD")
+    uuid = (spec.get("uuid") or str(uuidlib.uuid5(uuidlib.NAMESPACE_DNS, spec["name"]))).upper()
+    res = lpar.finish_partition(emu, el, "VirtualIOServer", uuid, lpar.RUNNING, "active")
+    s = lpar.Sizing(res.elem)
+    system.reserve(emu, s.mem, s.units, spec["name"])
+    emu.store.add(res)
+    return res
+
+
+def _update(emu: Emulator, res: Resource, new: etree._Element) -> None:
+    old = res.elem
+    for hook in UPDATE_HOOKS:
+        hook(emu, res, old, new)
+    name = lpar.name_of(new)
+    if name != lpar.name_of(old):
+        lpar.check_unique_name(emu, name, exclude=res)
+    res.elem = new
+
+
+def _quick(emu: Emulator, res: Resource) -> dict[str, Any]:
+    return lpar._quick(emu, res)
+
+
+def _delete(emu: Emulator, res: Resource) -> None:
+    raise errors.RestError(
+        405,
+        f"VirtualIOServer {lpar.name_of(res.elem)!r} cannot be deleted through this API",
+        errors.UNSUPPORTED,
+    )
+
+
+def register(emu: Emulator) -> None:
+    emu.register(
+        Kind(
+            "VirtualIOServer",
+            parents=("ManagedSystem",),
+            update=_update,
+            quick=_quick,
+            delete=_delete,
+        )
+    )
+
+
+def section(vios: etree._Element, name: str) -> etree._Element:
+    """A VIOS group section element (created empty, with its group, if missing)."""
+    el = vios.find(x.q(name))
+    if el is None:
+        group = {
+            "VirtualSCSIMappings": "ViosSCSIMapping",
+            "VirtualFibreChannelMappings": "ViosFCMapping",
+            "PhysicalVolumes": "ViosStorage",
+            "MediaRepositories": "ViosStorage",
+            "StoragePools": "ViosStorage",
+            "SharedEthernetAdapters": "ViosNetwork",
+            "TrunkAdapters": "ViosNetwork",
+        }.get(name)
+        attrs = {"kb": "CUD", "kxe": "false"}
+        if group:
+            attrs["group"] = group
+        el = etree.Element(x.q(name), attrib=attrs)
+        schema.insert_ordered(vios, el)
+    return el
