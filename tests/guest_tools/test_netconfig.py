@@ -164,6 +164,27 @@ def test_offline_group_device_is_configured(guest: FakeGuest) -> None:
     assert guest.qeth("0001")["online"] == "1"
 
 
+def test_offline_group_device_with_znetconf_is_set_online_through_sysfs(guest: FakeGuest) -> None:
+    guest.add_qeth("0001", online=False)
+    (guest.root / "sys/devices/qeth/0.0.0001/portno").write_text("0\n")
+    guest.remove_stub("chzdev")
+    guest.set_cmdline(cmdline("0001,1;"))
+
+    result = guest.netconfig()
+
+    assert result.returncode == 0, result.stderr
+    assert "configuring 0.0.0001 (layer 2, port 1) with its sysfs attributes" in result.stderr
+    assert guest.calls() == []
+    assert guest.qeth("0001") | {"mac": ""} == {
+        "online": "1",
+        "layer2": "1",
+        "portno": "1",
+        "interface": "enc1",
+        "mac": "",
+        "devpath": "/devices/qeth/0.0.0001/net/enc1",
+    }
+
+
 def test_failing_device_does_not_stop_the_others(guest: FakeGuest) -> None:
     guest.fail_device("0.0.0004")
     guest.set_cmdline(cmdline("0001,0; 0004,0; 0007,1;"))
