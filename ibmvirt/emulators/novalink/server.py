@@ -351,7 +351,10 @@ class NovaLinkServer:
 
     def start(self) -> NovaLinkServer:
         self._thread = threading.Thread(
-            target=self.httpd.serve_forever, name="novalink-emulator", daemon=True
+            target=self.httpd.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="novalink-emulator",
+            daemon=True,
         )
         self._thread.start()
         return self

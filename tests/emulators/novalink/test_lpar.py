@@ -1,0 +1,229 @@
+"""LPAR lifecycle with pypowervm's own builder, validator and power tasks."""
+
+from __future__ import annotations
+
+import uuid as uuidlib
+
+import pypowervm.exceptions as pvm_exc
+import pytest
+from pypowervm.tasks import power as pvm_power
+from pypowervm.tasks import power_opts as pvm_popts
+from pypowervm.utils import lpar_builder as lpar_bldr
+from pypowervm.utils import uuid as pvm_uuid
+from pypowervm.utils import validation as pvm_vldn
+from pypowervm.wrappers import base_partition as pvm_bp
+from pypowervm.wrappers import logical_partition as pvm_lpar
+
+
+def build(adapter, host, name="vm1", mem=4096, vcpu=2, units=0.5, validate=True, **extra):
+    attrs = {
+        lpar_bldr.NAME: name,
+        lpar_bldr.MEM: mem,
+        lpar_bldr.VCPU: vcpu,
+        lpar_bldr.PROC_UNITS: units,
+        lpar_bldr.ENV: pvm_bp.LPARType.AIXLINUX,
+        lpar_bldr.UUID: pvm_uuid.convert_uuid_to_pvm(str(uuidlib.uuid4())).upper(),
+        **extra,
+    }
+    wrapper = lpar_bldr.LPARBuilder(adapter, attrs, lpar_bldr.DefaultStandardize(host)).build()
+    if validate:
+        pvm_vldn.LPARWrapperValidator(wrapper, host).validate_all()
+    return wrapper
+
+
+def test_create_from_builder_keeps_client_uuid_and_adds_server_fields(adapter, host):
+    pending = build(adapter, host)
+    lpar = pending.create(parent=host)
+    assert lpar.uuid == pending.uuid
+    assert lpar.name == "vm1"
+    assert lpar.state == "not activated" and lpar.rmc_state == "inactive"
+    assert lpar.id > 3  # after NovaLink and the two VIOSes
+    assert lpar.mem_config.desired == 4096
+    assert lpar.proc_config.shared_proc_cfg.desired_units == 0.5
+    assert lpar.assoc_sys_uuid.upper() == host.uuid.upper()
+    # Listed under the host and found by search
+    assert [w.uuid for w in pvm_lpar.LPAR.search(adapter, name="vm1")] == [lpar.uuid]
+    assert lpar.uuid in [w.uuid for w in pvm_lpar.LPAR.get(adapter, parent=host)]
+    # Creating does not consume host capacity; powering on does.
+    assert host.refresh().memory_free == host.memory_free
+
+
+def test_duplicate_name_refused(adapter, host):
+    build(adapter, host).create(parent=host)
+    with pytest.raises(pvm_exc.HttpError) as exc:
+        build(adapter, host).create(parent=host)
+    assert exc.value.response.status == 400
+    assert "already exists" in exc.value.her_wrap.message
+    assert len(pvm_lpar.LPAR.search(adapter, name="vm1")) == 1
+
+
+def test_name_clash_with_vios_refused(adapter, host):
+    with pytest.raises(pvm_exc.HttpError) as exc:
+        build(adapter, host, name="vios1").create(parent=host)
+    assert "vios1" in exc.value.her_wrap.message
+
+
+def test_power_on_off_moves_host_capacity_and_state(adapter, host):
+    lpar = build(adapter, host, mem=8192, units=1.0).create(parent=host)
+    free_mem, free_units = host.memory_free, host.proc_units_avail
+    pvm_power.power_on(lpar, host.uuid)
+    lpar = lpar.refresh()
+    assert lpar.state == "running" and lpar.rmc_state == "active"
+    assert lpar.mem_config.current == 8192
+    host = host.refresh()
+    assert host.memory_free == free_mem - 8192
+    assert host.proc_units_avail == pytest.approx(free_units - 1.0)
+    # Already on: pypowervm recognises the server's code and tolerates it.
+    pvm_power.power_on(lpar, host.uuid)
+    pvm_power.PowerOp.stop(lpar, opts=pvm_popts.PowerOffOpts().vsp_hard())
+    lpar = lpar.refresh()
+    assert lpar.state == "not activated" and lpar.mem_config.current == 0
+    assert host.refresh().memory_free == free_mem
+    # Already off: also tolerated (PVME04000005).
+    pvm_power.PowerOp.stop(lpar, opts=pvm_popts.PowerOffOpts().vsp_hard())
+
+
+def test_progressive_power_off_and_restart(adapter, host):
+    lpar = build(adapter, host).create(parent=host)
+    pvm_power.power_on(lpar, host.uuid)
+    lpar = lpar.refresh()
+    pvm_power.power_off_progressive(lpar, restart=True)
+    assert lpar.refresh().state == "running"
+    pvm_power.power_off_progressive(lpar.refresh())
+    assert lpar.refresh().state == "not activated"
+
+
+def test_os_shutdown_without_rmc_fails_with_pvm_code(emulator, adapter, host):
+    lpar = build(adapter, host).create(parent=host)
+    pvm_power.power_on(lpar, host.uuid)
+    lpar = lpar.refresh()
+    assert lpar.rmc_state == "active"
+    # The guest loses RMC after the client read the partition: the server
+    # refuses the OS shutdown with its code and pypowervm maps it.
+    emu = emulator.emu
+    res = emu.store.get("LogicalPartition", lpar.uuid)
+    from ibmvirt.emulators.novalink import schema
+
+    schema.set_field(res.elem, "ResourceMonitoringControlState", "inactive")
+    with pytest.raises(pvm_exc.VMPowerOffFailure) as exc:
+        pvm_power.PowerOp.stop(lpar, opts=pvm_popts.PowerOffOpts().os_immediate())
+    assert "PVME01050905" in str(exc.value)
+    assert lpar.refresh().state == "running"
+    # The progressive power-off recognises that code and falls back to VSP.
+    pvm_power.power_off_progressive(lpar)
+    assert lpar.refresh().state == "not activated"
+
+
+def test_rmc_stays_inactive_when_configured(emulator, adapter, host):
+    emulator.emu.config.rmc_on_boot = False
+    lpar = build(adapter, host).create(parent=host)
+    pvm_power.power_on(lpar, host.uuid)
+    lpar = lpar.refresh()
+    assert (lpar.state, lpar.rmc_state) == ("running", "inactive")
+    # Progressive power-off falls back from OS shutdown to VSP.
+    pvm_power.power_off_progressive(lpar)
+    assert lpar.refresh().state == "not activated"
+
+
+def test_power_on_beyond_free_memory_fails_and_leaves_it_off(adapter, host):
+    big = host.memory_free - host.memory_free % 256 + 256
+    # pypowervm's validator would refuse this client-side; the server must too.
+    lpar = build(adapter, host, mem=big, units=0.5, validate=False).create(parent=host)
+    with pytest.raises(pvm_exc.VMPowerOnFailure) as exc:
+        pvm_power.power_on(lpar, host.uuid)
+    assert "Insufficient memory" in str(exc.value)
+    assert lpar.refresh().state == "not activated"
+    assert host.refresh().memory_free == host.memory_free
+
+
+def test_delete_refused_while_running_then_allowed(adapter, host):
+    lpar = build(adapter, host).create(parent=host)
+    pvm_power.power_on(lpar, host.uuid)
+    with pytest.raises(pvm_exc.HttpError) as exc:
+        lpar.refresh().delete()
+    assert "power it off" in exc.value.her_wrap.message
+    assert pvm_lpar.LPAR.get(adapter, uuid=lpar.uuid).state == "running"
+    pvm_power.power_off_progressive(lpar.refresh())
+    lpar.refresh().delete()
+    with pytest.raises(pvm_exc.HttpNotFound):
+        pvm_lpar.LPAR.get(adapter, uuid=lpar.uuid)
+
+
+def test_update_offline_resize_and_rename(adapter, host):
+    lpar = build(adapter, host).create(parent=host)
+    lpar.mem_config.max = 8192
+    lpar.mem_config.desired = 8192
+    lpar.name = "vm1-renamed"
+    lpar = lpar.update()
+    got = pvm_lpar.LPAR.get(adapter, uuid=lpar.uuid)
+    assert (got.name, got.mem_config.desired, got.mem_config.max) == ("vm1-renamed", 8192, 8192)
+
+
+def test_dlpar_within_limits_while_running(adapter, host):
+    lpar = build(adapter, host, mem=2048).create(parent=host)
+    lpar.mem_config.max = 8192
+    lpar = lpar.update()
+    pvm_power.power_on(lpar, host.uuid)
+    lpar = lpar.refresh()
+    free = host.refresh().memory_free
+    lpar.mem_config.desired = 4096  # within the running min/max: allowed
+    lpar = lpar.update()
+    assert lpar.mem_config.current == 4096
+    assert host.refresh().memory_free == free - 2048
+    lpar.mem_config.max = 16384  # limits cannot move while running
+    with pytest.raises(pvm_exc.HttpError) as exc:
+        lpar.update()
+    assert "only change while it is powered off" in exc.value.her_wrap.message
+    lpar = pvm_lpar.LPAR.get(adapter, uuid=lpar.uuid)
+    lpar.mem_config.desired = 12288  # beyond the max: refused
+    with pytest.raises(pvm_exc.HttpError) as exc:
+        lpar.update()
+    assert exc.value.response.status == 400
+    assert pvm_lpar.LPAR.get(adapter, uuid=lpar.uuid).mem_config.desired == 4096
+
+
+def test_power_events_carry_partition_state(emulator, adapter, host):
+    from pypowervm.wrappers import event as pvm_evt
+
+    emulator.emu.events.wait = 0.2
+    pvm_evt.Event.get(adapter, "nova")
+    lpar = build(adapter, host).create(parent=host)
+    pvm_power.power_on(lpar, host.uuid)
+    pvm_power.power_off_progressive(lpar.refresh())
+    lpar.refresh().delete()
+    evs = [(e.etype, e.detail, e.data) for e in pvm_evt.Event.get(adapter, "nova")]
+    mine = [(t, d) for t, d, data in evs if data.endswith("LogicalPartition/" + lpar.uuid)]
+    assert mine[0] == ("ADD_URI", None)
+    assert ("MODIFY_URI", "PartitionState") in mine
+    assert ("MODIFY_URI", "NVRAM") in mine
+    assert mine[-1] == ("DELETE_URI", None)
+    # NovaLink names partitions under their ManagedSystem in event data.
+    assert all("/ManagedSystem/" in data for t, d, data in evs if "LogicalPartition/" in data)
+
+
+def test_event_listener_thread_receives_changes(emulator, session, adapter, host):
+    import threading
+
+    import pypowervm.adapter as pvm_adpt
+
+    emulator.emu.events.wait = 0.2
+    seen = []
+    got_state = threading.Event()
+
+    class Handler(pvm_adpt.WrapperEventHandler):
+        def process(self, events):
+            for e in events:
+                seen.append((e.etype, e.detail))
+                if e.detail == "PartitionState":
+                    got_state.set()
+
+    listener = session.get_event_listener()
+    handler = Handler()
+    listener.subscribe(handler)
+    try:
+        lpar = build(adapter, host).create(parent=host)
+        pvm_power.power_on(lpar, host.uuid)
+        assert got_state.wait(10)
+    finally:
+        listener.shutdown()  # the poll thread is non-daemon
+    assert ("ADD_URI", None) in seen
