@@ -35,7 +35,8 @@
 #   JOURNAL_STREAM    set by systemd when stderr goes to the journal; then
 #                     log lines are not sent to logger a second time.
 
-set -u
+# No `set -u`: bash before 4.4 (SLES 12) treats an empty array as unset.
+# Byte-wise character classes and messages.
 export LC_ALL=C
 
 # At most this many malformed records are listed; the rest are counted.
@@ -85,19 +86,21 @@ dpm_find_tool() {
 # through logger when stderr is not already the journal, and to DPM_CONSOLE
 # when set.
 dpm_log() {
-    local level=$1 msg=$2 line
+    local level=$1 msg=$2 line keep=$REPLY
     if [[ $level == info ]]; then
         line="$DPM_TAG: $msg"
     else
         line="$DPM_TAG: $level: $msg"
     fi
     printf '%s\n' "$line" >&2
-    if [[ -z ${JOURNAL_STREAM:-} ]] && dpm_find_tool logger; then
+    if [[ -z $JOURNAL_STREAM ]] && dpm_find_tool logger; then
         "$REPLY" -t "$DPM_TAG" -p "daemon.$level" -- "$msg" 2>/dev/null || true
     fi
     if [[ -n $DPM_CONSOLE && -w $DPM_CONSOLE ]]; then
         printf '%s\n' "$line" 2>/dev/null >>"$DPM_CONSOLE" || true
     fi
+    # Callers may still need REPLY.
+    REPLY=$keep
 }
 
 # dpm_printable TEXT: set REPLY to TEXT made safe for a log line: at most 64
