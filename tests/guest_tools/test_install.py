@@ -194,3 +194,18 @@ def test_tarball_is_reproducible_and_installs_the_same_tree(tmp_path: Path) -> N
 
 def test_tarball_without_source_date_epoch_is_still_reproducible(tmp_path: Path) -> None:
     assert build(tmp_path / "a", None).read_bytes() == build(tmp_path / "b", None).read_bytes()
+
+
+def test_scripts_also_run_from_the_source_tree(tmp_path: Path) -> None:
+    (tmp_path / "proc").mkdir()
+    (tmp_path / "proc/cmdline").write_text("ro quiet\n")
+
+    result = subprocess.run(
+        [BASH, str(TOOLS / "usr/sbin/ibmvirt-dpm-netconfig")],
+        capture_output=True,
+        text=True,
+        env={"PATH": "", "IBMVIRT_DPM_ROOT": str(tmp_path)},
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "no DPM NIC records in the kernel command line; nothing to configure" in result.stderr
