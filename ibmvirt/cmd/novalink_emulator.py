@@ -1,0 +1,136 @@
+"""``ibmvirt-novalink-emulator``: run the NovaLink (PowerVM REST API) emulator.
+
+    ibmvirt-novalink-emulator --inventory small|large|FILE.yaml [--port 12080]
+                              [--host 127.0.0.1] [--https] [--state-dir DIR]
+                              [--job-delay S] [--request-delay S] [--event-wait S]
+
+Prints the URL (and, with --https, the CA file that pypowervm clients trust
+through REQUESTS_CA_BUNDLE),
+then serves until SIGINT/SIGTERM. Logon users come from the inventory's
+``users`` section; the password of ``--user`` can instead be given in the
+environment variable IBMVIRT_NOVALINK_EMULATOR_PASSWORD (a password on the
+command line would be visible to every local user). NovaLink local (file)
+logon writes token files under ``--state-dir``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+from collections.abc import Sequence
+
+PASSWORD_ENV = "IBMVIRT_NOVALINK_EMULATOR_PASSWORD"  # noqa: S105 - a variable name
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="ibmvirt-novalink-emulator",
+        description="Emulated NovaLink PowerVM REST API, driven unchanged by pypowervm.",
+    )
+    p.add_argument(
+        "--inventory", required=True, help="inventory YAML file, or a shipped one: small, large"
+    )
+    p.add_argument("--port", type=int, default=12080, help="TCP port (0 = any free port)")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default loopback; the control endpoint answers loopback only)",
+    )
+    p.add_argument("--https", action="store_true", help="serve HTTPS with a generated certificate")
+    p.add_argument(
+        "--state-dir",
+        help="directory for token files and TLS material (default: a temporary directory)",
+    )
+    p.add_argument("--job-delay", type=float, help="seconds each job runs (0 = synchronous)")
+    p.add_argument("--request-delay", type=float, help="seconds added to every request")
+    p.add_argument("--event-wait", type=float, help="seconds an event long poll waits")
+    p.add_argument("--user", help=f"add a logon user whose password is in ${PASSWORD_ENV}")
+    p.add_argument("--debug", action="store_true", help="log every request")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console-script entry point; returns the process exit status."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    from ibmvirt.emulators.novalink import app, inventory
+
+    for name in ("job_delay", "request_delay", "event_wait"):
+        v = getattr(args, name)
+        if v is not None and v < 0:
+            print(f"error: --{name.replace('_', '-')} must be >= 0", file=sys.stderr)
+            return 2
+    try:
+        inv = inventory.load(args.inventory)
+    except (inventory.InventoryError, OSError, ValueError) as exc:
+        print(f"error: --inventory {args.inventory}: {exc}", file=sys.stderr)
+        return 2
+    if args.user:
+        password = os.environ.get(PASSWORD_ENV)
+        if not password:
+            print(f"error: --user needs the password in ${PASSWORD_ENV}", file=sys.stderr)
+            return 2
+        inv["users"] = {**inv["users"], args.user: password}
+    own_dir = args.state_dir is None
+    state_dir = args.state_dir or tempfile.mkdtemp(prefix="ibmvirt-novalink-")
+    os.makedirs(state_dir, mode=0o700, exist_ok=True)
+    overrides = {
+        k: getattr(args, k)
+        for k in ("job_delay", "request_delay", "event_wait")
+        if getattr(args, k) is not None
+    }
+    ctx = files = None
+    try:
+        if args.https:
+            from ibmvirt.emulators.novalink import tlsfiles
+
+            ctx, files = tlsfiles.prepare(os.path.join(state_dir, "tls"))
+        token_dir = os.path.join(state_dir, "tokens")
+        os.makedirs(token_dir, mode=0o700, exist_ok=True)
+        server = app.start(
+            inv,
+            host=args.host,
+            port=args.port,
+            ssl_context=ctx,
+            token_dir=token_dir,
+            **overrides,
+        )
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+    stop = threading.Event()
+
+    def _on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: listening on {args.host}, not only on loopback", file=sys.stderr)
+    print(f"NovaLink emulator URL: {server.url}", flush=True)
+    print(f"ManagedSystem: {server.emu.ms.uuid if server.emu.ms else '?'}", flush=True)
+    if files is not None:
+        print(f"CA certificate: {files.ca_file}", flush=True)
+        print(f"pypowervm clients: export REQUESTS_CA_BUNDLE={files.ca_file}", flush=True)
+    print(f"Token directory: {os.path.join(state_dir, 'tokens')}", flush=True)
+    try:
+        stop.wait()
+    finally:
+        server.stop()
+        if own_dir:
+            shutil.rmtree(state_dir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

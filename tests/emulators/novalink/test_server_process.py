@@ -1,0 +1,133 @@
+"""The console script runs a real server process; HTTPS with generated certs."""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import re
+import signal
+import subprocess
+import sys
+import urllib.request
+
+import pypowervm.adapter as pvm_adpt
+import pytest
+from pypowervm.wrappers import managed_system as pvm_ms
+
+from ibmvirt.emulators.novalink import app, tlsfiles
+
+
+def _start_process(*args):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ibmvirt.cmd.novalink_emulator", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines = {}
+    while True:
+        line = proc.stdout.readline()
+        if not line:
+            raise AssertionError(f"emulator exited early: {proc.stderr.read()}")
+        key, _, value = line.partition(": ")
+        lines[key] = value.strip()
+        if key == "Token directory":
+            return proc, lines
+
+
+def test_console_script_serves_https_to_pypowervm(tmp_path, monkeypatch):
+    logging.getLogger("pypowervm").setLevel(logging.CRITICAL)
+    proc, info = _start_process(
+        "--inventory", "small", "--port", "0", "--https", "--state-dir", str(tmp_path)
+    )
+    try:
+        url = info["NovaLink emulator URL"]
+        port = int(re.search(r":(\d+)$", url).group(1))
+        assert url.startswith("https://127.0.0.1:")
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", info["CA certificate"])
+        sess = pvm_adpt.Session(
+            "127.0.0.1",
+            "neo",
+            "passw0rd",
+            protocol="https",
+            port=port,
+            certpath=str(tmp_path / "no-pin") + "/",
+            conn_tries=1,
+        )
+        ms = pvm_ms.System.get(pvm_adpt.Adapter(sess))[0]
+        assert ms.system_name == "pvm-host-1"
+        sess._logoff()
+        del sess
+        gc.collect()
+        # The control endpoint of the process answers on loopback.
+        with _ctl(url, info) as resp:
+            state = json.loads(resp.read())
+        assert state["objects"]["VirtualIOServer"] == 2
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+
+
+def _ctl(url, info):
+    import ssl
+
+    ctx = ssl.create_default_context(cafile=info["CA certificate"])
+    return urllib.request.urlopen(url + "/_emulator/state", context=ctx, timeout=5)
+
+
+def test_bad_inventory_is_reported(tmp_path):
+    bad = tmp_path / "inv.yaml"
+    bad.write_text("vioses:\n  - {name: a}\n  - {name: b}\n  - {name: c}\n")
+    res = subprocess.run(
+        [sys.executable, "-m", "ibmvirt.cmd.novalink_emulator", "--inventory", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert res.returncode == 2
+    assert "vioses" in res.stderr
+
+
+def test_https_ca_bundle_verification(tmp_path, monkeypatch):
+    """pypowervm verifies against REQUESTS_CA_BUNDLE (its pinning mode is broken on py3)."""
+    ctx, files = tlsfiles.prepare(str(tmp_path / "tls"))
+    srv = app.start("small", ssl_context=ctx, token_dir=str(tmp_path))
+    try:
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", files.ca_file)
+        sess = pvm_adpt.Session(
+            "127.0.0.1",
+            "neo",
+            "passw0rd",
+            protocol="https",
+            port=srv.port,
+            certpath=str(tmp_path / "nothing") + "/",
+            conn_tries=1,
+        )
+        assert sess.mc_type == "PVM"
+        sess._logoff()
+    finally:
+        gc.collect()
+        srv.stop()
+
+
+def test_untrusted_certificate_is_refused(tmp_path, monkeypatch):
+    import pypowervm.exceptions as pvm_exc
+
+    ctx, _files = tlsfiles.prepare(str(tmp_path / "tls"))
+    srv = app.start("small", ssl_context=ctx, token_dir=str(tmp_path))
+    try:
+        monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+        monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+        with pytest.raises(pvm_exc.Error):
+            pvm_adpt.Session(
+                "127.0.0.1",
+                "neo",
+                "passw0rd",
+                protocol="https",
+                port=srv.port,
+                certpath=str(tmp_path / "nothing") + "/",
+                conn_tries=1,
+            )
+    finally:
+        srv.stop()
