@@ -1,0 +1,122 @@
+"""Validation like the real server: schema order, read-only and create-only
+fields, unique names, capacity, deletes refused while in use."""
+
+from __future__ import annotations
+
+import re
+
+import pypowervm.exceptions as pvm_exc
+import pytest
+from pypowervm.wrappers import logical_partition as pvm_lpar
+
+from .test_lpar import build
+
+
+def _put_raw(adapter, path, xml):
+    return adapter.session.request(
+        "PUT",
+        path,
+        headers={
+            "Content-Type": "application/vnd.ibm.powervm.uom+xml; type=LogicalPartition",
+            "Accept": "application/atom+xml; charset=UTF-8",
+        },
+        body=xml,
+    )
+
+
+def test_out_of_order_elements_are_refused(adapter, host):
+    xml = build(adapter, host).toxmlstring().decode()
+    name = re.search(r"<uom:PartitionName>.*?</uom:PartitionName>", xml).group(0)
+    swapped = xml.replace(name, "").replace(
+        "<uom:AvailabilityPriority>", name + "<uom:AvailabilityPriority>", 1
+    )
+    path = f"/rest/api/uom/ManagedSystem/{host.uuid}/LogicalPartition"
+    with pytest.raises(pvm_exc.HttpError) as exc:
+        _put_raw(adapter, path, swapped)
+    assert exc.value.response.status == 400
+    msg = exc.value.her_wrap.message
+    assert "EMUL0001" in msg and "PartitionName" in msg and "AvailabilityPriority" in msg
+    assert pvm_lpar.LPAR.search(adapter, name="vm1") == []
+    # The same payload in schema order is accepted.
+    _put_raw(adapter, path, xml)
+    assert len(pvm_lpar.LPAR.search(adapter, name="vm1")) == 1
+
+
+def test_read_only_field_refused_on_create(adapter, host):
+    pending = build(adapter, host)
+    pending.set_parm_value("IsManagementPartition", "true")
+    with pytest.raises(pvm_exc.HttpError) as exc:
+        pending.create(parent=host)
+    assert "EMUL0002" in exc.value.her_wrap.message
+    assert "IsManagementPartition" in exc.value.her_wrap.message
+
+
+def test_read_only_field_change_refused_on_update(adapter, host):
+    lpar = build(adapter, host).create(parent=host)
+    lpar.set_parm_value("PartitionState", "running")
+    with pytest.raises(pvm_exc.HttpError) as exc:
+        lpar.update()
+    assert "PartitionState is read-only" in exc.value.her_wrap.message
+    assert pvm_lpar.LPAR.get(adapter, uuid=lpar.uuid).state == "not activated"
+
+
+def test_create_only_field_change_refused(adapter, host):
+    lpar = build(adapter, host).create(parent=host)
+    lpar.set_parm_value("PartitionType", "OS400")
+    with pytest.raises(pvm_exc.HttpError) as exc:
+        lpar.update()
+    assert "EMUL0003" in exc.value.her_wrap.message
+
+
+def test_memory_not_multiple_of_region_refused(adapter, host):
+    pending = build(adapter, host, validate=False)
+    pending.mem_config.desired = 1000
+    pending.mem_config.min = 1000
+    with pytest.raises(pvm_exc.HttpError) as exc:
+        pending.create(parent=host)
+    assert "multiple of the memory region size (256 MB)" in exc.value.her_wrap.message
+
+
+def test_more_memory_than_the_system_refused(adapter, host):
+    pending = build(adapter, host, validate=False)
+    pending.mem_config.max = 1048576
+    with pytest.raises(pvm_exc.HttpError) as exc:
+        pending.create(parent=host)
+    assert "configurable memory" in exc.value.her_wrap.message
+
+
+def test_processing_units_per_virtual_processor(adapter, host):
+    pending = build(adapter, host, units=0.5, vcpu=2, validate=False)
+    pending.proc_config.shared_proc_cfg.desired_virtual = 20
+    pending.proc_config.shared_proc_cfg.max_virtual = 20
+    with pytest.raises(pvm_exc.HttpError) as exc:
+        pending.create(parent=host)
+    assert "per virtual processor" in exc.value.her_wrap.message
+
+
+def test_rename_to_existing_name_refused(adapter, host):
+    build(adapter, host, name="a").create(parent=host)
+    b = build(adapter, host, name="b").create(parent=host)
+    b.name = "a"
+    with pytest.raises(pvm_exc.HttpError) as exc:
+        b.update()
+    assert "EMUL0004" in exc.value.her_wrap.message
+
+
+def test_management_partition_cannot_be_deleted(adapter):
+    from pypowervm.tasks import partition
+
+    mgmt = partition.get_mgmt_partition(adapter)
+    with pytest.raises(pvm_exc.HttpError):
+        mgmt.delete()
+    assert partition.get_mgmt_partition(adapter).uuid == mgmt.uuid
+
+
+def test_vios_cannot_be_deleted(adapter):
+    from pypowervm.wrappers import virtual_io_server as pvm_vios
+
+    vios = pvm_vios.VIOS.get(adapter)[0]
+    with pytest.raises(pvm_exc.HttpError) as exc:
+        vios.delete()
+    assert exc.value.response.status in (400, 405)
+    assert len(pvm_vios.VIOS.get(adapter)) == 2
