@@ -38,8 +38,17 @@ class NicRecord:
             raise ValueError(f"device number {self.devno!r} is not 4 hex digits")
         if self.port not in (0, 1):
             raise ValueError(f"adapter port {self.port!r} is not 0 or 1")
-        if self.mac is not None and not _MAC.match(self.mac):
-            raise ValueError(f"MAC address {self.mac!r} is not 6 hex octets")
+        if self.mac is not None:
+            if not _MAC.match(self.mac):
+                raise ValueError(f"MAC address {self.mac!r} is not 6 hex octets")
+            # OSA only accepts locally administered unicast MACs from the guest;
+            # the guest tools refuse others, so refuse them before booting.
+            if int(re.sub(r"[:-]", "", self.mac)[:2], 16) & 0b11 != 0b10:
+                raise ValueError(
+                    f"MAC address {self.mac!r} is not a locally administered unicast "
+                    "address, which a guest on a z13 cannot set on an OSA NIC; use a "
+                    "Neutron base_mac such as fa:16:3e:00:00:00"
+                )
 
     def render(self) -> str:
         fields = [self.devno.lower(), str(self.port)]
@@ -65,12 +74,30 @@ def render(records: list[NicRecord], existing: str = "") -> str:
     return value
 
 
-_RECORD = re.compile(r"(?<![0-9a-fA-F])([0-9a-fA-F]{4}),([01])(?:,([0-9a-fA-F]{12}))?;")
+_RECORD = re.compile(r"([0-9a-fA-F]{4}),([01])(?:,([0-9a-fA-F]{12}))?;")
+_RECORDS_TOKEN = re.compile(rf"(?:{_RECORD.pattern})+")
 
 
 def parse(value: str) -> list[NicRecord]:
-    """Parse the records back out of a property value or kernel command line."""
+    """Parse the records back out of a property value or kernel command line.
+
+    Only whitespace-separated tokens made entirely of records count, as in the
+    guest tools: ``foo=0001,0;`` is a kernel argument, not a NIC record.
+    """
     return [
         NicRecord(m.group(1).lower(), int(m.group(2)), m.group(3) and m.group(3).lower())
-        for m in _RECORD.finditer(value)
+        for token in value.split()
+        if _RECORDS_TOKEN.fullmatch(token)
+        for m in _RECORD.finditer(token)
     ]
+
+
+def without_devices(value: str, devnos: set[str]) -> str:
+    """``value`` with the records of the given device numbers removed."""
+    drop = {d.lower() for d in devnos}
+    kept = [
+        token
+        for token in value.split()
+        if not (_RECORDS_TOKEN.fullmatch(token) and {r.devno for r in parse(token)} & drop)
+    ]
+    return " ".join(kept)
