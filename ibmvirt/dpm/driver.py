@@ -173,11 +173,12 @@ class DPMDriver(driver.ComputeDriver):
         return instance.uuid in self.list_instance_uuids()
 
     def get_info(self, instance, use_cache: bool = True):
-        if use_cache and self.host.cache_is_fresh():
-            summary = self.host.cached_summary(instance.uuid)
-            if summary is None:
-                raise exception.InstanceNotFound(instance_id=instance.uuid)
-            return dpm_partition.instance_info(summary.status)
+        if use_cache:
+            hit, status = self.host.cached_status(instance.uuid)
+            if hit:
+                if status is None:
+                    raise exception.InstanceNotFound(instance_id=instance.uuid)
+                return dpm_partition.instance_info(status)
         guest = self._guest(instance)
         return dpm_partition.instance_info(guest.status(guest.get()))
 
@@ -236,20 +237,22 @@ class DPMDriver(driver.ComputeDriver):
         power_on=True,
         accel_info=None,
     ) -> None:
-        self._refuse_image_boot(instance)
         guest = self._guest(instance)
-        vifs = [dpm_nic.VifSpec.from_vif(v) for v in network_info or []]
-        self._nics.check_fit(vifs)
-        volume = self._boot_volume(instance, block_device_info)
-        partition = guest.get()
         try:
+            self._refuse_image_boot(instance)
+            vifs = [dpm_nic.VifSpec.from_vif(v) for v in network_info or []]
+            self._nics.check_fit(vifs)
+            volume = self._boot_volume(instance, block_device_info)
+            partition = guest.get()
             prepared = self._prepared(instance, partition)
             with self._vifs_plugged(instance, network_info or []):
                 props = self._storage.boot_properties(partition, guest.name, volume, prepared)
-                props[dpm_nic.BOOT_PARAMS] = self._nics.create_all(partition, vifs)
+                props[dpm_nic.BOOT_PARAMS] = self._nics.create_all(
+                    partition, vifs, choose_devnos=True
+                )
                 guest.update(partition, props)
             if power_on:
-                guest.start(partition)
+                guest.start(partition, status="stopped")
         except Exception:
             with excutils.save_and_reraise_exception():
                 LOG.error("Spawn failed; removing partition %s", guest.name, instance=instance)

@@ -102,8 +102,10 @@ class Host:
         self.nic_mac_settable = False
         self.se_version = (0, 0, 0)
         self.hmc_supports_additional_properties = False
-        self._status_cache: dict[str, PartitionSummary] = {}
-        self._status_cache_time = 0.0
+        # instance uuid -> (time seen, summary); see cached_status().
+        self._status_cache: dict[str, tuple[float, PartitionSummary]] = {}
+        self._snapshot_time = float("-inf")
+        self._changed_since_snapshot: set[str] = set()
         self._lock = threading.Lock()
 
     # -- start-up ---------------------------------------------------------
@@ -274,26 +276,43 @@ class Host:
             if uuid is None:
                 continue
             result.append(PartitionSummary(p.name, p.uri, p.prop("status", None), uuid))
+        now = time.monotonic()
         with self._lock:
-            self._status_cache = {s.instance_uuid: s for s in result}
-            self._status_cache_time = time.monotonic()
+            self._status_cache = {s.instance_uuid: (now, s) for s in result}
+            self._snapshot_time = now
+            self._changed_since_snapshot.clear()
         return result
 
-    def cached_summary(self, instance_uuid: str) -> PartitionSummary | None:
-        """The snapshot entry from the last list_partitions(), if still fresh."""
-        with self._lock:
-            if time.monotonic() - self._status_cache_time > STATUS_CACHE_SECONDS:
-                return None
-            return self._status_cache.get(instance_uuid)
+    def cached_status(self, instance_uuid: str) -> tuple[bool, str | None]:
+        """``(hit, status)`` from recent knowledge; ``(True, None)`` means known absent.
 
-    def cache_is_fresh(self) -> bool:
+        A partition is known absent if the last list_partitions() is fresh, did not
+        include it, and this driver has not touched it since.
+        """
+        now = time.monotonic()
         with self._lock:
-            return time.monotonic() - self._status_cache_time <= STATUS_CACHE_SECONDS
+            entry = self._status_cache.get(instance_uuid)
+            if entry is not None and now - entry[0] <= STATUS_CACHE_SECONDS:
+                return True, entry[1].status
+            if (
+                entry is None
+                and now - self._snapshot_time <= STATUS_CACHE_SECONDS
+                and instance_uuid not in self._changed_since_snapshot
+            ):
+                return True, None
+        return False, None
+
+    def remember(self, summary: PartitionSummary) -> None:
+        """Record a status this driver has just seen or caused."""
+        with self._lock:
+            self._status_cache[summary.instance_uuid] = (time.monotonic(), summary)
+            self._changed_since_snapshot.discard(summary.instance_uuid)
 
     def forget(self, instance_uuid: str) -> None:
-        """Drop a cached status after this driver changed the partition."""
+        """Drop what is known about a partition this driver is changing."""
         with self._lock:
             self._status_cache.pop(instance_uuid, None)
+            self._changed_since_snapshot.add(instance_uuid)
 
 
 def _parse_version(value: str) -> tuple[int, int, int]:

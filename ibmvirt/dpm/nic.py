@@ -22,6 +22,9 @@ from ibmvirt.dpm.host import Host
 LOG = logging.getLogger(__name__)
 
 BOOT_PARAMS = "boot-os-specific-parameters"
+#: First device number of the NICs of a new partition (OSA and HiperSockets NICs
+#: occupy three consecutive subchannels each).
+NIC_DEVNO_BASE = 0x0100
 
 
 @dataclass(frozen=True)
@@ -80,8 +83,26 @@ class NicManager:
         mac = None if self.host.nic_mac_settable else vif.mac
         return bootparams.NicRecord(devno, vif.adapter_port, mac)
 
-    def create(self, partition: zhmcclient.Partition, vif: VifSpec) -> bootparams.NicRecord:
-        """Create one NIC and return its boot-parameter record."""
+    def create(
+        self, partition: zhmcclient.Partition, vif: VifSpec, devno: str | None = None
+    ) -> bootparams.NicRecord:
+        """Create one NIC and return its boot-parameter record.
+
+        With ``devno`` the device number is chosen here, which saves reading it
+        back; if the HMC refuses it (e.g. taken by a storage path), the HMC picks.
+        """
+        if devno is not None:
+            try:
+                return self._create(partition, vif, devno)
+            except zhmcclient.HTTPError as exc:
+                if exc.http_status != 400:
+                    raise
+                LOG.debug("Device number %s refused (%s); letting the HMC choose", devno, exc)
+        return self._create(partition, vif, None)
+
+    def _create(
+        self, partition: zhmcclient.Partition, vif: VifSpec, devno: str | None
+    ) -> bootparams.NicRecord:
         props = {
             "name": contract.dpm_nic_name(vif.port_id),
             "description": contract.dpm_nic_description(self.host.name, vif.mac),
@@ -89,6 +110,8 @@ class NicManager:
         }
         if self.host.nic_mac_settable:
             props["mac-address"] = vif.mac
+        if devno is not None:
+            props["device-number"] = devno
         try:
             nic = partition.nics.create(props)
         except zhmcclient.HTTPError as exc:
@@ -103,11 +126,22 @@ class NicManager:
         return self._record(devno, vif)
 
     def create_all(
-        self, partition: zhmcclient.Partition, vifs: list[VifSpec], existing: str = ""
+        self,
+        partition: zhmcclient.Partition,
+        vifs: list[VifSpec],
+        existing: str = "",
+        choose_devnos: bool = False,
     ) -> str:
-        """Create the NICs; return the new boot-os-specific-parameters value."""
+        """Create the NICs; return the new boot-os-specific-parameters value.
+
+        ``choose_devnos`` is for a partition without NICs: device numbers are
+        then assigned from NIC_DEVNO_BASE (each OSA NIC takes three).
+        """
         self.check_fit(vifs, existing)
-        records = [self.create(partition, v) for v in vifs]
+        records = [
+            self.create(partition, v, f"{NIC_DEVNO_BASE + 3 * i:04x}" if choose_devnos else None)
+            for i, v in enumerate(vifs)
+        ]
         return bootparams.render(records, existing)
 
     def find(self, partition: zhmcclient.Partition, port_id: str) -> zhmcclient.Nic | None:

@@ -13,7 +13,7 @@ from oslo_log import log as logging
 
 from ibmvirt.dpm import exceptions as dpm_exc
 from ibmvirt.dpm import naming
-from ibmvirt.dpm.host import Host
+from ibmvirt.dpm.host import Host, PartitionSummary
 from nova import exception
 from nova.virt import hardware
 
@@ -71,12 +71,20 @@ class Guest:
     def status(self, partition: zhmcclient.Partition) -> str:
         """Current status from the HMC (one GET)."""
         try:
-            return partition.get_properties_pulled("status")
+            status = partition.get_properties_pulled("status")
+        except zhmcclient.CeasedExistence as exc:
+            self._forget_uri()
+            raise exception.InstanceNotFound(instance_id=self.instance.uuid) from exc
         except zhmcclient.HTTPError as exc:
             if exc.http_status == 404:
                 self._forget_uri()
                 raise exception.InstanceNotFound(instance_id=self.instance.uuid) from exc
             raise
+        self._remember(partition, status)
+        return status
+
+    def _remember(self, partition: zhmcclient.Partition, status: str) -> None:
+        self.host.remember(PartitionSummary(self.name, partition.uri, status, self.instance.uuid))
 
     def _forget_uri(self) -> None:
         cpc = self.host.require_cpc()
@@ -97,14 +105,19 @@ class Guest:
             "maximum-memory": int(flavor.memory_mb),
         }
         partition = self.host.require_cpc().partitions.create(props)
-        self.host.forget(self.instance.uuid)
+        self._remember(partition, "stopped")
         LOG.info("Created partition %s", self.name, instance=self.instance)
         return partition
 
-    def start(self, partition: zhmcclient.Partition | None = None) -> None:
-        """Bring the partition to active from whatever status it is in."""
+    def start(
+        self, partition: zhmcclient.Partition | None = None, status: str | None = None
+    ) -> None:
+        """Bring the partition to active from whatever status it is in.
+
+        ``status`` saves a request when the caller knows it (e.g. just created).
+        """
         partition = partition or self.get()
-        status = self.status(partition)
+        status = status or self.status(partition)
         if status == "starting":
             partition.wait_for_status(list(RUNNING_STATUSES))
             return
@@ -116,8 +129,10 @@ class Guest:
         if status in STOP_FIRST_STATUSES:
             # Start is refused from these (STS00005E); Stop resets the partition.
             self._stop(partition)
-        self._call(partition, "start", partition.start)
         self.host.forget(self.instance.uuid)
+        self._call(partition, "start", partition.start)
+        # Partition.start() waited for active or degraded.
+        self._remember(partition, partition.prop("status", "active"))
 
     def stop(self, partition: zhmcclient.Partition | None = None) -> None:
         """Bring the partition to stopped (a hard stop: DPM has no ACPI-style shutdown)."""
@@ -133,17 +148,20 @@ class Guest:
         self._stop(partition)
 
     def _stop(self, partition: zhmcclient.Partition) -> None:
+        self.host.forget(self.instance.uuid)
         try:
             self._call(partition, "stop", partition.stop)
         except dpm_exc.PartitionOperationFailed:
             # A concurrent stop may have won (HTTP 409 reason 1: wrong status).
             if self.status(partition) != "stopped":
                 raise
-        self.host.forget(self.instance.uuid)
+        self._remember(partition, "stopped")
 
     def _call(self, partition: zhmcclient.Partition, operation: str, method) -> None:
         try:
             method(wait_for_completion=True)
+        except zhmcclient.CeasedExistence as exc:
+            raise exception.InstanceNotFound(instance_id=self.instance.uuid) from exc
         except zhmcclient.HTTPError as exc:
             if exc.http_status == 404:
                 raise exception.InstanceNotFound(instance_id=self.instance.uuid) from exc
@@ -161,6 +179,8 @@ class Guest:
         """Delete a stopped partition; its NICs and HBAs go with it."""
         try:
             partition.delete()
+        except zhmcclient.CeasedExistence:
+            self._forget_uri()
         except zhmcclient.HTTPError as exc:
             if exc.http_status != 404:
                 raise

@@ -21,6 +21,13 @@ from ibmvirt.dpm.storage import FCVolume, Prepared, StoragePath, fcp_lun, normal
 LOG = logging.getLogger(__name__)
 
 
+def _wwpn_of(item) -> str:
+    """WWPN from an entry of unassigned-world-wide-port-names (string or wwpn-info)."""
+    if isinstance(item, dict):
+        return item.get("world-wide-port-name", "")
+    return str(item)
+
+
 def volume_name(volume_id: str) -> str:
     """Storage volume name inside the instance's group; names the Cinder volume."""
     return f"OpenStack-{volume_id}"
@@ -46,20 +53,34 @@ class StorageGroupPath(StoragePath):
 
     def prepare(self, partition: zhmcclient.Partition, name: str) -> Prepared:
         ports = self.host.storage_ports
-        group = self._groups.create(
-            {
-                "name": name,
-                "description": naming.storage_group_description(self.host.name),
-                "cpc-uri": self.host.require_cpc().uri,
-                "type": "fcp",
-                "shared": False,
-                "max-partitions": 1,
-                "connectivity": len(ports),
-            }
-        )
-        group.add_candidate_adapter_ports([self._port(p) for p in ports])
+        props = {
+            "name": name,
+            "description": naming.storage_group_description(self.host.name),
+            "cpc-uri": self.host.require_cpc().uri,
+            "type": "fcp",
+            "shared": False,
+            "max-partitions": 1,
+            "connectivity": len(ports),
+            "candidate-adapter-port-uris": [p.port_uri for p in ports],
+        }
+        try:
+            group = self._groups.create(props)
+        except zhmcclient.HTTPError as exc:
+            if exc.http_status != 400 or exc.reason == 8:
+                raise
+            # HMCs that take candidate ports only through their own operation.
+            del props["candidate-adapter-port-uris"]
+            group = self._groups.create(props)
+            group.add_candidate_adapter_ports([self._port(p) for p in ports])
+        # The HMC reserves the group's WWPNs at creation so storage can be zoned
+        # before attachment; attach hands them to the partition's paths in
+        # candidate-port order (the first is on the boot port).
+        reserved = group.get_properties_pulled("unassigned-world-wide-port-names") or []
+        wwpns = [normalize_wwpn(_wwpn_of(w)) for w in reserved][: len(ports)]
         partition.attach_storage_group(group)
-        return Prepared(wwpns=self._read_wwpns(group, partition))
+        if len(wwpns) < len(ports):
+            wwpns = self._read_wwpns(group, partition)
+        return Prepared(wwpns=wwpns)
 
     def read_wwpns(self, partition: zhmcclient.Partition, name: str) -> list[str]:
         group = self.find_group(name)
@@ -84,11 +105,8 @@ class StorageGroupPath(StoragePath):
         if group is None:
             raise zhmcclient.NotFound([], self._groups)
         sv_name = volume_name(volume.volume_id)
-        try:
-            existing = group.storage_volumes.find(name=sv_name)
-            existing.delete()  # a leftover of an earlier, failed attempt
-        except zhmcclient.NotFound:
-            pass
+        if usage != "boot":  # the boot volume goes into a brand-new group
+            self._delete_volume(group, sv_name)  # a leftover of a failed attach
         sv = group.storage_volumes.create(
             {
                 "name": sv_name,
@@ -119,10 +137,12 @@ class StorageGroupPath(StoragePath):
         group = self.find_group(name)
         if group is None:
             return
-        try:
-            group.storage_volumes.find(name=volume_name(volume.volume_id)).delete()
-        except zhmcclient.NotFound:
-            pass
+        self._delete_volume(group, volume_name(volume.volume_id))
+
+    @staticmethod
+    def _delete_volume(group: zhmcclient.StorageGroup, sv_name: str) -> None:
+        for sv in group.storage_volumes.list(filter_args={"name": sv_name}):
+            sv.delete()
 
     def cleanup(self, partition: zhmcclient.Partition | None, name: str) -> None:
         group = self.find_group(name)

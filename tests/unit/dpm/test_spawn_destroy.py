@@ -1,0 +1,268 @@
+"""Spawn, destroy and their failure paths, judged by what is left on the HMC."""
+
+from __future__ import annotations
+
+import pytest
+
+from ibmvirt import contract
+from ibmvirt.dpm import bootparams
+from ibmvirt.dpm import exceptions as dpm_exc
+from nova import exception
+from tests.unit.dpm.conftest import HOST, TARGETS, make_env, vif
+
+MAC1 = "fa:16:3e:00:00:01"
+MAC2 = "fa:16:3e:00:00:02"
+
+
+def _nics(part):
+    return list(part.nics.list())
+
+
+def _hbas(part):
+    return list(part.hbas.list())
+
+
+def test_prepare_for_spawn_creates_stopped_partition_with_recorded_wwpns(env):
+    inst = env.instance(vcpus=3, memory_mb=4096)
+    env.driver.prepare_for_spawn(inst)
+
+    part = env.partition(inst)
+    assert part.properties["name"] == f"OpenStack-{HOST}-{inst.uuid}"
+    assert HOST in part.properties["description"]
+    assert part.properties["status"] == "stopped"
+    assert part.properties["ifl-processors"] == 3
+    assert part.properties["initial-memory"] == 4096
+    assert part.properties["maximum-memory"] == 4096
+
+    wwpns = env.driver.get_volume_connector(inst)["wwpns"]
+    if env.gen == "z13":
+        hbas = _hbas(part)
+        assert [h.properties["adapter-port-uri"] for h in hbas] == [
+            f"/api/adapters/{a}/storage-ports/0" for a in env.ids.fcp_adapters
+        ]
+        assert wwpns == [h.properties["wwpn"].lower() for h in hbas]
+    else:
+        (sg,) = env.storage_groups()
+        assert sg.properties["name"] == part.properties["name"]
+        assert sg.properties["shared"] is False
+        assert sg.properties["max-partitions"] == 1
+        assert part.properties["storage-group-uris"] == [sg.uri]
+        vsrs = list(sg.virtual_storage_resources.list())
+        assert sorted(wwpns) == sorted(v.properties["world-wide-port-name"] for v in vsrs)
+    assert len(wwpns) == 2 and len(set(wwpns)) == 2
+
+
+def test_spawn_boots_partition_from_volume_with_nics(env):
+    inst = env.instance()
+    vifs = [
+        vif("port-a", MAC1, env.ids.vswitch_osa_port0),
+        vif(
+            "port-b", MAC2, env.ids.vswitch_osa_port1, **{contract.VIF_DETAILS_DPM_ADAPTER_PORT: 1}
+        ),
+    ]
+    env.spawn(inst, vifs, lun=5)
+
+    part = env.partition(inst)
+    props = part.properties
+    assert props["status"] == "active"
+    wwpns = env.driver.get_volume_connector(inst)["wwpns"]
+    if env.gen == "z13":
+        boot_hba = env.session.hmc.lookup_by_uri(props["boot-storage-device"])
+        assert props["boot-device"] == "storage-adapter"
+        assert boot_hba.properties["wwpn"].lower() == wwpns[0]
+        assert boot_hba.properties["adapter-port-uri"].startswith(
+            f"/api/adapters/{env.ids.fcp_adapters[0]}/"
+        )
+        assert props["boot-world-wide-port-name"] == TARGETS[0]
+        assert props["boot-logical-unit-number"] == "0005000000000000"
+    else:
+        sv = env.session.hmc.lookup_by_uri(props["boot-storage-volume"])
+        assert props["boot-device"] == "storage-volume"
+        assert sv.properties["usage"] == "boot"
+        assert sv.properties["fulfillment-state"] == "complete"
+        (path,) = sv.properties["paths"]
+        assert path["target-world-wide-port-name"] == TARGETS[0]
+        assert path["logical-unit-number"] == "0005000000000000"
+
+    nics = {n.properties["name"]: n.properties for n in _nics(part)}
+    assert set(nics) == {"OpenStack_Port_port-a", "OpenStack_Port_port-b"}
+    a = nics["OpenStack_Port_port-a"]
+    assert contract.parse_dpm_nic_description(a["description"]) == (HOST, MAC1)
+    assert a["virtual-switch-uri"] == f"/api/virtual-switches/{env.ids.vswitch_osa_port0}"
+
+    records = {r.devno: r for r in bootparams.parse(props["boot-os-specific-parameters"])}
+    devno_a = nics["OpenStack_Port_port-a"]["device-number"].lower()
+    devno_b = nics["OpenStack_Port_port-b"]["device-number"].lower()
+    assert set(records) == {devno_a, devno_b}
+    assert records[devno_b].port == 1
+    if env.gen == "z13":
+        # The HMC cannot set the MAC: the guest tools set it from the record.
+        assert records[devno_a].mac == MAC1.replace(":", "")
+        assert "mac-address" not in a or a.get("mac-address") != MAC1
+    else:
+        assert a["mac-address"] == MAC1
+        assert records[devno_a].mac is None
+
+    # Nova waited for both ports to be plugged.
+    assert env.virtapi.waited == [
+        [("network-vif-plugged", "port-a"), ("network-vif-plugged", "port-b")]
+    ]
+
+
+def test_spawn_needs_at_most_ten_hmc_requests(env):
+    inst = env.instance()
+    env.log.clear()
+    env.spawn(inst, [vif("port-a", MAC1, env.ids.vswitch_osa_port0)])
+    # No job polls on the in-process HMC: every request counts.
+    assert len(env.log) <= 10, "\n".join(map(str, env.log.requests))
+
+
+def test_spawn_without_power_on_leaves_partition_stopped(env):
+    inst = env.instance()
+    env.spawn(inst, power_on=False)
+    assert env.partition(inst).properties["status"] == "stopped"
+
+
+def test_boot_from_image_refused_before_anything_is_created(env):
+    inst = env.instance(image_ref="a2459075-d96c-40d5-893e-577ff92e721c")
+    with pytest.raises(exception.ImageUnacceptable, match="boot from a Cinder volume"):
+        env.driver.prepare_for_spawn(inst)
+    assert env.partitions() == []
+    assert env.storage_groups() == []
+
+
+def _assert_nothing_left(env, inst):
+    assert env.partition(inst) is None
+    assert env.storage_groups() == []
+    assert env.driver.list_instances() == []
+
+
+def test_spawn_failure_on_bad_vswitch_leaves_nothing(env):
+    inst = env.instance()
+    bad = vif("port-a", MAC1, "00000000-0000-4000-8000-00000000dead")
+    with pytest.raises(
+        dpm_exc.InvalidVIF, match="virtual switch 00000000-0000-4000-8000-00000000dead"
+    ):
+        env.spawn(inst, [bad])
+    _assert_nothing_left(env, inst)
+
+
+def test_spawn_refuses_wrong_vif_type_and_vlan(env):
+    inst = env.instance()
+    with pytest.raises(exception.InvalidInput, match="vif_type 'ovs'"):
+        env.spawn(inst, [vif("port-a", MAC1, env.ids.vswitch_osa_port0, vif_type="ovs")])
+    _assert_nothing_left(env, inst)
+    inst = env.instance()
+    with pytest.raises(exception.InvalidInput, match="flat networks only"):
+        env.spawn(inst, [vif("port-a", MAC1, env.ids.vswitch_osa_port0, vlan=100)])
+    _assert_nothing_left(env, inst)
+
+
+def test_too_many_nics_refused_before_any_nic_is_created(env):
+    inst = env.instance()
+    # A record is 21 characters with the MAC (z13), 8 without (z15).
+    count = 13 if env.gen == "z13" else 33
+    vifs = [
+        vif(f"port-{i}", f"fa:16:3e:00:00:{i:02x}", env.ids.vswitch_osa_port0) for i in range(count)
+    ]
+    env.driver.prepare_for_spawn(inst)
+    env.log.clear()
+    with pytest.raises(exception.InvalidInput, match="256"):
+        env.driver.spawn(env.context, inst, None, [], None, {}, vifs, env.block_device_info(inst))
+    assert not [r for r in env.log.requests if r[1].endswith("/nics")]
+    _assert_nothing_left(env, inst)
+
+
+def test_non_fc_boot_volume_refused_and_cleaned_up(env):
+    inst = env.instance()
+    env.driver.prepare_for_spawn(inst)
+    bdi = env.block_device_info(inst, volume_type="iscsi")
+    with pytest.raises(exception.InvalidInput, match="'iscsi'.*FCP only"):
+        env.driver.spawn(env.context, inst, None, [], None, {}, [], bdi)
+    _assert_nothing_left(env, inst)
+
+
+def test_all_targets_ignored_is_refused_naming_the_option(conf):
+    env = make_env(conf, "z13", target_wwpn_ignore_list=[t.upper() for t in TARGETS])
+    inst = env.instance()
+    with pytest.raises(exception.InvalidInput, match="target_wwpn_ignore_list"):
+        env.spawn(inst)
+    _assert_nothing_left(env, inst)
+
+
+def test_ignored_target_is_skipped(conf):
+    env = make_env(conf, "z13", target_wwpn_ignore_list=[TARGETS[0]])
+    inst = env.instance()
+    env.spawn(inst)
+    assert env.partition(inst).properties["boot-world-wide-port-name"] == TARGETS[1]
+
+
+@pytest.mark.parametrize("gen", ["z13", "z15"])
+def test_start_failure_leaves_nothing_and_names_the_cause(conf, gen):
+    env = make_env(conf, gen, fail_start=True)
+    inst = env.instance()
+    with pytest.raises(dpm_exc.PartitionOperationFailed, match="not enough free IFL"):
+        env.spawn(inst, [vif("port-a", MAC1, env.ids.vswitch_osa_port0)])
+    _assert_nothing_left(env, inst)
+
+
+def test_vif_plug_timeout_is_fatal_and_cleans_up(env):
+    env.virtapi.time_out = True
+    inst = env.instance()
+    with pytest.raises(exception.VirtualInterfaceCreateException):
+        env.spawn(inst, [vif("port-a", MAC1, env.ids.vswitch_osa_port0)])
+    _assert_nothing_left(env, inst)
+
+
+def test_vif_plug_timeout_not_fatal_when_configured(env, conf):
+    conf.config(vif_plugging_is_fatal=False)
+    env.virtapi.time_out = True
+    inst = env.instance()
+    env.spawn(inst, [vif("port-a", MAC1, env.ids.vswitch_osa_port0)])
+    assert env.partition(inst).properties["status"] == "active"
+
+
+def test_failed_spawn_cleanup_removes_prepared_partition(env):
+    inst = env.instance()
+    env.driver.prepare_for_spawn(inst)
+    env.driver.failed_spawn_cleanup(inst)
+    _assert_nothing_left(env, inst)
+    env.driver.failed_spawn_cleanup(inst)  # idempotent
+
+
+def test_prepare_for_spawn_replaces_leftover_partition(env):
+    inst = env.instance()
+    env.driver.prepare_for_spawn(inst)
+    # A reschedule back to this host: nova-compute restarted in between.
+    drv = env.new_driver()
+    drv.prepare_for_spawn(inst)
+    assert len(env.partitions()) == 1
+    assert len(env.storage_groups()) == (1 if env.gen == "z15" else 0)
+
+
+def test_destroy_removes_everything_and_is_idempotent(env):
+    inst = env.instance()
+    env.spawn(inst, [vif("port-a", MAC1, env.ids.vswitch_osa_port0)])
+    env.driver.destroy(env.context, inst, [])
+    _assert_nothing_left(env, inst)
+    env.driver.destroy(env.context, inst, [])
+    # A new driver (restart) with a stale view also copes.
+    env.new_driver().destroy(env.context, inst, [])
+
+
+def test_destroy_after_partition_deleted_outside_still_removes_storage_group(z15):
+    inst = z15.instance()
+    z15.driver.prepare_for_spawn(inst)
+    part = z15.partition(inst)
+    part.properties["storage-group-uris"] = []
+    z15.cpc.partitions.remove(part.oid)
+    z15.driver.destroy(z15.context, inst, [])
+    assert z15.storage_groups() == []
+
+
+def test_destroy_of_paused_partition(env):
+    inst = env.instance()
+    env.spawn(inst)
+    env.partition(inst).properties["status"] = "paused"  # in-band shutdown
+    env.driver.destroy(env.context, inst, [])
+    _assert_nothing_left(env, inst)
