@@ -142,8 +142,8 @@ class Host:
         cpc = self.client.cpcs.resource_object(dpm.cpc_object_id)
         try:
             cpc.pull_full_properties()
-        except zhmcclient.HTTPError as exc:
-            if exc.http_status == 404:
+        except (zhmcclient.HTTPError, zhmcclient.CeasedExistence) as exc:
+            if _is_not_found(exc):
                 raise dpm_exc.DPMConfigurationError(
                     reason=f"[dpm] cpc_object_id {dpm.cpc_object_id}: no such CPC on HMC "
                     f"{', '.join(dpm.hmc)} (or [dpm] hmc_username has no object access to it)"
@@ -218,8 +218,8 @@ class Host:
         adapter = cpc.adapters.resource_object(mapping.adapter_id)
         try:
             adapter.pull_full_properties()
-        except zhmcclient.HTTPError as exc:
-            if exc.http_status == 404:
+        except (zhmcclient.HTTPError, zhmcclient.CeasedExistence) as exc:
+            if _is_not_found(exc):
                 raise dpm_exc.DPMConfigurationError(
                     reason=f"{opt}: CPC {cpc_name} has no adapter with this object-id"
                 ) from exc
@@ -313,6 +313,13 @@ class Host:
         with self._lock:
             self._status_cache.pop(instance_uuid, None)
             self._changed_since_snapshot.add(instance_uuid)
+
+
+def _is_not_found(exc: Exception) -> bool:
+    """zhmcclient reports a 404 on a resource object as CeasedExistence."""
+    if isinstance(exc, zhmcclient.CeasedExistence):
+        return True
+    return isinstance(exc, zhmcclient.HTTPError) and exc.http_status == 404
 
 
 def _parse_version(value: str) -> tuple[int, int, int]:
