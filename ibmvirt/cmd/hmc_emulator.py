@@ -1,7 +1,7 @@
 """``ibmvirt-hmc-emulator``: run the HMC WS API emulator as a server process.
 
     ibmvirt-hmc-emulator --inventory z15.yaml [--port 6794] [--host 127.0.0.1]
-                         [--op-delay 1.0] [--state-dir DIR] [--userid NAME]
+                         [--op-delay 0] [--state-dir DIR] [--userid NAME]
 
 Prints the URL and the path of the CA certificate that clients must trust
 (``zhmcclient.Session(..., verify_cert=<that path>)``), then serves until
@@ -48,8 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--op-delay",
         type=float,
-        default=1.0,
-        help="seconds partition start/stop jobs run (0 = complete at once)",
+        default=0.0,
+        help="seconds partition start/stop jobs stay running (default 0: complete at once; "
+        "note zhmcclient polls jobs every 10 s, so any delay costs a client 10 s)",
     )
     p.add_argument(
         "--session-timeout", type=float, default=3600.0, help="idle session lifetime in seconds"

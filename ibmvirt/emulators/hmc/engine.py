@@ -19,6 +19,7 @@ FakedHmc. Hold it when reading ``engine.hmc`` from another thread (tests do, via
 from __future__ import annotations
 
 import json
+import logging
 import re
 import secrets
 import threading
@@ -29,8 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from zhmcclient.mock import FakedSession
-from zhmcclient.mock._hmc import InputError  # private, see module docstring
+from zhmcclient.mock import FakedSession, InputError
 from zhmcclient.mock._urihandler import FakedHTTPError  # private, see module docstring
 
 from ibmvirt.emulators.hmc import errors, storage
@@ -38,6 +38,8 @@ from ibmvirt.emulators.hmc.errors import HMCError
 from ibmvirt.emulators.hmc.jobs import JobManager
 from ibmvirt.emulators.hmc.model import Request, Response
 from ibmvirt.emulators.hmc.osmessages import OSMessageLog, boot_messages, shutdown_messages
+
+LOG = logging.getLogger(__name__)
 
 JSON_TYPE = "application/json;charset=UTF-8"
 METRICS_TYPE = "application/vnd.ibm-z-zmanager-metrics"
@@ -180,6 +182,10 @@ class HMCEngine:
                 return self._delegate(method, target, body)
             except HMCError as exc:
                 return Response(exc.status, exc.body(method, target, None), None)
+            except Exception as exc:  # a bug in the emulator: answer like an HMC would
+                LOG.exception("HMC emulator failed on %s %s", method, path)
+                err = HMCError((500, 0), f"Internal error in the HMC emulator: {exc!r}")
+                return Response(500, err.body(method, target, None), None)
 
     def expire_sessions(self) -> int:
         """Invalidate every session now (clients get 403/5 and log on again)."""
@@ -428,10 +434,12 @@ class HMCEngine:
                 f"Partition {part.name} is {part.properties.get('status')}; stop it first",
             )
         nics = [(n.uri, n.properties.get("virtual-switch-uri")) for n in part.nics.list()]
+        macs = [n.properties.get("mac-address") for n in part.nics.list()]
         self.storage.detach_all(part)
         resp = self._delegate(req.method, req.target, None)
         for nic_uri, vs_uri in nics:
             self._disconnect_nic(nic_uri, vs_uri)
+        self._macs.difference_update(macs)
         self._os_logs.pop(part.uri, None)
         return resp
 
@@ -562,6 +570,13 @@ class HMCEngine:
     # ------------------------------------------------------ OS messages
     def _list_os_messages(self, req: Request) -> Response:
         part = self._partition_for(req)
+        cpc = part.manager.parent
+        if _se_version(cpc.properties) < (2, 14):
+            raise HMCError(
+                errors.NOT_FOUND,
+                f"List OS Messages needs SE 2.14.0 or later; CPC {cpc.name} has SE "
+                f"{cpc.properties.get('se-version')}",
+            )
 
         def intparm(name: str) -> int | None:
             vals = req.query.get(name)
@@ -651,8 +666,12 @@ class HMCEngine:
                 adapter.properties.get("type"), adapter.properties.get("type")
             )
         self._refuse_ids(body)
+        width = 3 if nic_type in ("osd", "iqd") else 1
+        if "device-number" in body:
+            self._check_devno(part, body["device-number"], width)
         delegated = {k: v for k, v in body.items() if k != "mac-address"}
         delegated["element-id"] = _new_id()
+        delegated.setdefault("device-number", self.alloc_devno(part, width))
         resp = self._delegate(req.method, req.target, delegated)
         nic = self.lookup(resp.body["element-uri"])
         if mac is None:
@@ -665,6 +684,44 @@ class HMCEngine:
         nic.properties.setdefault("vlan-id", None)
         nic.properties.setdefault("description", "")
         return resp
+
+    def _used_devnos(self, part: Any) -> set[int]:
+        used: set[int] = set()
+        for nic in part.nics.list():
+            d = nic.properties.get("device-number")
+            if d:
+                width = 3 if nic.properties.get("type") in ("osd", "iqd") else 1
+                used.update(range(int(d, 16), int(d, 16) + width))
+        for hba in part.hbas.list():
+            if hba.properties.get("device-number"):
+                used.add(int(hba.properties["device-number"], 16))
+        for sg_uri in part.properties.get("storage-group-uris", []):
+            try:
+                sg = self.hmc.lookup_by_uri(sg_uri)
+            except KeyError:
+                continue
+            for vsr in sg.virtual_storage_resources.list():
+                if vsr.properties.get("partition-uri") == part.uri:
+                    used.add(int(vsr.properties["device-number"], 16))
+        return used
+
+    def alloc_devno(self, part: Any, count: int = 1) -> str:
+        """Lowest free device number (with ``count`` consecutive free) of a partition."""
+        used = self._used_devnos(part)
+        for base in range(0x8000, 0x10000 - count + 1):
+            if not any(d in used for d in range(base, base + count)):
+                return f"{base:04X}"
+        raise HMCError(errors.WRONG_STATE, f"Partition {part.name} has no free device numbers")
+
+    def _check_devno(self, part: Any, devno: Any, count: int) -> None:
+        if not isinstance(devno, str) or not re.fullmatch(r"[0-9a-fA-F]{4}", devno):
+            raise HMCError(errors.FIELD_INVALID, f"device-number {devno!r} is not 4 hex digits")
+        base = int(devno, 16)
+        if any(d in self._used_devnos(part) for d in range(base, base + count)):
+            raise HMCError(
+                errors.NOT_UNIQUE,
+                f"device-number {devno} is already used in partition {part.name}",
+            )
 
     def _update_nic(self, req: Request) -> Response:
         nic = self.lookup(req.path, what="NIC")
@@ -756,7 +813,11 @@ class HMCEngine:
                     errors.FIELD_INVALID,
                     f"Adapter {adapter.name} is of type {adapter.properties.get('type')}, not fcp",
                 )
-        resp = self._delegate(req.method, req.target, dict(body, **{"element-id": _new_id()}))
+        if "device-number" in body:
+            self._check_devno(part, body["device-number"], 1)
+        delegated = dict(body, **{"element-id": _new_id()})
+        delegated.setdefault("device-number", self.alloc_devno(part))
+        resp = self._delegate(req.method, req.target, delegated)
         hba = self.lookup(resp.body["element-uri"])
         hba.properties["wwpn"] = self.wwpns.allocate()
         hba.properties.setdefault("description", "")

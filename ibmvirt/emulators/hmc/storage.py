@@ -228,7 +228,6 @@ class StorageOps:
             if vsr.properties.get("partition-uri") != part.uri:
                 continue
             unassigned.append(vsr.properties["world-wide-port-name"])
-            part.devno_free_if_allocated(vsr.properties["device-number"])
             sg.properties["virtual-storage-resource-uris"].remove(vsr.uri)
             sg.virtual_storage_resources.remove(vsr.oid)
         part.properties["storage-group-uris"].remove(sg.uri)
@@ -467,6 +466,7 @@ class StorageOps:
                 errors.WRONG_STATE,
                 f"Storage group {sg.name} has no candidate adapter ports; add some first",
             )
+        sg_uris.append(sg.uri)  # first, so that device numbers see the new VSRs
         unassigned = sg.properties.setdefault("unassigned-world-wide-port-names", [])
         for i in range(sg.properties.get("connectivity", 1) if ports else 0):
             port_uri = ports[i % len(ports)]
@@ -480,7 +480,7 @@ class StorageOps:
                     "description": f"Path {i} of storage group {sg.name}",
                     "partition-uri": part.uri,
                     "adapter-port-uri": port_uri,
-                    "device-number": part.devno_alloc(),
+                    "device-number": self.engine.alloc_devno(part),
                     "world-wide-port-name": wwpn,
                     "world-wide-port-name-info": {
                         "status": "not-validated",
@@ -488,7 +488,6 @@ class StorageOps:
                     },
                 }
             )
-        sg_uris.append(sg.uri)
         sg.properties["active-connectivity"] = min(
             len(set(ports)), sg.properties.get("connectivity", 1)
         )

@@ -94,6 +94,22 @@ def test_z15_mac_update_only_while_stopped(z15_cpc):
     assert nic.get_property("mac-address") == "fa:16:3e:00:00:02"
 
 
+def test_osa_nics_use_three_device_numbers(z15_cpc):
+    part = new_partition(z15_cpc)
+    vs = _vswitch(z15_cpc, inventories.Z15_IDS.vswitch_osa_port0)
+    a = part.nics.create({"name": "a", "virtual-switch-uri": vs.uri})
+    b = part.nics.create({"name": "b", "virtual-switch-uri": vs.uri})
+    a.pull_full_properties()
+    b.pull_full_properties()
+    devno_a = int(a.get_property("device-number"), 16)
+    devno_b = int(b.get_property("device-number"), 16)
+    assert devno_b - devno_a == 3
+    a.delete()  # its three device numbers are free again
+    c = part.nics.create({"name": "c", "virtual-switch-uri": vs.uri})
+    c.pull_full_properties()
+    assert int(c.get_property("device-number"), 16) == devno_a
+
+
 def test_hipersockets_nic_is_iqd_and_nics_are_cleaned_with_partition(z15_cpc):
     part = new_partition(z15_cpc)
     hs = _vswitch(z15_cpc, inventories.Z15_IDS.vswitch_hipersockets)

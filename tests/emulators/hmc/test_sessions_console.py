@@ -121,3 +121,13 @@ def test_emulator_without_start_has_no_port():
     emu = HMCEmulator(inventories.Z13)
     with pytest.raises(RuntimeError):
         _ = emu.port
+
+
+def test_list_os_messages_needs_se_2_14(z13_cpc):
+    part = new_partition(z13_cpc)
+    part.start()
+    with pytest.raises(zhmcclient.HTTPError) as exc:
+        part.list_os_messages()
+    assert http_error(exc) == (404, 1)
+    assert "2.14" in exc.value.message
+    assert part.open_os_message_channel()  # SE 2.13.1 has the message channel

@@ -56,6 +56,7 @@ def test_boot_from_volume_flow(z15_client, z15_cpc, z15):
     assert sorted(v.get_property("world-wide-port-name") for v in vsrs) == sorted(unassigned)
     assert {v.get_property("adapter-port-uri") for v in vsrs} == {p.uri for p in ports}
     assert {v.get_property("partition-uri") for v in vsrs} == {part.uri}
+    assert len({v.get_property("device-number") for v in vsrs}) == 2
     sg.pull_full_properties()
     assert sg.get_property("unassigned-world-wide-port-names") == []
 
