@@ -428,8 +428,9 @@ class DPMDriver(driver.ComputeDriver):
         encryption=None,
     ) -> None:
         guest = self._guest(instance)
-        size = self._volume_size(context, instance, connection_info)
-        volume = dpm_storage.FCVolume.from_connection_info(connection_info, size)
+        volume = dpm_storage.FCVolume.from_connection_info(connection_info)
+        if self._storage.needs_volume_size:
+            volume.size_gb = self._volume_size(context, instance, volume.volume_id)
         self._storage.attach_volume(guest.get(), guest.name, volume)
 
     def detach_volume(
@@ -442,12 +443,10 @@ class DPMDriver(driver.ComputeDriver):
             self._storage.detach_volume(partition, guest.name, volume)
 
     @staticmethod
-    def _volume_size(context, instance, connection_info) -> int | None:
+    def _volume_size(context, instance, volume_id: str) -> int | None:
+        """The volume's size from its block device mapping (the HMC wants it)."""
         from nova import objects
 
-        volume_id = (connection_info.get("data") or {}).get("volume_id") or connection_info.get(
-            "serial"
-        )
         if not volume_id or context is None:
             return None
         try:

@@ -118,6 +118,9 @@ def fcp_lun(lun: int) -> str:
 class StoragePath(abc.ABC):
     """How partitions of this CPC reach FCP volumes."""
 
+    #: Whether attach_volume needs FCVolume.size_gb (the HMC defines volumes).
+    needs_volume_size = False
+
     def __init__(self, host: Host) -> None:
         self.host = host
 

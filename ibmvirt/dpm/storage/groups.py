@@ -34,6 +34,8 @@ def volume_name(volume_id: str) -> str:
 
 
 class StorageGroupPath(StoragePath):
+    needs_volume_size = True
+
     @property
     def _groups(self) -> zhmcclient.StorageGroupManager:
         return self.host.client.consoles.console.storage_groups

@@ -1,0 +1,166 @@
+"""Power operations, instance listing and the cost of Nova's power-state sync."""
+
+from __future__ import annotations
+
+import pytest
+from nova.compute import power_state
+
+from nova import exception
+from tests.unit.dpm.conftest import HOST
+
+
+@pytest.fixture
+def running(env):
+    inst = env.instance()
+    env.spawn(inst)
+    return env, inst
+
+
+def _status(env, inst):
+    return env.partition(inst).properties["status"]
+
+
+def test_power_off_and_on(running):
+    env, inst = running
+    env.driver.power_off(inst)
+    assert _status(env, inst) == "stopped"
+    assert env.driver.get_info(inst).state == power_state.SHUTDOWN
+    env.driver.power_off(inst)  # already off: nothing to do
+    env.driver.power_on(env.context, inst, [])
+    assert _status(env, inst) == "active"
+    assert env.driver.get_info(inst).state == power_state.RUNNING
+
+
+@pytest.mark.parametrize("status", ["paused", "terminated"])
+def test_power_on_recovers_paused_and_terminated_partitions(running, status):
+    # In-band shutdown leaves 'paused'; the HMC refuses Start until Stop resets it.
+    env, inst = running
+    env.partition(inst).properties["status"] = status
+    assert env.driver.get_info(inst, use_cache=False).state in (
+        power_state.SHUTDOWN,
+        power_state.CRASHED,
+    )
+    env.driver.power_on(env.context, inst, [])
+    assert _status(env, inst) == "active"
+
+
+def test_power_on_when_running_is_a_no_op(running):
+    env, inst = running
+    env.log.clear()
+    env.driver.power_on(env.context, inst, [])
+    assert _status(env, inst) == "active"
+    assert [m for m, _ in env.log.requests] == ["GET"]
+
+
+@pytest.mark.parametrize("reboot_type", ["SOFT", "HARD"])
+def test_reboot_restarts_the_partition(running, reboot_type):
+    env, inst = running
+    env.log.clear()
+    env.driver.reboot(env.context, inst, [], reboot_type)
+    assert _status(env, inst) == "active"
+    ops = [u.rsplit("/", 1)[-1] for m, u in env.log.requests if m == "POST"]
+    assert ops == ["stop", "start"]
+
+
+def test_reboot_of_a_stopped_instance_starts_it(running):
+    env, inst = running
+    env.driver.power_off(inst)
+    env.driver.reboot(env.context, inst, [], "HARD")
+    assert _status(env, inst) == "active"
+
+
+@pytest.mark.parametrize(
+    ("status", "state"),
+    [
+        ("active", power_state.RUNNING),
+        ("degraded", power_state.RUNNING),
+        ("stopped", power_state.SHUTDOWN),
+        ("paused", power_state.SHUTDOWN),
+        ("terminated", power_state.CRASHED),
+        ("starting", power_state.NOSTATE),
+        ("stopping", power_state.NOSTATE),
+        ("communications-not-active", power_state.NOSTATE),
+    ],
+)
+def test_get_info_maps_partition_status(running, status, state):
+    env, inst = running
+    env.partition(inst).properties["status"] = status
+    info = env.driver.get_info(inst, use_cache=False)
+    assert info.state == state
+    env.driver.list_instances()  # refresh the snapshot
+    assert env.driver.get_info(inst).state == state
+
+
+def test_operations_on_missing_partition_raise_instance_not_found(env):
+    inst = env.instance()
+    for call in (
+        lambda: env.driver.get_info(inst, use_cache=False),
+        lambda: env.driver.power_on(env.context, inst, []),
+        lambda: env.driver.power_off(inst),
+        lambda: env.driver.reboot(env.context, inst, [], "HARD"),
+    ):
+        with pytest.raises(exception.InstanceNotFound):
+            call()
+    assert env.driver.instance_exists(inst) is False
+
+
+def test_power_sync_costs_one_request_whatever_the_number_of_partitions(env):
+    instances = []
+    for _ in range(5):
+        inst = env.instance(vcpus=1, memory_mb=1024)
+        env.spawn(inst)
+        instances.append(inst)
+    env.driver.power_off(instances[0])
+    env.partition(instances[1]).properties["status"] = "paused"  # changed behind our back
+
+    # What ComputeManager._sync_power_states does: count, then get_info per instance.
+    fresh = env.new_driver()
+    env.log.clear()
+    assert len(fresh.list_instances()) == 5
+    states = [fresh.get_info(i).state for i in instances]
+    assert len(env.log) == 1, env.log.requests
+    assert states == [power_state.SHUTDOWN, power_state.SHUTDOWN] + [power_state.RUNNING] * 3
+
+
+def test_instance_gone_from_snapshot_is_reported_not_found(running):
+    env, inst = running
+    env.driver.list_instances()
+    env.cpc.partitions.remove(env.partition(inst).oid)
+    # Still in the snapshot taken before the removal: stale but never wrong for long;
+    # a fresh listing shows the truth.
+    env.driver.list_instances()
+    with pytest.raises(exception.InstanceNotFound):
+        env.driver.get_info(inst)
+
+
+def test_each_host_sees_only_its_own_partitions(conf, env):
+    mine = env.instance()
+    env.spawn(mine)
+    # An operator's partition and a partition of another compute host on the CPC.
+    env.cpc.partitions.add(
+        {"name": "LINUX01", "ifl-processors": 1, "initial-memory": 1024, "maximum-memory": 1024}
+    )
+    other_host = env.new_driver("subset2")
+    theirs = env.instance()
+    other_host.prepare_for_spawn(theirs)
+    assert other_host.list_instance_uuids() == [theirs.uuid]
+
+    conf.config(host=HOST)
+    assert env.driver.list_instance_uuids() == [mine.uuid]
+    assert env.driver.list_instances() == [f"OpenStack-{HOST}-{mine.uuid}"]
+    # subset1 is a prefix of subset12: the match must be exact.
+    env.new_driver("subset12")
+    assert env.new_driver("subset12").list_instances() == []
+
+
+def test_get_console_output_returns_os_messages(running):
+    from tests.unit.dpm import fakes
+
+    env, inst = running
+    part = env.partition(inst)
+    fakes.ListOsMessages.messages[part.uri] = ["Linux version 6.8.0", "login: "]
+    try:
+        out = env.driver.get_console_output(env.context, inst)
+    finally:
+        fakes.ListOsMessages.messages.pop(part.uri)
+    assert out == "Linux version 6.8.0\nlogin: \n"
