@@ -17,14 +17,30 @@ from __future__ import annotations
 
 from importlib import metadata
 
+import fixtures
 import nova.tests.functional  # noqa: F401  (selects the threading backend first)
+import urllib3
 from nova.tests.functional import integrated_helpers
+from wsgi_intercept import requests_intercept
 
 # ConfFixture points [wsgi]api_paste_config at the source-tree layout; a wheel
 # installs api-paste.ini under <prefix>/etc/nova. Find it through the RECORD.
 API_PASTE = str(
     next(f for f in metadata.files("nova") if f.name == "api-paste.ini").locate().resolve()
 )
+
+
+_intercept_everything = requests_intercept.install
+
+
+def _intercept_plain_http_only() -> None:
+    """Placement runs in-process behind wsgi-intercept on plain HTTP. Its
+    requests interceptor also replaces urllib3's HTTPS connection class with one
+    that cannot open real TLS connections (it breaks on urllib3 2's arguments),
+    which would cut our drivers off from the emulators they reach over HTTPS.
+    Intercept HTTP only and leave HTTPS, with its certificate checks, real."""
+    _intercept_everything()
+    urllib3.connectionpool.HTTPSConnectionPool.ConnectionCls = urllib3.connection.HTTPSConnection
 
 
 class DriverHarnessMixin:
@@ -40,6 +56,11 @@ class DriverHarnessMixin:
         """Set driver options with ``self.flags(...)``; called before setUp."""
 
     def setUp(self):
+        self.useFixture(
+            fixtures.MonkeyPatch(
+                "wsgi_intercept.requests_intercept.install", _intercept_plain_http_only
+            )
+        )
         self.flags(api_paste_config=API_PASTE, group="wsgi")
         self.flags(compute_driver=self.compute_driver)
         self.driver_flags()

@@ -1,0 +1,302 @@
+"""The DPM driver inside real Nova, against the HMC emulator.
+
+What Nova needs from outside the compute host is played here, as close to the
+real services as the DPM flows require:
+
+* ``FibreChannelArray``: Cinder backed by an FC storage array. Attaching a
+  volume masks its LUN to the WWPNs of the connector the driver reported and
+  returns ``fibre_channel`` connection info (initiator-target map, LUN), as a
+  real Cinder FC driver does; detaching unmasks. Tests read ``masking`` to see
+  which host WWPNs can reach which volume.
+* ``DPMNeutron``: Neutron with the DPM mechanism driver and agent. Ports bind
+  as ``dpm_vswitch`` with the vswitch object-id of their physical network and
+  stay DOWN until the NIC appears on the HMC; then, like the DPM L2 agent and
+  Neutron server together, the port goes ACTIVE and Nova receives
+  ``network-vif-plugged``.
+* ``DPMComputeTestBase``: the harness bases with an HMC emulator per test and
+  ``[dpm]`` options pointing at it.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+
+import fixtures
+from nova.tests import fixtures as nova_fixtures
+from oslo_log import log as logging
+
+import ibmvirt.conf  # noqa: F401  (registers [dpm])
+from ibmvirt import contract
+from ibmvirt.emulators.hmc import HMCEmulator, HMCEmulatorFixture, inventories
+from ibmvirt.sandbox import harness
+
+LOG = logging.getLogger(__name__)
+
+#: Target ports of the emulated storage array (two fabrics).
+ARRAY_TARGET_WWPNS = ("500507680b214ac1", "500507680b224ac1")
+
+HMC_USER = "ibmvirt"
+HMC_PASSWORD = "emulated-hmc-password"  # noqa: S105  (the emulator's own account)
+
+
+def inventory_ids(inventory: str) -> inventories.InventoryIds:
+    """Object-ids of a shipped inventory, for [dpm] options."""
+    return {inventories.Z13: inventories.Z13_IDS, inventories.Z15: inventories.Z15_IDS}[inventory]
+
+
+class FibreChannelArray(nova_fixtures.CinderFixture):
+    """Cinder whose volumes live on an FC array that masks LUNs by WWPN."""
+
+    def __init__(self, test, targets=ARRAY_TARGET_WWPNS):
+        super().__init__(test)
+        self.targets = list(targets)
+        self.masking: dict[str, set[str]] = {}
+        self._luns: dict[str, int] = {}
+        self._connection_info: dict[str, dict] = {}
+
+    def lun_of(self, volume_id: str) -> int:
+        """The array assigns LUN ids from 1 in attach order (0 is the controller)."""
+        return self._luns.setdefault(volume_id, len(self._luns) + 1)
+
+    def fake_attachment_update(self, context, attachment_id, connector, mountpoint=None):
+        ref = super().fake_attachment_update(context, attachment_id, connector, mountpoint)
+        volume_id = ref["connection_info"]["data"]["volume_id"]
+        wwpns = [w.lower() for w in connector.get("wwpns") or []]
+        if not wwpns:
+            raise ValueError(f"connector for volume {volume_id} has no wwpns: {connector}")
+        self.masking.setdefault(volume_id, set()).update(wwpns)
+        info = {
+            "driver_volume_type": "fibre_channel",
+            "data": {
+                "volume_id": volume_id,
+                "attachment_id": attachment_id,
+                "target_discovered": False,
+                "target_lun": self.lun_of(volume_id),
+                "target_wwn": list(self.targets),
+                "initiator_target_map": {w: list(self.targets) for w in wwpns},
+            },
+        }
+        self._connection_info[attachment_id] = info
+        ref["connection_info"] = copy.deepcopy(info)
+        return ref
+
+    def _find_connection_info(self, volume_id, attachment_id):
+        if attachment_id in self._connection_info:
+            return copy.deepcopy(self._connection_info[attachment_id])
+        return super()._find_connection_info(volume_id, attachment_id)
+
+    def fake_attachment_delete(self, context, attachment_id):
+        info = self._connection_info.pop(attachment_id, None)
+        if info is not None:
+            volume_id = info["data"]["volume_id"]
+            still = [
+                i for i in self._connection_info.values() if i["data"]["volume_id"] == volume_id
+            ]
+            if not still:
+                self.masking.pop(volume_id, None)
+        return super().fake_attachment_delete(context, attachment_id)
+
+
+class DPMNeutron(nova_fixtures.NeutronFixture):
+    """Neutron with the DPM ML2 driver: ports bind to a vswitch, go ACTIVE when
+    the NIC shows up on the HMC, and Nova is told ``network-vif-plugged``."""
+
+    def __init__(self, test, emulator: HMCEmulator, vswitch_object_id: str):
+        super().__init__(test)
+        self.emulator = emulator
+        self.vswitch_object_id = vswitch_object_id
+        self._plugged: set[str] = set()
+        self._stop = threading.Event()
+
+    def setUp(self):
+        super().setUp()
+        # NeutronFixture turns vif-plugged waiting off; the DPM flow uses it.
+        self.test.flags(vif_plugging_timeout=60, vif_plugging_is_fatal=True)
+        agent = threading.Thread(target=self._agent_loop, name="dpm-agent", daemon=True)
+        agent.start()
+        self.addCleanup(agent.join, 5)
+        self.addCleanup(self._stop.set)
+
+    def create_port(self, body=None):
+        """Neutron's default base_mac (fa:16:3e) gives locally administered MACs."""
+        created = super().create_port(body)["port"]
+        if created["mac_address"].startswith("00:"):
+            created["mac_address"] = "fa:16:3e" + created["mac_address"][8:]
+            self._ports[created["id"]]["mac_address"] = created["mac_address"]
+        return {"port": created}
+
+    def update_port(self, port_id, body=None):
+        port_body = (body or {}).get("port", {})
+        if port_body.get("binding:host_id"):
+            port = self._ports[port_id]
+            port["binding:vif_type"] = contract.VIF_TYPE_DPM_VSWITCH
+            port["binding:vif_details"] = {
+                "port_filter": False,
+                contract.VIF_DETAILS_DPM_VSWITCH_ID: self.vswitch_object_id,
+            }
+            if port_id not in self._plugged:
+                port["status"] = "DOWN"
+        return super().update_port(port_id, body)
+
+    # -- the agent half ---------------------------------------------------
+    def _agent_loop(self) -> None:
+        while not self._stop.wait(0.2):
+            try:
+                self._report_new_nics()
+            except Exception:  # noqa: BLE001  (keep polling, as an agent would)
+                LOG.exception("DPM agent emulation: polling the HMC failed")
+
+    def _nic_exists_for(self, port: dict) -> bool:
+        port_id, mac = port["id"], port["mac_address"].lower()
+        for nic in hmc_nics(self.emulator):
+            if port_id in (nic.get("name") or "") or port_id in (nic.get("description") or ""):
+                return True
+            if (nic.get("mac-address") or "").lower() == mac:
+                return True
+        return False
+
+    def _report_new_nics(self) -> None:
+        for port in list(self._ports.values()):
+            if (
+                port["id"] in self._plugged
+                or port.get("status") != "DOWN"
+                or not port.get("device_id")
+                or not self._nic_exists_for(port)
+            ):
+                continue
+            self._plugged.add(port["id"])
+            port["status"] = "ACTIVE"
+            self.test.admin_api.api_post(
+                "/os-server-external-events",
+                {
+                    "events": [
+                        {
+                            "name": "network-vif-plugged",
+                            "server_uuid": port["device_id"],
+                            "tag": port["id"],
+                            "status": "completed",
+                        }
+                    ]
+                },
+            )
+
+
+def hmc_nics(emulator: HMCEmulator) -> list[dict]:
+    """Properties of every NIC on the emulated HMC, read from its state directly
+    (not over the API, so request counts stay the driver's own)."""
+    with emulator.lock:
+        return [
+            dict(nic.properties)
+            for cpc in emulator.faked_hmc.cpcs.list()
+            for partition in cpc.partitions.list()
+            for nic in partition.nics.list()
+        ]
+
+
+class DPMComputeMixin:
+    """[dpm] options for a compute host on the emulated CPC."""
+
+    compute_driver = "ibmvirt.DPMDriver"
+    inventory = inventories.Z15
+    max_processors = 8
+    max_memory = 65536
+
+    def driver_flags(self):
+        self.hmc_fixture = self.useFixture(
+            HMCEmulatorFixture(self.inventory, userid=HMC_USER, password=HMC_PASSWORD)
+        )
+        self.hmc = emu = self.hmc_fixture.emulator
+        self.ids = ids = inventory_ids(self.inventory)
+        self.flags(
+            group="dpm",
+            hmc=[emu.host],
+            hmc_port=emu.port,
+            hmc_username=HMC_USER,
+            hmc_password=HMC_PASSWORD,
+            hmc_ca_file=emu.ca_file,
+            cpc_object_id=ids.cpc,
+            max_processors=self.max_processors,
+            max_memory=self.max_memory,
+            physical_storage_adapter_mappings=[f"{a}:0" for a in ids.fcp_adapters],
+        )
+
+    def setUp(self):
+        # Nova's bases build their Cinder and Neutron fixtures by these names.
+        self.useFixture(fixtures.MockPatch("nova.tests.fixtures.CinderFixture", self._make_cinder))
+        self.useFixture(
+            fixtures.MockPatch("nova.tests.fixtures.NeutronFixture", self._make_neutron)
+        )
+        super().setUp()
+
+    def _make_cinder(self, test):
+        self.array = FibreChannelArray(test)
+        return self.array
+
+    def _make_neutron(self, test):
+        self.dpm_neutron = DPMNeutron(test, self.hmc, self.ids.vswitch_osa_port0)
+        return self.dpm_neutron
+
+
+class DPMSingleComputeTestBase(DPMComputeMixin, harness.SingleComputeTestBase):
+    """Real Nova with one DPM compute host ``compute``."""
+
+
+class DPMMultiComputeTestBase(DPMComputeMixin, harness.MultiComputeTestBase):
+    """Real Nova; tests start DPM compute hosts with ``self._start_compute``."""
+
+
+class HMCView:
+    """What an operator would see on the emulated HMC, read from its state.
+
+    Reads go straight to the emulator's state (under its lock), not over the
+    API, so that request counts stay those of the driver under test.
+    """
+
+    def __init__(self, emulator: HMCEmulator):
+        self.emulator = emulator
+
+    def _cpc(self):
+        return self.emulator.faked_hmc.cpcs.list()[0]
+
+    def partitions(self) -> dict[str, dict]:
+        with self.emulator.lock:
+            return {p.properties["name"]: dict(p.properties) for p in self._cpc().partitions.list()}
+
+    def partition(self, name: str) -> dict:
+        return self.partitions()[name]
+
+    def _faked_partition(self, name: str):
+        for p in self._cpc().partitions.list():
+            if p.properties["name"] == name:
+                return p
+        raise KeyError(name)
+
+    def nics(self, partition: str) -> list[dict]:
+        with self.emulator.lock:
+            return [dict(n.properties) for n in self._faked_partition(partition).nics.list()]
+
+    def hbas(self, partition: str) -> list[dict]:
+        with self.emulator.lock:
+            return [dict(h.properties) for h in self._faked_partition(partition).hbas.list()]
+
+    def storage_groups(self) -> dict[str, dict]:
+        """Storage groups by name, each with its ``volumes`` and ``vsrs``."""
+        with self.emulator.lock:
+            groups = {}
+            for console in self.emulator.faked_hmc.consoles.list():
+                for sg in console.storage_groups.list():
+                    props = dict(sg.properties)
+                    props["volumes"] = [dict(v.properties) for v in sg.storage_volumes.list()]
+                    props["vsrs"] = [
+                        dict(v.properties) for v in sg.virtual_storage_resources.list()
+                    ]
+                    groups[props["name"]] = props
+            return groups
+
+    def owned_by(self, host: str) -> list[str]:
+        """Every partition and storage group whose name marks ``host`` as owner."""
+        prefix = f"OpenStack-{host}-"
+        names = [n for n in self.partitions() if n.startswith(prefix)]
+        names += [f"storage-group:{n}" for n in self.storage_groups() if n.startswith(prefix)]
+        return names
