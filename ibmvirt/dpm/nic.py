@@ -78,6 +78,8 @@ class NicManager:
             raise dpm_exc.InvalidVIF(
                 reason=f"{exc}. Use fewer network interfaces per instance"
             ) from exc
+        except ValueError as exc:  # a MAC the guest could not set
+            raise dpm_exc.InvalidVIF(reason=str(exc)) from exc
 
     def _record(self, devno: str, vif: VifSpec) -> bootparams.NicRecord:
         mac = None if self.host.nic_mac_settable else vif.mac
@@ -160,6 +162,4 @@ class NicManager:
             return None
         devno = nic.get_property("device-number").lower()
         nic.delete()
-        current = partition.get_property(BOOT_PARAMS) or ""
-        kept = [r for r in bootparams.parse(current) if r.devno != devno]
-        return bootparams.render(kept)
+        return bootparams.without_devices(partition.get_property(BOOT_PARAMS) or "", {devno})

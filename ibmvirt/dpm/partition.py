@@ -194,10 +194,17 @@ class Guest:
 
     def console_output(self) -> str:
         """The operating system messages of the partition (SE 2.14 and later)."""
+        if self.host.se_version < (2, 14, 0):
+            raise NotImplementedError(
+                "List OS Messages needs SE 2.14.0 or later; this CPC has SE "
+                + ".".join(map(str, self.host.se_version))
+            )
         partition = self.get()
         try:
             result = partition.list_os_messages()
         except zhmcclient.HTTPError as exc:
+            if exc.http_status == 404 and exc.reason == 1 and self.find() is None:
+                raise exception.InstanceNotFound(instance_id=self.instance.uuid) from exc
             raise exception.ConsoleLogOutputException(
                 instance_id=self.instance.uuid,
                 reason=f"the HMC could not list the operating system messages of "

@@ -6,7 +6,7 @@ import pytest
 from nova.compute import power_state
 
 from nova import exception
-from tests.unit.dpm.conftest import HOST
+from tests.unit.dpm.conftest import HOST, make_env
 
 
 @pytest.fixture
@@ -153,10 +153,12 @@ def test_each_host_sees_only_its_own_partitions(conf, env):
     assert env.new_driver("subset12").list_instances() == []
 
 
-def test_get_console_output_returns_os_messages(running):
+def test_get_console_output_returns_os_messages(conf):
     from tests.unit.dpm import fakes
 
-    env, inst = running
+    env = make_env(conf, "z15")
+    inst = env.instance()
+    env.spawn(inst)
     part = env.partition(inst)
     fakes.ListOsMessages.messages[part.uri] = ["Linux version 6.8.0", "login: "]
     try:
@@ -164,3 +166,10 @@ def test_get_console_output_returns_os_messages(running):
     finally:
         fakes.ListOsMessages.messages.pop(part.uri)
     assert out == "Linux version 6.8.0\nlogin: \n"
+
+
+def test_console_output_not_offered_before_se_2_14(z13):
+    inst = z13.instance()
+    z13.spawn(inst)
+    with pytest.raises(NotImplementedError, match="SE 2.14.0"):
+        z13.driver.get_console_output(z13.context, inst)
