@@ -74,6 +74,8 @@ class Emulator:
         self.kinds: dict[str, Kind] = {}
         self.ms: Resource | None = None
         self.files: dict[str, Any] = {}  # web/File uploads, see state.storage
+        # What upload received, by target UDID (or "vopt:<name>"): bytes, sha256
+        self.uploads: dict[str, dict[str, Any]] = {}
         # web/<name> and pcm handlers: fn(handler, verb, segs, qs, body)
         self.web_routes: dict[str, Callable[..., None]] = {}
         # Called after the core objects exist: fn(emulator, inventory)
@@ -269,7 +271,7 @@ def _compare_fields(parent: str, client: etree._Element, stored: etree._Element,
         if not isinstance(c.tag, str):
             continue
         name = x.local(c)
-        if name == "Metadata" or counts[name] > 1:
+        if name == "Metadata" or counts[name] > 1 or schema.is_list_item(parent, name):
             continue  # lists are matched by identity in the type's hook, not here
         peers = stored.findall(c.tag)
         if len(peers) != 1:

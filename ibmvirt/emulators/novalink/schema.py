@@ -47,6 +47,7 @@ class _Knowledge:
     before: dict[str, set[tuple[str, str]]] = field(default_factory=dict)
     kb: dict[tuple[str, str], set[str]] = field(default_factory=dict)
     seen_children: dict[str, set[str]] = field(default_factory=dict)
+    repeated: dict[str, set[str]] = field(default_factory=dict)
 
 
 def _learn_sequence(k: _Knowledge, parent: str, seq: list[str]) -> None:
@@ -55,6 +56,8 @@ def _learn_sequence(k: _Knowledge, parent: str, seq: list[str]) -> None:
     for t in seq:
         if t not in uniq:
             uniq.append(t)
+        else:
+            k.repeated.setdefault(parent, set()).add(t)
     pairs = k.before.setdefault(parent, set())
     for i, a in enumerate(uniq):
         for b in uniq[i + 1 :]:
@@ -81,11 +84,31 @@ def _knowledge() -> _Knowledge:
     for parent, seqs in _EXTRA_ORDERS.items():
         for seq in seqs:
             _learn_sequence(k, parent, seq)
-    # Drop contradictions (captures from different schema versions).
-    for _parent, pairs in k.before.items():
+    # Drop contradictions (captures from different schema versions), then close
+    # transitively so elements never seen together are still ordered.
+    for parent, pairs in k.before.items():
         conflicts = {(a, b) for (a, b) in pairs if (b, a) in pairs}
         pairs.difference_update(conflicts)
+        k.before[parent] = _closure(pairs)
     return k
+
+
+def _closure(pairs: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    succ: dict[str, set[str]] = {}
+    for a, b in pairs:
+        succ.setdefault(a, set()).add(b)
+    out: set[tuple[str, str]] = set()
+    for start in succ:
+        stack, seen = list(succ[start]), set()
+        while stack:
+            n = stack.pop()
+            if n in seen or n == start:
+                continue
+            seen.add(n)
+            stack.extend(succ.get(n, ()))
+        out.update((start, n) for n in seen)
+    # A cycle would make both directions appear: keep neither.
+    return {(a, b) for (a, b) in out if (b, a) not in out}
 
 
 _warm_lock = threading.Lock()
@@ -105,6 +128,11 @@ def precedes(parent: str, a: str, b: str) -> bool:
 def access(parent: str, child: str) -> set[str]:
     """kb classes observed for ``child`` under ``parent`` (empty if unknown)."""
     return _knowledge().kb.get((parent, child), set())
+
+
+def is_list_item(parent: str, child: str) -> bool:
+    """``child`` occurs as a repeated list item under ``parent`` in real responses."""
+    return child in _knowledge().repeated.get(parent, ())
 
 
 def is_read_only(parent: str, child: str) -> bool:
@@ -144,11 +172,23 @@ def insert_ordered(parent: etree._Element, new: etree._Element) -> etree._Elemen
     """Insert ``new`` under ``parent`` at its schema position (after its predecessors)."""
     pname = x.local(parent)
     name = x.local(new)
-    idx = len(parent)
-    for i, c in enumerate(parent):
-        if isinstance(c.tag, str) and precedes(pname, name, x.local(c)):
-            idx = i
-            break
+    kids = list(parent)
+    after = [
+        i
+        for i, c in enumerate(kids)
+        if isinstance(c.tag, str) and precedes(pname, x.local(c), name)
+    ]
+    before = [
+        i
+        for i, c in enumerate(kids)
+        if isinstance(c.tag, str) and precedes(pname, name, x.local(c))
+    ]
+    if after:
+        idx = after[-1] + 1
+    elif before:
+        idx = before[0]
+    else:
+        idx = len(kids)
     parent.insert(idx, new)
     return new
 

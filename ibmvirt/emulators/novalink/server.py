@@ -12,6 +12,7 @@ import re
 import ssl
 import threading
 import time
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -54,8 +55,37 @@ class Handler(BaseHTTPRequestHandler):
         self._handle("DELETE")
 
     def _body(self) -> bytes:
-        n = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(n) if n else b""
+        return b"".join(self.read_stream())
+
+    def read_stream(self, chunk: int = 1 << 20) -> Iterator[bytes]:
+        """The request body, streamed (Content-Length or chunked encoding)."""
+        if self._consumed:
+            return
+        self._consumed = True
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            while True:
+                size_line = self.rfile.readline(65537)
+                size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                        pass
+                    return
+                left = size
+                while left:
+                    data = self.rfile.read(min(left, chunk))
+                    if not data:
+                        raise errors.bad_request("Request body ended inside a chunk")
+                    left -= len(data)
+                    yield data
+                self.rfile.readline(3)
+        else:
+            left = int(self.headers.get("Content-Length") or 0)
+            while left > 0:
+                data = self.rfile.read(min(left, chunk))
+                if not data:
+                    raise errors.bad_request("Request body is shorter than Content-Length")
+                left -= len(data)
+                yield data
 
     def send(
         self,
@@ -82,9 +112,11 @@ class Handler(BaseHTTPRequestHandler):
         self.send(exc.status, x.tostring(entry), ATOM_TYPE, exc.headers)
 
     def _handle(self, verb: str) -> None:
-        body = self._body() if verb in ("PUT", "POST") else b""
+        self._consumed = False
         parts = urlsplit(self.path)
         path = unquote(parts.path)
+        streamed = path.startswith("/rest/api/web/File/contents/")
+        body = self._body() if verb in ("PUT", "POST") and not streamed else b""
         qs = {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
         ctl = self.control
         if ctl is not None and path.startswith(ctl.prefix.rstrip("/")):
@@ -113,6 +145,9 @@ class Handler(BaseHTTPRequestHandler):
                 return self.route_pcm(verb, segs, qs, body)
             return self.route_uom(verb, segs, qs, body, path)
         except errors.RestError as exc:
+            if not self._consumed:
+                for _ in self.read_stream():
+                    pass
             self.send_error_entry(exc)
         except _Drop:
             status = 0

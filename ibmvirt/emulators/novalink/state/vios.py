@@ -29,9 +29,14 @@ _EMPTIED = (
     "ClientNetworkAdapters",
 )
 
-# Hooks other state modules add: called with (emu, vios, old_elem, new_elem)
-# during an update, to apply and validate group-specific semantics.
-UPDATE_HOOKS: list[Any] = []
+
+def add_update_hook(emu: Emulator, hook: Any) -> None:
+    """Run ``hook(emu, vios, old_elem, new_elem)`` on every VIOS update.
+
+    Hooks validate (raise RestError) and complete the new element with what the
+    server owns (adapters, slots, device names) for their group.
+    """
+    emu.kind("VirtualIOServer").extra.setdefault("update_hooks", []).append(hook)
 
 
 def template(index: int, base: str) -> etree._Element:
@@ -84,7 +89,7 @@ def seed(emu: Emulator, spec: dict[str, Any], index: int) -> Resource:
 
 def _update(emu: Emulator, res: Resource, new: etree._Element) -> None:
     old = res.elem
-    for hook in UPDATE_HOOKS:
+    for hook in emu.kind("VirtualIOServer").extra.get("update_hooks", []):
         hook(emu, res, old, new)
     name = lpar.name_of(new)
     if name != lpar.name_of(old):

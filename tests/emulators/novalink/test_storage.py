@@ -1,0 +1,186 @@
+"""Local storage: volume groups, virtual disks, uploads, media repository and
+vSCSI mappings across both VIOSes, with pypowervm's own task helpers."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+
+import pypowervm.const as pvm_const
+import pypowervm.exceptions as pvm_exc
+import pytest
+from pypowervm.tasks import partition as pvm_part
+from pypowervm.tasks import scsi_mapper as tsk_map
+from pypowervm.tasks import storage as tsk_stg
+from pypowervm.tasks import vopt as tsk_vopt
+from pypowervm.wrappers import storage as pvm_stg
+from pypowervm.wrappers import virtual_io_server as pvm_vios
+
+from .test_lpar import build
+
+
+def vios_named(adapter, name, xag=()):
+    return next(v for v in pvm_vios.VIOS.get(adapter, xag=list(xag)) if v.name == name)
+
+
+def vg_named(adapter, vios, name):
+    return next(vg for vg in pvm_stg.VG.get(adapter, parent=vios) if vg.name == name)
+
+
+def test_volume_groups_and_physical_volumes_from_inventory(adapter):
+    vios1 = vios_named(adapter, "vios1", [pvm_const.XAG.VIO_STOR])
+    assert sorted(p.name for p in vios1.phys_vols) == ["hdisk1", "hdisk2", "hdisk3"]
+    vgs = {vg.name: vg for vg in pvm_stg.VG.get(adapter, parent=vios1)}
+    assert set(vgs) == {"rootvg", "datavg"}
+    assert vgs["rootvg"].capacity == 500
+    assert vgs["rootvg"].vmedia_repos[0].name == "VMLibrary"
+    assert vgs["rootvg"].available_size == pytest.approx(480)
+    assert [p.name for p in vgs["datavg"].phys_vols] == ["hdisk2"]
+
+
+def test_create_vdisk_takes_space_and_gets_udid(adapter):
+    vios1 = vios_named(adapter, "vios1")
+    vg = vg_named(adapter, vios1, "datavg")
+    before = vg.available_size
+    vdisk = tsk_stg.crt_vdisk(adapter, vios1.uuid, vg.uuid, "boot_vm1", 20)
+    assert vdisk.name == "boot_vm1" and vdisk.capacity == 20
+    assert vdisk.udid.startswith("0300")
+    vg = vg_named(adapter, vios1, "datavg")
+    assert vg.available_size == pytest.approx(before - 20)
+    with pytest.raises(pvm_exc.HttpError) as exc:  # same name again
+        tsk_stg.crt_vdisk(adapter, vios1.uuid, vg.uuid, "boot_vm1", 1)
+    assert "already exists" in exc.value.her_wrap.message
+
+
+def test_vdisk_larger_than_free_space_refused(adapter):
+    vios1 = vios_named(adapter, "vios1")
+    vg = vg_named(adapter, vios1, "datavg")
+    with pytest.raises(pvm_exc.HttpError) as exc:
+        tsk_stg.crt_vdisk(adapter, vios1.uuid, vg.uuid, "huge", 10000)
+    assert "not enough free space" in exc.value.her_wrap.message
+    assert [d.name for d in vg_named(adapter, vios1, "datavg").virtual_disks] == []
+
+
+def test_upload_new_vdisk_streams_image(emulator, adapter):
+    vios1 = vios_named(adapter, "vios1")
+    vg = vg_named(adapter, vios1, "rootvg")
+    data = bytes(range(256)) * 4096 * 3  # 3 MiB
+    vdisk, leftover = tsk_stg.upload_new_vdisk(
+        adapter, vios1.uuid, vg.uuid, io.BytesIO(data), "image_x", len(data)
+    )
+    assert leftover is None  # the File metadata was cleaned up
+    got = emulator.emu.uploads[vdisk.udid]
+    assert got["bytes"] == len(data)
+    assert got["sha256"] == hashlib.sha256(data).hexdigest()
+    assert emulator.emu.files == {}
+
+
+def test_upload_size_mismatch_is_refused(emulator, adapter):
+    from pypowervm.wrappers import vios_file as pvm_file
+
+    vios1 = vios_named(adapter, "vios1")
+    vg = vg_named(adapter, vios1, "rootvg")
+    vdisk = tsk_stg.crt_vdisk(adapter, vios1.uuid, vg.uuid, "img", 1)
+    f = pvm_file.File.bld(
+        adapter, "img", pvm_file.FileType.DISK_IMAGE, vios1.uuid, f_size=100, tdev_udid=vdisk.udid
+    ).create()
+    with pytest.raises(pvm_exc.HttpError) as exc:
+        adapter.upload_file(f.element, io.BytesIO(b"x" * 10))
+    assert "ExpectedFileSizeInBytes" in exc.value.her_wrap.message
+
+
+def test_vopt_repository_upload_and_mapping(emulator, adapter):
+    vios_uuid, vg_uuid = tsk_vopt.validate_vopt_repo_exists(adapter)
+    vios1 = vios_named(adapter, "vios1")
+    assert vios_uuid == vios1.uuid
+    iso = b"CD001" * 1000
+    ref, leftover = tsk_stg.upload_vopt(
+        adapter, vios_uuid, io.BytesIO(iso), "cfg_vm1.iso", len(iso)
+    )
+    assert leftover is None
+    vg = pvm_stg.VG.get(adapter, parent=vios1, uuid=vg_uuid)
+    assert [m.media_name for m in vg.vmedia_repos[0].optical_media] == ["cfg_vm1.iso"]
+    lpar = build(adapter, pvm_ms_host(adapter)).create(parent=pvm_ms_host(adapter))
+    tsk_map.add_vscsi_mapping(pvm_ms_host(adapter).uuid, vios_uuid, lpar.uuid, ref)
+    vios1 = vios_named(adapter, "vios1", [pvm_const.XAG.VIO_SMAP])
+    maps = tsk_map.find_maps(vios1.scsi_mappings, client_lpar_id=lpar.uuid)
+    assert len(maps) == 1
+    assert maps[0].target_dev.name.startswith("vtopt")
+    assert maps[0].backing_storage.media_name == "cfg_vm1.iso"
+    # A mapped medium cannot be removed from the repository.
+    vg = pvm_stg.VG.get(adapter, parent=vios1, uuid=vg_uuid)
+    with pytest.raises(pvm_exc.HttpError) as exc:
+        tsk_stg.rm_vg_storage(vg, vopts=vg.vmedia_repos[0].optical_media)
+    assert "mapped" in exc.value.her_wrap.message
+
+
+def pvm_ms_host(adapter):
+    from pypowervm.wrappers import managed_system as pvm_ms
+
+    return pvm_ms.System.get(adapter)[0]
+
+
+def test_vscsi_mappings_across_both_vioses_with_feedtask(emulator, adapter, host):
+    lpar = build(adapter, host).create(parent=host)
+    vios1 = vios_named(adapter, "vios1")
+    vg = vg_named(adapter, vios1, "datavg")
+    vdisk = tsk_stg.crt_vdisk(adapter, vios1.uuid, vg.uuid, "boot_vm1", 10)
+
+    ftsk = pvm_part.build_active_vio_feed_task(adapter, xag=[pvm_const.XAG.VIO_SMAP])
+    assert len(ftsk.wrapper_tasks) == 2
+
+    def map_vdisk(vios_w):
+        if vios_w.name != "vios1":
+            return False
+        m = tsk_map.build_vscsi_mapping(host.uuid, vios_w, lpar.uuid, vdisk)
+        return tsk_map.add_map(vios_w, m) is not None
+
+    def map_pv(vios_w):
+        if vios_w.name != "vios2":
+            return False
+        pv = pvm_stg.PV.bld(adapter, "hdisk1")
+        m = tsk_map.build_vscsi_mapping(host.uuid, vios_w, lpar.uuid, pv)
+        return tsk_map.add_map(vios_w, m) is not None
+
+    for wt in ftsk.wrapper_tasks.values():
+        wt.add_functor_subtask(map_vdisk)
+        wt.add_functor_subtask(map_pv)
+    ftsk.execute()
+
+    v1 = vios_named(adapter, "vios1", [pvm_const.XAG.VIO_SMAP])
+    v2 = vios_named(adapter, "vios2", [pvm_const.XAG.VIO_SMAP])
+    m1 = tsk_map.find_maps(v1.scsi_mappings, client_lpar_id=lpar.uuid)
+    m2 = tsk_map.find_maps(v2.scsi_mappings, client_lpar_id=lpar.uuid)
+    assert len(m1) == 1 and len(m2) == 1
+    assert m1[0].backing_storage.name == "boot_vm1"
+    assert m2[0].backing_storage.name == "hdisk1"
+    # Server-created adapters: vhost names, distinct client slots on the LPAR.
+    assert m1[0].server_adapter.name.startswith("vhost")
+    assert m1[0].client_adapter.lpar_slot_num != m2[0].client_adapter.lpar_slot_num
+    assert m1[0].client_adapter.lpar_id == lpar.id
+    assert m1[0].target_dev.lua.startswith("0x8")
+
+    # Deleting a mapped disk is refused while the mapping exists.
+    with pytest.raises(pvm_exc.HttpError) as exc:
+        tsk_stg.rm_vg_storage(vg_named(adapter, vios1, "datavg"), vdisks=[vdisk])
+    assert "remove its vSCSI mapping first" in exc.value.her_wrap.message
+
+    # Remove every mapping of the LPAR on both VIOSes, again via FeedTask.
+    ftsk = pvm_part.build_active_vio_feed_task(adapter, xag=[pvm_const.XAG.VIO_SMAP])
+    for wt in ftsk.wrapper_tasks.values():
+        wt.add_functor_subtask(tsk_map.remove_maps, lpar.uuid)
+    ftsk.execute()
+    for name in ("vios1", "vios2"):
+        v = vios_named(adapter, name, [pvm_const.XAG.VIO_SMAP])
+        assert tsk_map.find_maps(v.scsi_mappings, client_lpar_id=lpar.uuid) == []
+    tsk_stg.rm_vg_storage(vg_named(adapter, vios1, "datavg"), vdisks=[vdisk])
+    assert vg_named(adapter, vios1, "datavg").virtual_disks == []
+
+
+def test_mapping_to_missing_storage_refused(adapter, host):
+    lpar = build(adapter, host).create(parent=host)
+    vios1 = vios_named(adapter, "vios1", [pvm_const.XAG.VIO_SMAP])
+    ref = pvm_stg.VDisk.bld_ref(adapter, "nosuchdisk")
+    with pytest.raises(pvm_exc.HttpError) as exc:
+        tsk_map.add_vscsi_mapping(host.uuid, vios1, lpar.uuid, ref)
+    assert "no virtual disk 'nosuchdisk'" in exc.value.her_wrap.message
