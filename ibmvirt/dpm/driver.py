@@ -92,6 +92,9 @@ class DPMDriver(driver.ComputeDriver):
         self._host = hyper
         self._storage = dpm_storage.for_host(hyper)
         self._nics = dpm_nic.NicManager(hyper)
+        # Storage groups of this host whose partition is gone (e.g. nova-compute
+        # died half-way through a destroy) are removed now.
+        self._storage.cleanup_orphans()
 
     @property
     def host(self) -> Host:
@@ -283,7 +286,11 @@ class DPMDriver(driver.ComputeDriver):
     def _vif_events(network_info) -> list[tuple[str, str]]:
         if not CONF.vif_plugging_timeout:
             return []
-        return [("network-vif-plugged", vif["id"]) for vif in network_info if not vif.get("active")]
+        return [
+            ("network-vif-plugged", vif["id"])
+            for vif in network_info
+            if vif.get("active", True) is False
+        ]
 
     @contextlib.contextmanager
     def _vifs_plugged(self, instance, network_info):

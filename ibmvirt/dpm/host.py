@@ -101,7 +101,6 @@ class Host:
         self.storage_management = False
         self.nic_mac_settable = False
         self.se_version = (0, 0, 0)
-        self.hmc_supports_additional_properties = False
         # instance uuid -> (time seen, summary); see cached_status().
         self._status_cache: dict[str, tuple[float, PartitionSummary]] = {}
         self._snapshot_time = float("-inf")
@@ -189,13 +188,6 @@ class Host:
         # Create NIC accepts 'mac-address' since SE 2.14.0 (API 2.20).
         self.nic_mac_settable = self.se_version >= (2, 14, 0)
         self.storage_ports = [self._resolve_port(cpc, cpc_name, m) for m in mappings]
-        try:
-            api = self.client.query_api_version()
-            hmc_version = _parse_version(api.get("hmc-version", "0.0.0"))
-        except zhmcclient.Error:
-            hmc_version = (0, 0, 0)
-        # List operations accept additional-properties since HMC 2.16.0.
-        self.hmc_supports_additional_properties = hmc_version >= (2, 16, 0)
         self.cpc = cpc
         LOG.info(
             "Managing CPC %(cpc)s (SE %(se)s, %(path)s storage) as subset %(host)s: "

@@ -154,6 +154,10 @@ class StoragePath(abc.ABC):
     def cleanup(self, partition: zhmcclient.Partition | None, name: str) -> None:
         """Remove everything prepare() created outside the partition (idempotent)."""
 
+    def cleanup_orphans(self) -> list[str]:
+        """Remove this host's objects outside partitions whose partition is gone."""
+        return []
+
 
 def for_host(host: Host) -> StoragePath:
     """The storage path matching the CPC's firmware."""

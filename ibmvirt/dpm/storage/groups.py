@@ -146,6 +146,25 @@ class StorageGroupPath(StoragePath):
         for sv in group.storage_volumes.list(filter_args={"name": sv_name}):
             sv.delete()
 
+    def cleanup_orphans(self) -> list[str]:
+        groups = self._groups.list(
+            filter_args={
+                "name": naming.owned_name_filter(self.host.name),
+                "cpc-uri": self.host.require_cpc().uri,
+            }
+        )
+        groups = [g for g in groups if naming.instance_uuid_from_name(self.host.name, g.name)]
+        if not groups:
+            return []
+        partition_names = {p.name for p in self.host.list_partitions()}
+        removed = []
+        for group in groups:
+            if group.name not in partition_names:
+                LOG.warning("Removing storage group %s: its partition is gone", group.name)
+                self.cleanup(None, group.name)
+                removed.append(group.name)
+        return removed
+
     def cleanup(self, partition: zhmcclient.Partition | None, name: str) -> None:
         group = self.find_group(name)
         if group is None:

@@ -266,3 +266,34 @@ def test_destroy_of_paused_partition(env):
     env.partition(inst).properties["status"] = "paused"  # in-band shutdown
     env.driver.destroy(env.context, inst, [])
     _assert_nothing_left(env, inst)
+
+
+def test_restart_removes_orphan_storage_groups_of_this_host_only(conf):
+    env = make_env(conf, "z15")
+    kept, orphan = env.instance(), env.instance()
+    env.spawn(kept)
+    env.driver.prepare_for_spawn(orphan)
+    other = env.new_driver("subset2")
+    theirs = env.instance()
+    other.prepare_for_spawn(theirs)
+    # nova-compute died in the middle of destroying `orphan`: partition gone, group left.
+    part = env.partition(orphan)
+    part.properties["storage-group-uris"] = []
+    env.cpc.partitions.remove(part.oid)
+    for vsr_owner in env.storage_groups():
+        if vsr_owner.properties["name"].endswith(orphan.uuid):
+            orphan_group = vsr_owner.properties["name"]
+
+    env.new_driver(HOST)
+
+    names = sorted(g.properties["name"] for g in env.storage_groups())
+    assert orphan_group not in names
+    assert names == sorted([f"OpenStack-{HOST}-{kept.uuid}", f"OpenStack-subset2-{theirs.uuid}"])
+
+
+def test_vifs_already_active_are_not_waited_for(env):
+    inst = env.instance()
+    active = vif("port-a", MAC1, env.ids.vswitch_osa_port0)
+    active["active"] = True
+    env.spawn(inst, [active, vif("port-b", MAC2, env.ids.vswitch_osa_port1)])
+    assert env.virtapi.waited == [[("network-vif-plugged", "port-b")]]
