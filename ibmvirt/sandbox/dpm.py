@@ -108,6 +108,9 @@ class DPMNeutron(nova_fixtures.NeutronFixture):
         self.vswitch_object_id = vswitch_object_id
         self._plugged: set[str] = set()
         self._stop = threading.Event()
+        #: Called with the port just before it is reported up (tests use it to
+        #: act in the middle of a spawn, e.g. expire the HMC sessions).
+        self.before_plug = None
 
     def setUp(self):
         super().setUp()
@@ -166,6 +169,8 @@ class DPMNeutron(nova_fixtures.NeutronFixture):
             ):
                 continue
             self._plugged.add(port["id"])
+            if self.before_plug is not None:
+                self.before_plug(port)
             port["status"] = "ACTIVE"
             self.test.admin_api.api_post(
                 "/os-server-external-events",
