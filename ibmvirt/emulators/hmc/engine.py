@@ -36,7 +36,13 @@ from zhmcclient.mock._urihandler import FakedHTTPError  # private, see module do
 from ibmvirt.emulators.hmc import errors, storage
 from ibmvirt.emulators.hmc.errors import HMCError
 from ibmvirt.emulators.hmc.jobs import JobManager
-from ibmvirt.emulators.hmc.model import Request, Response
+from ibmvirt.emulators.hmc.model import (
+    Request,
+    Response,
+    mac_settable,
+    se_version,
+    storage_management_enabled,
+)
 from ibmvirt.emulators.hmc.osmessages import OSMessageLog, boot_messages, shutdown_messages
 
 LOG = logging.getLogger(__name__)
@@ -104,32 +110,12 @@ class _Session:
     expires: float
 
 
-Handler = Callable[["HMCEngine", Request], Response]
+Handler = Callable[..., Response]  # (engine, Request) -> Response
 
 
 def _new_id() -> str:
     """A new object-id/element-id in the HMC's UUID form."""
     return str(uuid.uuid4())
-
-
-def _se_version(cpc_props: dict[str, Any]) -> tuple[int, ...]:
-    try:
-        return tuple(int(x) for x in str(cpc_props.get("se-version", "0")).split("."))
-    except ValueError:
-        return (0,)
-
-
-def storage_management_enabled(cpc_props: dict[str, Any]) -> bool:
-    """Whether the CPC has the dpm-storage-management firmware feature enabled."""
-    for feature in cpc_props.get("available-features-list") or []:
-        if feature.get("name") == "dpm-storage-management":
-            return bool(feature.get("state"))
-    return False
-
-
-def mac_settable(cpc_props: dict[str, Any]) -> bool:
-    """NIC mac-address can be given at create from SE 2.14.0 (z14) on."""
-    return _se_version(cpc_props) >= (2, 14)
 
 
 class HMCEngine:
@@ -571,7 +557,7 @@ class HMCEngine:
     def _list_os_messages(self, req: Request) -> Response:
         part = self._partition_for(req)
         cpc = part.manager.parent
-        if _se_version(cpc.properties) < (2, 14):
+        if se_version(cpc.properties) < (2, 14):
             raise HMCError(
                 errors.NOT_FOUND,
                 f"List OS Messages needs SE 2.14.0 or later; CPC {cpc.name} has SE "
@@ -858,7 +844,7 @@ class HMCEngine:
 
 
 _ID = r"[^/?]+"
-_ROUTE_SPEC: list[tuple[str, str, Callable[..., Response]]] = [
+_ROUTE_SPEC: list[tuple[str, str, Handler]] = [
     ("POST", r"/api/sessions", HMCEngine._logon),
     ("DELETE", r"/api/sessions/this-session", HMCEngine._logoff),
     ("POST", rf"/api/cpcs/(?P<cid>{_ID})/partitions", HMCEngine._create_partition),
@@ -902,6 +888,6 @@ _ROUTE_SPEC: list[tuple[str, str, Callable[..., Response]]] = [
     ("POST", rf"/api/jobs/(?P<jid>{_ID})/operations/cancel", HMCEngine._cancel_job),
 ] + storage.ROUTES
 
-_ROUTES: list[tuple[str, re.Pattern[str], Callable[..., Response]]] = [
+_ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [
     (m, re.compile(rx + r"$"), h) for m, rx, h in _ROUTE_SPEC
 ]

@@ -1,4 +1,4 @@
-"""Request/response records shared by the engine and its handler modules."""
+"""Request/response records and CPC capability checks shared by the engine modules."""
 
 from __future__ import annotations
 
@@ -28,3 +28,24 @@ class Request:
     match: re.Match[str]
     user: str | None
     token: str | None
+
+
+def se_version(cpc_props: dict[str, Any]) -> tuple[int, ...]:
+    """The CPC's SE version as a tuple, e.g. (2, 15, 0); (0,) if unknown."""
+    try:
+        return tuple(int(x) for x in str(cpc_props.get("se-version", "0")).split("."))
+    except ValueError:
+        return (0,)
+
+
+def storage_management_enabled(cpc_props: dict[str, Any]) -> bool:
+    """Whether the CPC has the dpm-storage-management firmware feature enabled."""
+    for feature in cpc_props.get("available-features-list") or []:
+        if feature.get("name") == "dpm-storage-management":
+            return bool(feature.get("state"))
+    return False
+
+
+def mac_settable(cpc_props: dict[str, Any]) -> bool:
+    """NIC mac-address can be given at create from SE 2.14.0 (z14) on."""
+    return se_version(cpc_props) >= (2, 14)

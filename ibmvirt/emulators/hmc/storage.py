@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from ibmvirt.emulators.hmc import errors
 from ibmvirt.emulators.hmc.errors import HMCError
-from ibmvirt.emulators.hmc.model import Request, Response
+from ibmvirt.emulators.hmc.model import Request, Response, storage_management_enabled
 
 if TYPE_CHECKING:
     from ibmvirt.emulators.hmc.engine import HMCEngine
@@ -244,8 +244,6 @@ class StorageOps:
             if field not in SG_CREATE_FIELDS:
                 raise HMCError(errors.FIELD_UNRECOGNIZED, f"{field!r} is not a storage group field")
         cpc = self.engine.lookup(body["cpc-uri"], errors.REFERENCED_NOT_FOUND, "CPC")
-        from ibmvirt.emulators.hmc.engine import storage_management_enabled
-
         if not storage_management_enabled(cpc.properties):
             raise HMCError(
                 errors.NOT_SUPPORTED_ON_CPC,
