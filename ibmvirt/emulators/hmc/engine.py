@@ -53,6 +53,19 @@ METRICS_TYPE = "application/vnd.ibm-z-zmanager-metrics"
 # Partition statuses (HMC data model).
 STOPPABLE = ("active", "paused", "terminated", "degraded", "reservation-error")
 TRANSITIONAL = ("starting", "stopping")
+# What a guest or the firmware can turn a partition into (control endpoint).
+SIMULATED_STATUSES = frozenset(
+    {
+        "active",
+        "stopped",
+        "paused",
+        "terminated",
+        "degraded",
+        "reservation-error",
+        "communications-not-active",
+        "status-check",
+    }
+)
 NOT_RUNNING = ("stopped",)
 
 # Properties that Update Partition Properties refuses (server-owned or changed
@@ -192,6 +205,32 @@ class HMCEngine:
         if log is None:
             log = self._os_logs[partition_uri] = OSMessageLog()
         return log
+
+    def simulate_partition_status(self, partition: str, status: str) -> str:
+        """Change a partition's status as its operating system or firmware would.
+
+        For example an in-band ``shutdown -P`` leaves a DPM partition ``paused``,
+        a crash ``terminated``. ``partition`` is a partition URI or name; returns
+        the partition URI. Raises ValueError naming the problem.
+        """
+        if status not in SIMULATED_STATUSES:
+            raise ValueError(f"status {status!r} is not one of {sorted(SIMULATED_STATUSES)}")
+        with self.lock:
+            part = None
+            for cpc in self.hmc.cpcs.list():
+                for p in cpc.partitions.list():
+                    if partition in (p.uri, p.name, p.oid):
+                        part = p
+            if part is None:
+                raise ValueError(f"no partition with URI, name or object-id {partition!r}")
+            old = part.properties.get("status")
+            part.properties["status"] = status
+            self._update_memory_available(part.manager.parent)
+            if status in ("paused", "terminated") and old not in ("paused", "terminated"):
+                log = self.os_log(part.uri)
+                for line in shutdown_messages(part.properties)[:-1]:
+                    log.add(line, os_name=part.properties.get("os-name", ""))
+            return part.uri
 
     def shutdown(self) -> None:
         """Stop job timers."""

@@ -329,6 +329,13 @@ class HMCEmulator:
             times=times,
         )
 
+    def set_partition_status(self, partition: str, status: str) -> str:
+        """Simulate a guest/firmware status change (e.g. ``paused`` after an in-band halt).
+
+        ``partition`` is a partition URI, name or object-id; returns its URI.
+        """
+        return self.engine.simulate_partition_status(partition, status)
+
     def reset_faults(self) -> None:
         """Remove all fault rules."""
         self.faults.reset()
@@ -362,6 +369,14 @@ class HMCEmulator:
                 raise faults.ControlError("body must be {'op-delay': <seconds >= 0>}")
             self.op_delay = float(value)
             return 200, {"op-delay": self.op_delay}
+        if sub == "/partition-status" and method == "POST":
+            if not isinstance(body, dict) or not {"partition", "status"} <= set(body):
+                raise faults.ControlError("body must be {'partition': <uri|name>, 'status': ...}")
+            try:
+                uri = self.set_partition_status(str(body["partition"]), str(body["status"]))
+            except ValueError as exc:
+                raise faults.ControlError(str(exc)) from exc
+            return 200, {"partition-uri": uri, "status": body["status"]}
         if sub == "/state" and method == "GET":
             with self.engine.lock:
                 return 200, {

@@ -110,6 +110,14 @@ def test_control_endpoint_over_https(z15_cpc, z15):
     # Control requests are not API requests: they are not in the log.
     assert not any(e["path"].startswith("/_emulator") for e in log)
 
+    r = _control(z15, "POST", "/partition-status", json={"partition": "inst-1", "status": "x"})
+    assert r.status_code == 400
+    r = _control(
+        z15, "POST", "/partition-status", json={"partition": "inst-1", "status": "terminated"}
+    )
+    assert r.json() == {"partition-uri": part.uri, "status": "terminated"}
+    part.pull_full_properties()
+    assert part.get_property("status") == "terminated"
     assert _control(z15, "POST", "/sessions/expire").json() == {"expired": 1}
     assert _control(z15, "PUT", "/op-delay", json={"op-delay": 0.25}).json() == {"op-delay": 0.25}
     assert z15.emulator.op_delay == 0.25

@@ -252,3 +252,24 @@ def test_zhmcclient_is_the_pinned_version():
     # The engine uses zhmcclient.mock's private URI handler table; a new
     # zhmcclient must be re-validated against these tests before the pin moves.
     assert zhmcclient.__version__ == "1.26.0"
+
+
+def test_guest_initiated_status_changes(z15_cpc, z15):
+    part = new_partition(z15_cpc, "guest")
+    part.start()
+    # An in-band halt leaves the partition paused: Start is refused, Stop works.
+    assert z15.emulator.set_partition_status("guest", "paused") == part.uri
+    part.pull_full_properties()
+    assert part.get_property("status") == "paused"
+    with pytest.raises(zhmcclient.HTTPError) as exc:
+        part.start()
+    assert http_error(exc) == (409, 1)
+    assert "stop it first" in exc.value.message
+    part.stop()
+    part.start()
+    part.pull_full_properties()
+    assert part.get_property("status") == "active"
+    with pytest.raises(ValueError):
+        z15.emulator.set_partition_status("guest", "sleeping")
+    with pytest.raises(ValueError):
+        z15.emulator.set_partition_status("nobody", "paused")
