@@ -92,6 +92,13 @@ class Control:
             except (TypeError, ValueError) as exc:
                 raise faults.ControlError(f"latency values must be numbers: {exc}") from exc
             return 200, self.snapshot()
+        route = self.emu.control_routes.get(sub)
+        if route is not None and method in ("POST", "PUT"):
+            try:
+                with self.emu.lock:
+                    return route(body)
+            except ValueError as exc:
+                raise faults.ControlError(str(exc)) from exc
         if sub == "/sessions/expire" and method in ("POST", "PUT"):
             self.emu.sessions.expire_all()
             return 200, {"sessions": 0}

@@ -78,6 +78,8 @@ class Emulator:
         self.uploads: dict[str, dict[str, Any]] = {}
         # web/<name> and pcm handlers: fn(handler, verb, segs, qs, body)
         self.web_routes: dict[str, Callable[..., None]] = {}
+        # Extra control-endpoint routes: "/name" -> fn(json body) -> (status, json)
+        self.control_routes: dict[str, Callable[[Any], tuple[int, Any]]] = {}
         # Called after the core objects exist: fn(emulator, inventory)
         self.seed_hooks: list[Callable[[Emulator, dict[str, Any]], None]] = []
         self.request_count = 0
@@ -210,6 +212,9 @@ class Emulator:
                 self.check_etag(res, groups, if_match)
             kind.delete(self, res)
             self.store.remove(res)
+            after = kind.extra.get("after_delete")
+            if after is not None:
+                after(self, res)
         self.publish("DELETE_URI", res)
 
     @staticmethod

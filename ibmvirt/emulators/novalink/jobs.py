@@ -114,7 +114,8 @@ class JobManager:
             x.sub(ro, "GroupName", job.group, ns=x.WEB_NS)
             jps = x.sub_container(jri, "JobParameters", ns=x.WEB_NS, kb="CUR", kxe="false")
             for k, v in job.params.items():
-                _param(jps, k, v)
+                # Never echo secrets (iSCSI CHAP passwords) back to clients.
+                _param(jps, k, "********" if "password" in k.lower() else v)
             prog = x.sub_container(root, "Progress", ns=x.WEB_NS, kb="ROO", kxe="false")
             x.sub(prog, "LinearProgress", "1.0" if job.status in DONE else "0.0", ns=x.WEB_NS)
             res = x.sub_container(root, "Results", ns=x.WEB_NS, kb="ROR", kxe="false")

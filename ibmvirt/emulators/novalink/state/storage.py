@@ -363,7 +363,6 @@ def seed(emu: Emulator, inv: dict[str, Any]) -> None:
             _refresh_free(el)
             x.set_atom(el, uuid)
             emu.store.add(Resource("VolumeGroup", uuid, el, parent=v, rootable=False))
-        v.__dict__["discoverable"] = list(spec.get("discoverable_volumes", []))
         _sync_vios_storage(emu, v)
 
 

@@ -39,6 +39,11 @@ def add_update_hook(emu: Emulator, hook: Any) -> None:
     emu.kind("VirtualIOServer").extra.setdefault("update_hooks", []).append(hook)
 
 
+def add_after_update(emu: Emulator, hook: Any) -> None:
+    """Run ``hook(emu, vios)`` after a VIOS update has been applied."""
+    emu.kind("VirtualIOServer").extra.setdefault("after_update", []).append(hook)
+
+
 def template(index: int, base: str) -> etree._Element:
     """A fresh copy of captured VIOS number ``index`` (0 or 1)."""
     vioses = captures.contents("fake_vios_feed.txt")
@@ -95,6 +100,8 @@ def _update(emu: Emulator, res: Resource, new: etree._Element) -> None:
     if name != lpar.name_of(old):
         lpar.check_unique_name(emu, name, exclude=res)
     res.elem = new
+    for hook in emu.kind("VirtualIOServer").extra.get("after_update", []):
+        hook(emu, res)
 
 
 def _quick(emu: Emulator, res: Resource) -> dict[str, Any]:

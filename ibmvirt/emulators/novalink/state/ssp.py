@@ -1,0 +1,313 @@
+"""Shared Storage Pool: Cluster, SharedStoragePool, Tier and LogicalUnits.
+
+Logical units are created under a Tier (``PUT Tier/{uuid}/LogicalUnit``), as
+thin or thick disks or images, optionally as linked clones of an image
+(``ClonedFrom``). Rules: names need not be unique (as on the real server) but
+UDIDs are server-assigned; space is checked against the pool's free space
+(thin LUs count against over-commit only); a clone's source must exist and a
+clone is at least as big as its source; a mapped LU (InUse) cannot be deleted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import uuid as uuidlib
+from typing import Any
+
+from lxml import etree
+
+from ibmvirt.emulators.novalink import errors, schema
+from ibmvirt.emulators.novalink import xmlutil as x
+from ibmvirt.emulators.novalink.emulator import Emulator, Kind
+from ibmvirt.emulators.novalink.state import lpar, storage, vios
+from ibmvirt.emulators.novalink.store import Resource
+
+
+def _hex(seed: str, n: int) -> str:
+    return hashlib.sha256(seed.encode()).hexdigest()[:n]
+
+
+class Pool:
+    """Server-side bookkeeping for one SSP (held on the SSP resource)."""
+
+    def __init__(self, cluster_id: str) -> None:
+        self.cluster_id = cluster_id
+        self.counter = itertools.count(1)
+
+    def next_udid(self) -> str:
+        return f"27{self.cluster_id[2:34]}{next(self.counter):06x}"
+
+
+def seed(emu: Emulator, inv: dict[str, Any]) -> None:
+    spec = inv.get("shared_storage_pool")
+    if not spec:
+        return
+    cname, pname = spec.get("cluster", "cluster-1"), spec.get("pool", "ssp-1")
+    cluster_uuid = str(uuidlib.uuid5(uuidlib.NAMESPACE_DNS, f"cluster/{cname}"))
+    ssp_uuid = str(uuidlib.uuid5(uuidlib.NAMESPACE_DNS, f"ssp/{pname}"))
+    tier_uuid = str(uuidlib.uuid5(uuidlib.NAMESPACE_DNS, f"tier/{pname}/{spec.get('tier')}"))
+    cluster_id = "22" + _hex(cname, 32)
+    size_gb = float(spec.get("size_gb", 1024))
+    # Pool disks: the inventory's PVs whose udid_seed is listed under disks.
+    pv_els: list[etree._Element] = []
+    for seed_name in spec.get("disks", []):
+        udid = storage.pv_udid(seed_name)
+        for v in emu.store.list("VirtualIOServer"):
+            for p in storage._items(v.elem, "PhysicalVolumes", "PhysicalVolume"):
+                if p.findtext(x.q("UniqueDeviceID")) == udid:
+                    pv_els.append(p)
+                    break
+            else:
+                continue
+            break
+    # Cluster
+    cl = x.container("Cluster")
+    x.set_atom(cl, cluster_uuid)
+    x.sub(cl, "ClusterName", cname, kb="COR")
+    x.sub(cl, "ClusterID", cluster_id, kb="CUD")
+    repo = x.sub(cl, "RepositoryDisk", None, kb="CUD")
+    if pv_els:
+        repo.append(x.deep(pv_els[0]))
+    etree.SubElement(
+        cl,
+        x.q("ClusterSharedStoragePool"),
+        kb="CUD",
+        kxe="false",
+        href=f"{emu.base}/rest/api/uom/SharedStoragePool/{ssp_uuid}",
+        rel="related",
+    )
+    nodes = x.sub(cl, "Node", None, kb="CUD")
+    assert emu.ms is not None
+    mtms = emu.ms.elem.find(x.q("MachineTypeModelAndSerialNumber"))
+    for v in emu.store.list("VirtualIOServer"):
+        node = x.sub_container(nodes, "Node")
+        x.sub(node, "HostName", f"{lpar.name_of(v.elem)}.emulated", kb="CUD")
+        x.sub(node, "PartitionID", v.field("PartitionID"), kb="CUD")
+        if mtms is not None:
+            node.append(x.deep(mtms))
+        x.sub(node, "VirtualIOServerLevel", "3.1.3.00", kb="CUD")
+        etree.SubElement(
+            node,
+            x.q("VirtualIOServer"),
+            kb="CUD",
+            kxe="false",
+            href=emu.base + v.path,
+            rel="related",
+        )
+        x.sub(node, "State", "Up")
+    cluster = Resource("Cluster", cluster_uuid, cl)
+    emu.store.add(cluster)
+    # SharedStoragePool
+    sp = x.container("SharedStoragePool")
+    x.set_atom(sp, ssp_uuid)
+    x.sub(sp, "LogicalUnits", None, kb="CUD")
+    x.sub(sp, "MultiDataTierConfigured", "false", kb="CUD")
+    x.sub(sp, "MultiFailureGroupConfigured", "false", kb="CUD")
+    pvs = x.sub(sp, "PhysicalVolumes", None, kb="CUR")
+    for p in pv_els:
+        pvs.append(x.deep(p))
+    x.sub(sp, "Capacity", storage.gb(size_gb), kb="CUR")
+    x.sub(sp, "FreeSpace", storage.gb(size_gb), kb="CUR")
+    x.sub(sp, "OverCommitSpace", "0", kb="CUR")
+    x.sub(sp, "TotalLogicalUnitSize", "0", kb="CUR")
+    x.sub(sp, "AlertThreshold", "35%", kb="CUD")
+    x.sub(sp, "StoragePoolName", pname, kb="CUR")
+    x.sub(sp, "UniqueDeviceID", "24" + cluster_id[2:34] + "00000000")
+    ssp = Resource("SharedStoragePool", ssp_uuid, sp)
+    ssp.__dict__["pool"] = Pool(cluster_id)
+    emu.store.add(ssp)
+    # Tier (default)
+    t = x.container("Tier")
+    x.set_atom(t, tier_uuid)
+    x.sub(t, "Name", spec.get("tier", "SYSTEM"), kb="CUR")
+    x.sub(t, "UniqueDeviceID", "25" + _hex(tier_uuid, 38))
+    x.sub(t, "Type", "UnrestrictedSystemTier", kb="CUD")
+    x.sub(t, "IsDefault", "true", kb="CUD")
+    x.sub(t, "Capacity", storage.gb(size_gb))
+    x.sub(t, "MirrorState", "NotMirrored")
+    etree.SubElement(
+        t,
+        x.q("AssociatedSharedStoragePool"),
+        kb="CUD",
+        kxe="false",
+        href=f"{emu.base}/rest/api/uom/SharedStoragePool/{ssp_uuid}",
+        rel="related",
+    )
+    emu.store.add(Resource("Tier", tier_uuid, t, parent=ssp))
+
+
+def _udid(lu: Resource) -> str:
+    return lu.field("UniqueDeviceID", "") or ""
+
+
+def _ssp_of_tier(tier: Resource) -> Resource:
+    assert tier.parent is not None
+    return tier.parent
+
+
+def _lus(emu: Emulator, ssp: Resource) -> list[Resource]:
+    tiers = emu.store.list("Tier", parent=ssp)
+    return [lu for t in tiers for lu in emu.store.list("LogicalUnit", parent=t)]
+
+
+def _in_use(emu: Emulator, udid: str) -> bool:
+    for v in emu.store.list("VirtualIOServer"):
+        for m in storage.mappings(v.elem):
+            key = storage.storage_key(m.find(x.q("Storage")))
+            if key == ("LogicalUnit", udid):
+                return True
+    return False
+
+
+def refresh_pool(emu: Emulator, ssp: Resource) -> None:
+    """Recompute pool space and the LogicalUnits list from the LU objects."""
+    lus = _lus(emu, ssp)
+    cap = float(ssp.field("Capacity", "0") or 0)
+    thick = sum(
+        float(lu.field("UnitCapacity", "0") or 0) for lu in lus if lu.field("ThinDevice") != "true"
+    )
+    thin = sum(
+        float(lu.field("UnitCapacity", "0") or 0) for lu in lus if lu.field("ThinDevice") == "true"
+    )
+    # Thin LUs use a little real space (metadata + written blocks).
+    used = thick + 0.01 * thin
+    schema.set_field(ssp.elem, "FreeSpace", storage.gb(max(cap - used, 0)), kb="CUR")
+    schema.set_field(ssp.elem, "TotalLogicalUnitSize", storage.gb(thick + thin), kb="CUR")
+    schema.set_field(ssp.elem, "OverCommitSpace", storage.gb(max(thick + thin - cap, 0)), kb="CUR")
+    container = ssp.elem.find(x.q("LogicalUnits"))
+    for c in list(container):
+        container.remove(c)
+    for lu in lus:
+        schema.set_field(lu.elem, "InUse", "true" if _in_use(emu, _udid(lu)) else "false")
+        el = x.deep(lu.elem)
+        md = el.find(x.q("Metadata"))
+        if md is not None:
+            el.remove(md)
+        el.insert(0, etree.Element(x.q("Metadata")))
+        etree.SubElement(el[0], x.q("Atom"))
+        el.tag = x.q("LogicalUnit")
+        container.append(el)
+    ssp.bump()
+
+
+def _lu_create(emu: Emulator, parent: Resource | None, el: etree._Element) -> Resource:
+    assert parent is not None
+    ssp = _ssp_of_tier(parent)
+    pool: Pool = ssp.__dict__["pool"]
+    name = el.findtext(x.q("UnitName")) or ""
+    if not name:
+        raise errors.bad_request("LogicalUnit needs a UnitName")
+    try:
+        cap = float(el.findtext(x.q("UnitCapacity")) or 0)
+    except ValueError as exc:
+        raise errors.bad_request("LogicalUnit UnitCapacity must be a number of GB") from exc
+    if cap <= 0:
+        raise errors.bad_request(f"LogicalUnit {name!r} needs a UnitCapacity > 0 GB")
+    lu_type = el.findtext(x.q("LogicalUnitType")) or "VirtualIO_Disk"
+    if lu_type not in ("VirtualIO_Disk", "VirtualIO_Image"):
+        raise errors.bad_request(
+            f"LogicalUnitType {lu_type!r} is not valid; use VirtualIO_Disk or VirtualIO_Image"
+        )
+    thin = (el.findtext(x.q("ThinDevice")) or "true") == "true"
+    src_udid = el.findtext(x.q("ClonedFrom"))
+    if src_udid:
+        src = next((lu for lu in _lus(emu, ssp) if _udid(lu) == src_udid), None)
+        if src is None:
+            raise errors.bad_request(
+                f"LogicalUnit {name!r}: ClonedFrom {src_udid} is not a logical unit in pool "
+                f"{ssp.field('StoragePoolName')!r}"
+            )
+        if cap < float(src.field("UnitCapacity", "0") or 0):
+            raise errors.bad_request(
+                f"LogicalUnit {name!r}: a linked clone must be at least as big as its source "
+                f"({src.field('UnitCapacity')} GB)"
+            )
+    free = float(ssp.field("FreeSpace", "0") or 0)
+    if not thin and cap > free:
+        raise errors.bad_request(
+            f"Shared storage pool {ssp.field('StoragePoolName')!r} has {free} GB free; "
+            f"cannot create a {cap} GB thick logical unit",
+            errors.INSUFFICIENT_MEMORY.replace("0005", "0013"),
+        )
+    udid = pool.next_udid()
+    out = x.container("LogicalUnit")
+    x.sub(out, "ThinDevice", "true" if thin else "false", kb="CUR")
+    x.sub(out, "UniqueDeviceID", udid)
+    x.sub(out, "UnitCapacity", storage.gb(cap), kb="COR")
+    x.sub(out, "LogicalUnitType", lu_type, kb="COD")
+    if src_udid:
+        x.sub(out, "ClonedFrom", src_udid, kb="COD")
+    x.sub(out, "InUse", "false")
+    x.sub(out, "UnitName", name, kb="CUR")
+    lu_uuid = str(uuidlib.uuid5(uuidlib.NAMESPACE_URL, udid))
+    x.set_atom(out, lu_uuid)
+    res = Resource("LogicalUnit", lu_uuid, out, parent=parent, rootable=False)
+    emu.store.add(res)
+    refresh_pool(emu, ssp)
+    return res
+
+
+def _lu_delete(emu: Emulator, res: Resource) -> None:
+    if _in_use(emu, _udid(res)):
+        raise errors.bad_request(
+            f"LogicalUnit {res.field('UnitName')!r} ({_udid(res)}) is mapped to a client; "
+            "remove its vSCSI mapping first",
+            errors.IN_USE,
+        )
+    for other in emu.store.list("LogicalUnit"):
+        if other is not res and other.field("ClonedFrom") == _udid(res):
+            raise errors.bad_request(
+                f"LogicalUnit {res.field('UnitName')!r} is the source of linked clone "
+                f"{other.field('UnitName')!r}; delete the clone first",
+                errors.IN_USE,
+            )
+
+
+def _lu_deleted(emu: Emulator, res: Resource) -> None:
+    assert res.parent is not None
+    emu.store.remove(res)
+    refresh_pool(emu, _ssp_of_tier(res.parent))
+
+
+def _ssp_update(emu: Emulator, res: Resource, new: etree._Element) -> None:
+    """SSP POST: the client may drop LUs (rm_ssp_storage) or add new ones."""
+    tier = next(iter(emu.store.list("Tier", parent=res)), None)
+    assert tier is not None
+    wanted = {lu.findtext(x.q("UniqueDeviceID")) for lu in new.iter(x.q("LogicalUnit"))}
+    current = _lus(emu, res)
+    for lu in current:
+        if _udid(lu) not in wanted:
+            _lu_delete(emu, lu)
+    for lu in current:
+        if _udid(lu) not in wanted:
+            emu.store.remove(lu)
+    for lu_el in new.iter(x.q("LogicalUnit")):
+        if not lu_el.findtext(x.q("UniqueDeviceID")):
+            _lu_create(emu, tier, lu_el)
+    keep = res.elem
+    for tag in ("AlertThreshold",):
+        v = new.findtext(x.q(tag))
+        if v is not None:
+            schema.set_field(keep, tag, v, kb="CUD")
+    refresh_pool(emu, res)
+
+
+def register(emu: Emulator) -> None:
+    emu.register(Kind("Cluster"))
+    emu.register(Kind("SharedStoragePool", update=_ssp_update))
+    emu.register(Kind("Tier", parents=("SharedStoragePool",)))
+
+    def delete(e: Emulator, res: Resource) -> None:
+        _lu_delete(e, res)
+
+    kind = Kind("LogicalUnit", rootable=False, parents=("Tier",), create=_lu_create, delete=delete)
+    kind.extra["after_delete"] = _lu_deleted
+    emu.register(kind)
+    emu.seed_hooks.append(seed)
+
+    def after_vios_update(e: Emulator, _vios: Resource) -> None:
+        for s in e.store.list("SharedStoragePool"):
+            refresh_pool(e, s)
+
+    vios.add_after_update(emu, after_vios_update)
