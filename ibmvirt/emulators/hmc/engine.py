@@ -868,6 +868,21 @@ class HMCEngine:
         hba.update(body)
         return Response(204)
 
+    def _export_wwpns(self, req: Request) -> Response:
+        cpc = self.lookup("/api/cpcs/" + req.match.group("cid"), what="CPC")
+        if storage_management_enabled(cpc.properties):
+            raise HMCError(
+                errors.NOT_SUPPORTED_ON_CPC,
+                f"CPC {cpc.name} has dpm-storage-management enabled: it has no HBAs; read "
+                "WWPNs from the virtual storage resources of storage groups",
+            )
+        body = self.require_body(req)
+        uris = body.get("partitions")
+        if isinstance(uris, list):
+            for uri in uris:
+                self.lookup(str(uri), errors.REFERENCED_NOT_FOUND, "partition")
+        return self._delegate(req.method, req.target, body)
+
     # -------------------------------------------------------------- jobs
     def _query_job(self, req: Request) -> Response:
         job = self.jobs.get(req.match.group("jid"), req.method, req.path)
@@ -921,6 +936,11 @@ _ROUTE_SPEC: list[tuple[str, str, Handler]] = [
         "GET",
         rf"/api/virtual-switches/(?P<vid>{_ID})/operations/get-connected-vnics",
         HMCEngine._connected_vnics,
+    ),
+    (
+        "POST",
+        rf"/api/cpcs/(?P<cid>{_ID})/operations/export-port-names-list",
+        HMCEngine._export_wwpns,
     ),
     ("GET", rf"/api/jobs/(?P<jid>{_ID})", HMCEngine._query_job),
     ("DELETE", rf"/api/jobs/(?P<jid>{_ID})", HMCEngine._delete_job),

@@ -158,6 +158,11 @@ def test_z13_hbas_get_unique_wwpns(z13_cpc, z13):
     assert len(set(wwpns)) == 4
 
     part = z13_cpc.partitions.find(name="a")
+    # Export WWPN List: one row per HBA, with the adapter-id of its FCP adapter.
+    rows = z13_cpc.get_wwpns([part, z13_cpc.partitions.find(name="b")])
+    assert sorted(r["wwpn"] for r in rows) == sorted(wwpns)
+    assert {r["adapter-id"] for r in rows} == {"120", "121"}
+    assert {r["partition-name"] for r in rows} == {"a", "b"}
     with pytest.raises(zhmcclient.HTTPError) as exc:
         part.hbas.create({"name": "OpenStack_Port_0", "adapter-port-uri": ports[0].uri})
     assert http_error(exc) == (400, 8)
@@ -199,5 +204,8 @@ def test_hba_refused_on_storage_management_cpc(z15_cpc):
         part.hbas.create({"name": "x", "adapter-port-uri": port.uri + "/storage-ports/0"})
     assert http_error(exc) == (409, 5)
     assert "storage group" in exc.value.message
+    with pytest.raises(zhmcclient.HTTPError) as exc:
+        z15_cpc.get_wwpns([part])
+    assert http_error(exc) == (409, 5)
     part.pull_full_properties()
     assert part.get_property("hba-uris") == []

@@ -273,3 +273,28 @@ def test_guest_initiated_status_changes(z15_cpc, z15):
         z15.emulator.set_partition_status("guest", "sleeping")
     with pytest.raises(ValueError):
         z15.emulator.set_partition_status("nobody", "paused")
+
+
+def test_concurrent_creates_of_one_name_yield_one_partition(z15):
+    import threading
+
+    outcomes = []
+
+    def create():
+        client = zhmcclient.Client(z15.session())
+        cpc = client.cpcs.find(**{"object-id": inventories.Z15_IDS.cpc})
+        try:
+            new_partition(cpc, "race")
+            outcomes.append("created")
+        except zhmcclient.HTTPError as exc:
+            outcomes.append((exc.http_status, exc.reason))
+
+    threads = [threading.Thread(target=create) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(outcomes, key=str) == sorted(["created"] + [(400, 8)] * 5, key=str)
+    with z15.emulator.lock:
+        cpc = z15.emulator.faked_hmc.cpcs.lookup_by_oid(inventories.Z15_IDS.cpc)
+        assert [p.name for p in cpc.partitions.list()] == ["race"]
