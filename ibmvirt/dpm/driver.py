@@ -22,6 +22,7 @@ from oslo_utils import excutils
 
 import ibmvirt.conf  # noqa: F401  (registers [dpm])
 from ibmvirt.dpm import exceptions as dpm_exc
+from ibmvirt.dpm import naming
 from ibmvirt.dpm import nic as dpm_nic
 from ibmvirt.dpm import partition as dpm_partition
 from ibmvirt.dpm import storage as dpm_storage
@@ -87,7 +88,7 @@ class DPMDriver(driver.ComputeDriver):
 
     def init_host(self, host: str) -> None:
         client = self._client or build_client(CONF)
-        hyper = Host(client, CONF)
+        hyper = Host(client, CONF, host)
         hyper.init()
         self._host = hyper
         self._storage = dpm_storage.for_host(hyper)
@@ -103,7 +104,17 @@ class DPMDriver(driver.ComputeDriver):
         return self._host
 
     def get_available_nodes(self, refresh: bool = False) -> list[str]:
-        return [CONF.host]
+        return [self._host.name if self._host else CONF.host]
+
+    def get_nodenames_by_uuid(self, refresh: bool = False) -> dict[str, str]:
+        """One node per CPC subset, its UUID derived from CPC and host name.
+
+        Nova's default keeps a node id in a file under state_path, which
+        several compute services for subsets of one CPC on one machine would
+        share; the derived id is stable across restarts and needs no file.
+        """
+        (node,) = self.get_available_nodes(refresh)
+        return {naming.node_uuid(CONF.dpm.cpc_object_id, node): node}
 
     def get_available_resource(self, nodename: str) -> dict:
         # Static: Nova's resource tracker computes usage from its instances.
@@ -118,6 +129,7 @@ class DPMDriver(driver.ComputeDriver):
             "hypervisor_type": obj_fields.HVType.PRSM,
             "hypervisor_version": self.host.hypervisor_version,
             "hypervisor_hostname": nodename,
+            "uuid": naming.node_uuid(dpm.cpc_object_id, nodename),
             "cpu_info": jsonutils.dumps(
                 {
                     "arch": obj_fields.Architecture.S390X,
@@ -181,6 +193,10 @@ class DPMDriver(driver.ComputeDriver):
             if hit:
                 if status is None:
                     raise exception.InstanceNotFound(instance_id=instance.uuid)
+                return dpm_partition.instance_info(status)
+        else:
+            status = self.host.operation_status(instance.uuid)
+            if status is not None:
                 return dpm_partition.instance_info(status)
         guest = self._guest(instance)
         return dpm_partition.instance_info(guest.status(guest.get()))
@@ -256,10 +272,16 @@ class DPMDriver(driver.ComputeDriver):
                 guest.update(partition, props)
             if power_on:
                 guest.start(partition, status="stopped")
-        except Exception:
-            with excutils.save_and_reraise_exception():
+        except Exception as exc:
+            with excutils.save_and_reraise_exception() as ctxt:
                 LOG.error("Spawn failed; removing partition %s", guest.name, instance=instance)
                 self._destroy_quietly(guest)
+                if isinstance(exc, zhmcclient.Error):
+                    # Nova shows users only the message of its own exceptions.
+                    ctxt.reraise = False
+            raise exception.InstanceDeployFailure(
+                reason=f"partition {guest.name}: the HMC refused a request: {exc}"
+            ) from exc
         LOG.info("Spawned partition %s", guest.name, instance=instance)
 
     def _boot_volume(self, instance, block_device_info) -> dpm_storage.FCVolume:

@@ -32,6 +32,11 @@ USABLE_CPC_STATUSES = ("active", "service-required", "degraded", "exceptions")
 #: HMC request. Operations of this driver drop the entry they change.
 STATUS_CACHE_SECONDS = 30.0
 
+#: A status this driver has just waited for (start, stop) is as fresh as a GET for
+#: this long. Nova asks get_info(use_cache=False) right after every operation; the
+#: answer is then free, and cannot fail after the work is done.
+OPERATION_STATUS_SECONDS = 2.0
+
 
 def build_client(conf: cfg.ConfigOpts) -> zhmcclient.Client:
     """Create the zhmcclient Client from [dpm] options (logon happens lazily)."""
@@ -93,16 +98,17 @@ class PartitionSummary:
 class Host:
     """The CPC subset: CPC, limits and adapter ports of this compute service."""
 
-    def __init__(self, client: zhmcclient.Client, conf: cfg.ConfigOpts) -> None:
+    def __init__(self, client: zhmcclient.Client, conf: cfg.ConfigOpts, name: str) -> None:
         self.client = client
         self.conf = conf
+        self._name = name
         self.cpc: zhmcclient.Cpc | None = None
         self.storage_ports: list[StoragePort] = []
         self.storage_management = False
         self.nic_mac_settable = False
         self.se_version = (0, 0, 0)
-        # instance uuid -> (time seen, summary); see cached_status().
-        self._status_cache: dict[str, tuple[float, PartitionSummary]] = {}
+        # instance uuid -> (time seen, summary, seen by our own operation).
+        self._status_cache: dict[str, tuple[float, PartitionSummary, bool]] = {}
         self._snapshot_time = float("-inf")
         self._changed_since_snapshot: set[str] = set()
         self._lock = threading.Lock()
@@ -111,8 +117,9 @@ class Host:
 
     @property
     def name(self) -> str:
-        """``[DEFAULT] host``: the CPC-subset name, part of every partition name."""
-        return self.conf.host
+        """The compute host (``[DEFAULT] host``) Nova started this driver for: the
+        CPC-subset name, part of every partition name."""
+        return self._name
 
     def init(self) -> None:
         """Find the CPC and check every option against it; raise naming the option."""
@@ -270,7 +277,7 @@ class Host:
             result.append(PartitionSummary(p.name, p.uri, p.prop("status", None), uuid))
         now = time.monotonic()
         with self._lock:
-            self._status_cache = {s.instance_uuid: (now, s) for s in result}
+            self._status_cache = {s.instance_uuid: (now, s, False) for s in result}
             self._snapshot_time = now
             self._changed_since_snapshot.clear()
         return result
@@ -294,11 +301,19 @@ class Host:
                 return True, None
         return False, None
 
-    def remember(self, summary: PartitionSummary) -> None:
-        """Record a status this driver has just seen or caused."""
+    def remember(self, summary: PartitionSummary, operation: bool = False) -> None:
+        """Record a status this driver has just seen, or (``operation``) waited for."""
         with self._lock:
-            self._status_cache[summary.instance_uuid] = (time.monotonic(), summary)
+            self._status_cache[summary.instance_uuid] = (time.monotonic(), summary, operation)
             self._changed_since_snapshot.discard(summary.instance_uuid)
+
+    def operation_status(self, instance_uuid: str) -> str | None:
+        """The status an operation of this driver reached just now, if any."""
+        with self._lock:
+            entry = self._status_cache.get(instance_uuid)
+        if entry and entry[2] and time.monotonic() - entry[0] <= OPERATION_STATUS_SECONDS:
+            return entry[1].status
+        return None
 
     def forget(self, instance_uuid: str) -> None:
         """Drop what is known about a partition this driver is changing."""

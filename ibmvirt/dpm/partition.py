@@ -83,8 +83,12 @@ class Guest:
         self._remember(partition, status)
         return status
 
-    def _remember(self, partition: zhmcclient.Partition, status: str) -> None:
-        self.host.remember(PartitionSummary(self.name, partition.uri, status, self.instance.uuid))
+    def _remember(
+        self, partition: zhmcclient.Partition, status: str, operation: bool = False
+    ) -> None:
+        self.host.remember(
+            PartitionSummary(self.name, partition.uri, status, self.instance.uuid), operation
+        )
 
     def _forget_uri(self) -> None:
         cpc = self.host.require_cpc()
@@ -132,7 +136,7 @@ class Guest:
         self.host.forget(self.instance.uuid)
         self._call(partition, "start", partition.start)
         # Partition.start() waited for active or degraded.
-        self._remember(partition, partition.prop("status", "active"))
+        self._remember(partition, partition.prop("status", "active"), operation=True)
 
     def stop(self, partition: zhmcclient.Partition | None = None) -> None:
         """Bring the partition to stopped (a hard stop: DPM has no ACPI-style shutdown)."""
@@ -155,7 +159,7 @@ class Guest:
             # A concurrent stop may have won (HTTP 409 reason 1: wrong status).
             if self.status(partition) != "stopped":
                 raise
-        self._remember(partition, "stopped")
+        self._remember(partition, "stopped", operation=True)
 
     def _call(self, partition: zhmcclient.Partition, operation: str, method) -> None:
         try:

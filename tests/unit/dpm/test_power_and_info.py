@@ -5,15 +5,30 @@ from __future__ import annotations
 import pytest
 from nova.compute import power_state
 
+from ibmvirt.dpm import host as dpm_host
 from nova import exception
 from tests.unit.dpm.conftest import HOST, make_env
 
 
 @pytest.fixture
-def running(env):
+def running(env, monkeypatch):
+    """A spawned instance, some time later: the HMC may have changed its status since."""
     inst = env.instance()
     env.spawn(inst)
+    monkeypatch.setattr(dpm_host, "OPERATION_STATUS_SECONDS", 0.0)
     return env, inst
+
+
+def test_status_after_spawn_and_power_ops_costs_no_request(env):
+    # Nova reads the power state (use_cache=False) right after each operation.
+    inst = env.instance()
+    env.spawn(inst)
+    env.log.clear()
+    assert env.driver.get_info(inst, use_cache=False).state == power_state.RUNNING
+    env.driver.power_off(inst)
+    env.log.clear()
+    assert env.driver.get_info(inst, use_cache=False).state == power_state.SHUTDOWN
+    assert len(env.log) == 0
 
 
 def _status(env, inst):
