@@ -40,6 +40,21 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     emulator: HMCEmulator
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.connections: set[socket.socket] = set()
+        self.connections_lock = threading.Lock()
+
+    def close_connections(self) -> None:
+        """Cut open (keep-alive) connections: a stopped HMC answers nobody."""
+        with self.connections_lock:
+            conns = list(self.connections)
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         # TLS handshakes from port scanners or dropped clients are not errors
         # worth a traceback; keep the log readable.
@@ -69,10 +84,20 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        with self.server.connections_lock:
+            self.server.connections.add(self.connection)
         try:
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
             pass
+
+    def finish(self) -> None:
+        with self.server.connections_lock:
+            self.server.connections.discard(self.connection)
+        try:
+            super().finish()
+        except OSError:
+            pass  # the connection was cut (stop() or a dropped fault)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         LOG.debug("%s %s", self.address_string(), format % args)
@@ -238,7 +263,7 @@ class HMCEmulator:
         server.emulator = self
         self._server = server
         self._thread = threading.Thread(
-            target=server.serve_forever, name="hmc-emulator", kwargs={"poll_interval": 0.1}
+            target=server.serve_forever, name="hmc-emulator", kwargs={"poll_interval": 0.05}
         )
         self._thread.daemon = True
         self._thread.start()
@@ -249,6 +274,7 @@ class HMCEmulator:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+            self._server.close_connections()
             self._server = None
         if self._thread is not None:
             self._thread.join(timeout=10)

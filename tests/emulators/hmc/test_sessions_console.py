@@ -131,3 +131,21 @@ def test_list_os_messages_needs_se_2_14(z13_cpc):
     assert http_error(exc) == (404, 1)
     assert "2.14" in exc.value.message
     assert part.open_os_message_channel()  # SE 2.13.1 has the message channel
+
+
+def test_stopped_emulator_answers_nobody():
+    fx = HMCEmulatorFixture(inventories.Z15)
+    fx.setUp()
+    try:
+        session = fx.session(
+            retry_timeout_config=zhmcclient.RetryTimeoutConfig(
+                connect_retries=0, read_retries=0, connect_timeout=5, read_timeout=5
+            )
+        )
+        client = zhmcclient.Client(session)
+        cpc = client.cpcs.find(**{"object-id": inventories.Z15_IDS.cpc})
+        fx.emulator.stop()  # also cuts the client's open keep-alive connection
+        with pytest.raises(zhmcclient.ConnectionError):
+            cpc.partitions.list()
+    finally:
+        fx.cleanUp()
