@@ -80,9 +80,9 @@ def _fmt_units(v: float) -> str:
 
 
 def _apply_sriov_labels(el: Any, labels: dict[Any, str]) -> None:
-    """Set SR-IOV physical port labels, keyed by "adapterID/portID"."""
+    """Set SR-IOV physical port labels, keyed by "SRIOVAdapterID/PhysicalPortID"."""
     for adapter in el.iter(x.q("SRIOVAdapter")):
-        aid = adapter.findtext(x.q("AdapterID"))
+        aid = adapter.findtext(x.q("SRIOVAdapterID"))
         for port in adapter.iter():
             if not isinstance(port.tag, str) or not x.local(port).endswith("PhysicalPort"):
                 continue

@@ -1,0 +1,556 @@
+"""Virtual networking: virtual switches, client network adapters (CNAs,
+including trunk adapters on the management partition), network bridges (SEA
+with load groups and trunk adapters, as pypowervm's network bridger edits
+them) and SR-IOV vNICs.
+
+Rules, as on the real server: a VLAN ID is 1..4094; a MAC address is unique;
+a CNA needs an existing virtual switch and a free slot; a VLAN can be bridged by
+one trunk adapter per virtual switch; a vNIC needs a free logical port on the
+backing SR-IOV physical port; adapters are hot-plugged into a running
+partition only with an active RMC connection.
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid as uuidlib
+from typing import Any
+
+from lxml import etree
+
+from ibmvirt.emulators.novalink import errors, schema
+from ibmvirt.emulators.novalink import xmlutil as x
+from ibmvirt.emulators.novalink.emulator import Emulator, Kind
+from ibmvirt.emulators.novalink.state import lpar, storage, vios
+from ibmvirt.emulators.novalink.store import Resource
+
+MAX_VLANS_PER_TRUNK = 20
+
+
+def _vid(value: str | None, who: str, field: str) -> int:
+    try:
+        vid = int(value or "")
+    except ValueError as exc:
+        raise errors.bad_request(f"{who}: {field} {value!r} is not a VLAN ID") from exc
+    if not 1 <= vid <= 4094:
+        raise errors.bad_request(f"{who}: {field} {vid} is outside 1..4094")
+    return vid
+
+
+def _tagged(el: etree._Element) -> list[int]:
+    """Tagged VLANs of an adapter ("0" or empty means none, as clients send it)."""
+    text = (el.findtext(x.q("TaggedVLANIDs")) or "").replace(",", " ")
+    return [int(v) for v in text.split() if v.strip() and v.strip() != "0"]
+
+
+def _link_uuid(el: etree._Element | None) -> str | None:
+    if el is None:
+        return None
+    href = el.get("href") or (el[0].get("href") if len(el) else None)
+    return href.split("?")[0].rstrip("/").rsplit("/", 1)[-1] if href else None
+
+
+def _check_tagged(el: etree._Element, pvid: int, who: str) -> list[int]:
+    tagged = _tagged(el)
+    for t in tagged:
+        _vid(str(t), who, "TaggedVLANIDs")
+    dupes = sorted({t for t in tagged if tagged.count(t) > 1})
+    if dupes:
+        raise errors.bad_request(f"{who}: TaggedVLANIDs lists VLAN(s) {dupes} more than once")
+    if pvid in tagged:
+        raise errors.bad_request(f"{who}: the PortVLANID {pvid} cannot also be a tagged VLAN")
+    return tagged
+
+
+# ---- MAC addresses ------------------------------------------------------------------------
+def _macs_in_use(emu: Emulator) -> set[str]:
+    macs = set()
+    for c in emu.store.list("ClientNetworkAdapter"):
+        macs.add((c.field("MACAddress") or "").upper())
+    for nb in emu.store.list("NetworkBridge"):
+        for m in nb.elem.iter(x.q("MACAddress")):
+            macs.add((m.text or "").upper())
+    for vn in emu.store.list("VirtualNICDedicated"):
+        for m in vn.elem.iter(x.q("MACAddress")):
+            macs.add((m.text or "").upper())
+    return macs
+
+
+def new_mac(emu: Emulator) -> str:
+    counter = emu.__dict__.setdefault("_mac_counter", itertools.count(0x100))
+    used = _macs_in_use(emu)
+    assert emu.ms is not None
+    prefix = f"{abs(hash(emu.ms.uuid)) % 0xFFFF:04X}"
+    while True:
+        mac = f"FA{prefix}{next(counter):06X}"[:12]
+        if mac not in used:
+            return mac
+
+
+def _check_mac(emu: Emulator, mac: str, who: str, exclude: Resource | None = None) -> str:
+    mac = mac.replace(":", "").upper()
+    if len(mac) != 12 or any(ch not in "0123456789ABCDEF" for ch in mac):
+        raise errors.bad_request(f"{who}: MACAddress {mac!r} is not 12 hex digits")
+    others = _macs_in_use(emu)
+    if exclude is not None:
+        others.discard((exclude.field("MACAddress") or "").upper())
+    if mac in others:
+        raise errors.bad_request(
+            f"{who}: MAC address {mac} is already in use", errors.DUPLICATE_NAME
+        )
+    return mac
+
+
+# ---- virtual switches --------------------------------------------------------------------------
+def vswitch_element(name: str, switch_id: int) -> etree._Element:
+    el = x.container("VirtualSwitch")
+    x.sub(el, "SwitchID", str(switch_id))
+    x.sub(el, "SwitchMode", "Veb", kb="CUD")
+    x.sub(el, "SwitchName", name, kb="CUD")
+    x.sub(el, "VirtualNetworks", None, kb="CUD")
+    return el
+
+
+def _vswitch_by_uuid(emu: Emulator, uuid: str | None) -> Resource | None:
+    return emu.store.find("VirtualSwitch", uuid) if uuid else None
+
+
+def _vswitch_by_id(emu: Emulator, sid: int) -> Resource | None:
+    return next(
+        (s for s in emu.store.list("VirtualSwitch") if int(s.field("SwitchID", "-1")) == sid), None
+    )
+
+
+# ---- client network adapters ------------------------------------------------------------------
+def _hotplug_ok(part: Resource, what: str) -> None:
+    if (
+        lpar.state(part) != lpar.NOT_ACTIVATED
+        and part.field("ResourceMonitoringControlState") != "active"
+        and part.field("IsManagementPartition") != "true"
+        and part.kind != ("VirtualIOServer")
+    ):
+        raise errors.bad_request(
+            f"Cannot {what} {lpar.name_of(part.elem)!r} while it is {lpar.state(part)} without "
+            "an active RMC connection",
+            errors.DLPAR_LIMIT,
+        )
+
+
+def _cna_create(emu: Emulator, parent: Resource | None, el: etree._Element) -> Resource:
+    assert parent is not None
+    who = f"ClientNetworkAdapter on {lpar.name_of(parent.elem)!r}"
+    _hotplug_ok(parent, "add a network adapter to")
+    pvid = _vid(el.findtext(x.q("PortVLANID")), who, "PortVLANID")
+    tagged = _check_tagged(el, pvid, who)
+    vs = _vswitch_by_uuid(emu, _link_uuid(el.find(x.q("AssociatedVirtualSwitch"))))
+    if vs is None:
+        raise errors.bad_request(
+            f"{who}: AssociatedVirtualSwitch does not name a virtual switch of this system"
+        )
+    mac = el.findtext(x.q("MACAddress"))
+    mac = _check_mac(emu, mac, who) if mac else new_mac(emu)
+    limit = int(parent.field("PartitionIOConfiguration/MaximumVirtualIOSlots", "64") or 64)
+    wanted = storage._int(el, "VirtualSlotNumber")
+    used = storage.client_slots_in_use(emu, parent.uuid)
+    if parent.kind == "VirtualIOServer":
+        used |= storage.server_slots_in_use(parent.elem)
+    slot = storage._Slots(used, storage.FIRST_CLIENT_SLOT, max(limit, 64)).take(wanted, who)
+    for tag in ("UseNextAvailableSlotID", "UseNextAvailableHighSlotID"):
+        c = el.find(x.q(tag))
+        if c is not None:
+            el.remove(c)
+    loc = storage._loc(emu, parent, slot)
+    schema.set_field(el, "DynamicReconfigurationConnectorName", loc, kb="CUD")
+    schema.set_field(el, "LocationCode", loc)
+    schema.set_field(el, "LocalPartitionID", parent.field("PartitionID") or "0", kb="CUR")
+    schema.set_field(el, "VirtualSlotNumber", str(slot), kb="COD")
+    if el.find(x.q("Enabled")) is None:
+        schema.set_field(el, "Enabled", "true", kb="UOD")
+    schema.set_field(el, "MACAddress", mac, kb="CUR")
+    schema.set_field(el, "PortVLANID", str(pvid), kb="CUR")
+    schema.set_field(el, "VirtualSwitchID", vs.field("SwitchID"))
+    if el.find(x.q("TaggedVLANSupported")) is None:
+        schema.set_field(el, "TaggedVLANSupported", "true" if tagged else "false", kb="CUA")
+    if parent.kind == "LogicalPartition" and parent.field("IsManagementPartition") == "true":
+        if el.find(x.q("DeviceName")) is None:
+            n = len(emu.store.list("ClientNetworkAdapter", parent=parent))
+            schema.set_field(el, "DeviceName", f"ent{n + 1}")
+    uuid = str(uuidlib.uuid5(uuidlib.NAMESPACE_URL, f"{parent.uuid}/cna/{mac}"))
+    x.set_atom(el, uuid)
+    res = Resource("ClientNetworkAdapter", uuid, el, parent=parent, rootable=False)
+    _link_on_partition(emu, parent, res, add=True)
+    return res
+
+
+def _cna_update(emu: Emulator, res: Resource, new: etree._Element) -> None:
+    who = f"ClientNetworkAdapter {res.field('MACAddress')} on {lpar.name_of(res.parent.elem)!r}"
+    _check_tagged(new, _vid(new.findtext(x.q("PortVLANID")), who, "PortVLANID"), who)
+    mac = new.findtext(x.q("MACAddress"))
+    if mac and mac.upper() != (res.field("MACAddress") or "").upper():
+        raise errors.bad_request(
+            f"{who}: the MAC address of an adapter cannot change", errors.CREATE_ONLY_FIELD
+        )
+    res.elem = new
+
+
+def _cna_delete(emu: Emulator, res: Resource) -> None:
+    assert res.parent is not None
+    _hotplug_ok(res.parent, "remove a network adapter from")
+    _link_on_partition(emu, res.parent, res, add=False)
+
+
+def _link_on_partition(emu: Emulator, part: Resource, cna: Resource, add: bool) -> None:
+    section = part.elem.find(x.q("ClientNetworkAdapters"))
+    if section is None:
+        section = etree.Element(x.q("ClientNetworkAdapters"), kb="CUD", kxe="false")
+        schema.insert_ordered(part.elem, section)
+    href = emu.base + cna.path
+    for ln in list(section):
+        if ln.get("href", "").endswith(cna.uuid):
+            section.remove(ln)
+    if add:
+        etree.SubElement(section, x.q("link"), href=href, rel="related")
+    part.bump()
+
+
+# ---- network bridges -----------------------------------------------------------------------------
+def _trunk(
+    emu: Emulator,
+    v: Resource,
+    pvid: int,
+    tagged: list[int],
+    vs: Resource,
+    slot: int,
+    dev: str,
+    primary: bool,
+) -> etree._Element:
+    el = etree.Element(x.q("TrunkAdapter"), schemaVersion="V1_0")
+    md = etree.SubElement(el, x.q("Metadata"))
+    etree.SubElement(md, x.q("Atom"))
+    loc = storage._loc(emu, v, slot)
+    x.sub(el, "DynamicReconfigurationConnectorName", loc, kb="CUD")
+    x.sub(el, "LocationCode", loc)
+    x.sub(el, "RequiredAdapter", "true", kb="CUD")
+    x.sub(el, "VariedOn", "true", kb="CUD")
+    x.sub(el, "VirtualSlotNumber", str(slot), kb="COD")
+    x.sub(el, "AllowedOperatingSystemMACAddresses", "ALL", kb="CUD")
+    x.sub(el, "MACAddress", new_mac(emu), kb="CUR")
+    x.sub(el, "PortVLANID", str(pvid), kb="CUR")
+    x.sub(el, "QualityOfServicePriorityEnabled", "false", kb="CUD")
+    if tagged:
+        x.sub(el, "TaggedVLANIDs", " ".join(map(str, tagged)), kb="CUA")
+    x.sub(el, "TaggedVLANSupported", "true" if tagged or not primary else "false", kb="CUA")
+    etree.SubElement(el, x.q("AssociatedVirtualSwitch"), kb="CUD", kxe="false").append(
+        etree.Element(x.q("link"), href=emu.base + vs.path, rel="related")
+    )
+    x.sub(el, "VirtualSwitchID", vs.field("SwitchID"))
+    x.sub(el, "DeviceName", dev)
+    x.sub(el, "TrunkPriority", "1", kb="CUD")
+    return el
+
+
+def seed_network(emu: Emulator, inv: dict[str, Any]) -> None:
+    net = inv.get("network") or {}
+    assert emu.ms is not None
+    names = net.get("vswitches") or ["ETHERNET0"]
+    for i, name in enumerate(names):
+        uuid = str(uuidlib.uuid5(uuidlib.NAMESPACE_DNS, f"{emu.ms.uuid}/vswitch/{name}"))
+        el = vswitch_element(name, i)
+        x.set_atom(el, uuid)
+        emu.store.add(Resource("VirtualSwitch", uuid, el, parent=emu.ms, rootable=False))
+    sea = net.get("sea")
+    if not sea:
+        return
+    v = next(
+        (o for o in emu.store.list("VirtualIOServer") if lpar.name_of(o.elem) == sea["vios"]), None
+    )
+    if v is None:
+        raise ValueError(f"network.sea.vios {sea['vios']!r} is not one of the inventory VIOSes")
+    vs = next(
+        s
+        for s in emu.store.list("VirtualSwitch")
+        if s.field("SwitchName") == sea.get("vswitch", names[0])
+    )
+    pvid = int(sea.get("pvid", 1))
+    slot = storage._Slots(storage.server_slots_in_use(v.elem), 2, 2000).take(None, "SEA")
+    primary = _trunk(emu, v, pvid, [], vs, slot, "ent4", True)
+    nb = x.container("NetworkBridge")
+    x.sub(nb, "FailoverEnabled", "false", kb="CUD")
+    x.sub(nb, "LoadBalancingEnabled", "false", kb="CUD")
+    x.sub(nb, "LoadGroups", None, kb="CUD")
+    x.sub(nb, "PortVLANID", str(pvid), kb="COR")
+    seas = x.sub(nb, "SharedEthernetAdapters", None, kb="CUD")
+    s = x.sub_container(seas, "SharedEthernetAdapter")
+    etree.SubElement(
+        s,
+        x.q("AssignedVirtualIOServer"),
+        kb="CUD",
+        kxe="false",
+        href=emu.base + v.path,
+        rel="related",
+    )
+    bdc = x.sub(s, "BackingDeviceChoice", None, kb="CUD")
+    eth = x.sub_container(bdc, "EthernetBackingDevice")
+    x.sub(eth, "AdapterID", "1")
+    x.sub(eth, "Description", "4-Port Gigabit Ethernet PCI-Express Adapter", kb="CUD")
+    x.sub(eth, "DeviceName", sea.get("backing_device", "ent0"))
+    x.sub(eth, "DeviceType", "physicalEthernetAdpter")
+    x.sub(s, "HighAvailabilityMode", "disabled", kb="CUD")
+    x.sub(s, "DeviceName", "ent5", kb="CUD")
+    x.sub(s, "JumboFramesEnabled", "false", kb="UOD")
+    x.sub(s, "PortVLANID", str(pvid))
+    x.sub(s, "QualityOfServiceMode", "disabled", kb="CUD")
+    x.sub(s, "QueueSize", "8192", kb="UOD")
+    x.sub(s, "ThreadModeEnabled", "true", kb="CUD")
+    tas = x.sub(s, "TrunkAdapters", None, kb="CUD")
+    tas.append(primary)
+    x.sub(s, "IsPrimary", "true", kb="CUD")
+    x.sub(s, "UniqueDeviceID", "10" + uuidlib.uuid5(uuidlib.NAMESPACE_DNS, v.uuid).hex[:16])
+    x.sub(s, "LargeSend", "true", kb="CUD")
+    x.sub(nb, "UniqueDeviceID", "0")
+    x.sub(nb, "VirtualNetworks", None)
+    uuid = str(uuidlib.uuid5(uuidlib.NAMESPACE_DNS, f"{emu.ms.uuid}/nb/{v.uuid}"))
+    x.set_atom(nb, uuid)
+    res = Resource("NetworkBridge", uuid, nb, parent=emu.ms, rootable=False)
+    _derive_load_groups(emu, res)
+    emu.store.add(res)
+    _mirror_to_vios(emu)
+
+
+def _sea_trunks(sea: etree._Element) -> list[etree._Element]:
+    return storage._items(sea, "TrunkAdapters", "TrunkAdapter")
+
+
+def _derive_load_groups(emu: Emulator, nb: Resource) -> None:
+    """Load groups follow the primary SEA's trunk adapters, primary first."""
+    lgs = nb.elem.find(x.q("LoadGroups"))
+    for c in list(lgs):
+        lgs.remove(c)
+    seas = storage._items(nb.elem, "SharedEthernetAdapters", "SharedEthernetAdapter")
+    if not seas:
+        return
+    for ta in _sea_trunks(seas[0]):
+        lg = x.sub_container(lgs, "LoadGroup")
+        x.sub(lg, "PortVLANID", ta.findtext(x.q("PortVLANID")), kb="CUR")
+        lg_tas = x.sub(lg, "TrunkAdapters", None, kb="CUD")
+        for sea in seas:
+            for other in _sea_trunks(sea):
+                if other.findtext(x.q("PortVLANID")) == ta.findtext(x.q("PortVLANID")):
+                    lg_tas.append(x.deep(other))
+        x.sub(lg, "VirtualNetworks", None, kb="CUD")
+
+
+def _mirror_to_vios(emu: Emulator) -> None:
+    """VIOS ViosNetwork view: its SEAs and trunk adapters."""
+    for v in emu.store.list("VirtualIOServer"):
+        seas_el = vios.section(v.elem, "SharedEthernetAdapters")
+        tas_el = vios.section(v.elem, "TrunkAdapters")
+        for c in list(seas_el) + list(tas_el):
+            c.getparent().remove(c)
+        for nb in emu.store.list("NetworkBridge"):
+            for sea in storage._items(nb.elem, "SharedEthernetAdapters", "SharedEthernetAdapter"):
+                if _link_uuid(sea.find(x.q("AssignedVirtualIOServer"))) == v.uuid:
+                    seas_el.append(x.deep(sea))
+                    for ta in _sea_trunks(sea):
+                        tas_el.append(x.deep(ta))
+        v.bump("ViosNetwork")
+
+
+def _nb_update(emu: Emulator, res: Resource, new: etree._Element) -> None:
+    who = "NetworkBridge"
+    old_seas = storage._items(res.elem, "SharedEthernetAdapters", "SharedEthernetAdapter")
+    new_seas = storage._items(new, "SharedEthernetAdapters", "SharedEthernetAdapter")
+    if len(old_seas) != len(new_seas):
+        raise errors.bad_request(f"{who}: adding or removing SEAs is not supported")
+    vlan_owner: dict[tuple[int, int], str] = {}
+    # VLANs bridged by other network bridges, per vswitch.
+    for other in emu.store.list("NetworkBridge"):
+        if other is res:
+            continue
+        for ta in other.elem.iter(x.q("TrunkAdapter")):
+            sid = int(ta.findtext(x.q("VirtualSwitchID")) or 0)
+            for vid in [int(ta.findtext(x.q("PortVLANID")) or 0), *_tagged(ta)]:
+                vlan_owner[(sid, vid)] = f"network bridge {other.uuid}"
+    for old_sea, sea in zip(old_seas, new_seas, strict=True):
+        v_uuid = _link_uuid(old_sea.find(x.q("AssignedVirtualIOServer")))
+        v = emu.store.get("VirtualIOServer", v_uuid or "")
+        old_tas = {ta.findtext(x.q("DeviceName")): ta for ta in _sea_trunks(old_sea)}
+        used_slots = storage.server_slots_in_use(v.elem) | {
+            int(ta.findtext(x.q("VirtualSlotNumber")) or 0) for ta in old_tas.values()
+        }
+        slots = storage._Slots(used_slots, 2, 2000)
+        dev_names = {f"ent{i}" for i in range(0, 6)} | set(old_tas)
+        seen: dict[tuple[int, int], str] = {}
+        tas = _sea_trunks(sea)
+        if not tas:
+            raise errors.bad_request(f"{who}: a SEA needs its primary trunk adapter")
+        primary_dev = _sea_trunks(old_sea)[0].findtext(x.q("DeviceName"))
+        if tas[0].findtext(x.q("DeviceName")) != primary_dev:
+            raise errors.bad_request(f"{who}: the primary trunk adapter cannot be removed")
+        for ta in tas:
+            tw = f"{who}: trunk adapter"
+            pvid = _vid(ta.findtext(x.q("PortVLANID")), tw, "PortVLANID")
+            tagged = _tagged(ta)
+            if len(tagged) > MAX_VLANS_PER_TRUNK:
+                raise errors.bad_request(
+                    f"{tw} has {len(tagged)} tagged VLANs; at most {MAX_VLANS_PER_TRUNK} are "
+                    "allowed per trunk adapter"
+                )
+            sid = int(ta.findtext(x.q("VirtualSwitchID")) or 0)
+            vs = _vswitch_by_id(emu, sid)
+            if vs is None:
+                raise errors.bad_request(f"{tw}: VirtualSwitchID {sid} does not exist")
+            for vid in [pvid, *tagged]:
+                _vid(str(vid), tw, "VLAN")
+                key = (sid, vid)
+                if key in seen or key in vlan_owner:
+                    raise errors.bad_request(
+                        f"{tw}: VLAN {vid} on virtual switch {sid} is already bridged by "
+                        f"{seen.get(key) or vlan_owner[key]}",
+                        errors.IN_USE,
+                    )
+                seen[key] = f"trunk adapter with PVID {pvid}"
+            dev = ta.findtext(x.q("DeviceName"))
+            if dev in old_tas:
+                continue
+            # New trunk adapter: the server creates it on the VIOS.
+            n = 0
+            while f"ent{n}" in dev_names:
+                n += 1
+            dev_names.add(f"ent{n}")
+            fresh = _trunk(emu, v, pvid, tagged, vs, slots.take(None, tw), f"ent{n}", False)
+            ta.getparent().replace(ta, fresh)
+    res.elem = new
+    _derive_load_groups(emu, res)
+    _mirror_to_vios(emu)
+
+
+# ---- SR-IOV vNICs ---------------------------------------------------------------------
+def sriov_ports(emu: Emulator) -> dict[tuple[str, str], etree._Element]:
+    """Physical ports keyed by (SRIOVAdapterID, PhysicalPortID)."""
+    assert emu.ms is not None
+    out = {}
+    for ad in emu.ms.elem.iter(x.q("SRIOVAdapter")):
+        aid = ad.findtext(x.q("SRIOVAdapterID")) or ""
+        for port in ad.iter():
+            pid = port.findtext(x.q("PhysicalPortID")) if isinstance(port.tag, str) else None
+            if pid is not None and x.local(port).endswith("PhysicalPort"):
+                out[(aid, pid)] = port
+    return out
+
+
+def _lp_counts(port: etree._Element) -> tuple[int, int]:
+    used = int(port.findtext(x.q("ConfiguredEthernetLogicalPorts")) or 0)
+    limit = int(port.findtext(x.q("ConfiguredMaxEthernetLogicalPorts")) or 4)
+    return used, limit
+
+
+def _vnic_create(emu: Emulator, parent: Resource | None, el: etree._Element) -> Resource:
+    assert parent is not None and emu.ms is not None
+    who = f"vNIC on {lpar.name_of(parent.elem)!r}"
+    _hotplug_ok(parent, "add a vNIC to")
+    details = el.find(x.q("Details"))
+    if details is None:
+        raise errors.bad_request(f"{who}: the Details element is required")
+    pvid_text = details.findtext(x.q("PortVLANID"))
+    pvid = 0 if pvid_text in (None, "", "0") else _vid(pvid_text, who, "PortVLANID")
+    mac = details.findtext(x.q("MACAddress"))
+    mac = _check_mac(emu, mac, who) if mac else new_mac(emu)
+    schema.set_field(details, "MACAddress", mac, kb="CUR")
+    schema.set_field(details, "PortVLANID", str(pvid), kb="CUR")
+    backings = list(el.iter(x.q("VirtualNICSRIOVBackingDevice")))
+    if not backings:
+        raise errors.bad_request(f"{who}: at least one SR-IOV backing device is required")
+    ports = sriov_ports(emu)
+    taken: list[etree._Element] = []
+    for i, b in enumerate(backings):
+        key = (
+            b.findtext(x.q("RelatedSRIOVAdapterID")) or "",
+            b.findtext(x.q("RelatedSRIOVPhysicalPortID")) or "",
+        )
+        port = ports.get(key)
+        if port is None:
+            raise errors.bad_request(
+                f"{who}: SR-IOV adapter {key[0]} has no physical port {key[1]}"
+            )
+        used, limit = _lp_counts(port) if port not in taken else (_lp_counts(port)[0], 0)
+        if used >= limit:
+            raise errors.bad_request(
+                f"{who}: SR-IOV port {key[0]}/{key[1]} has no free logical port "
+                f"({used} of {limit} in use)",
+                errors.IN_USE,
+            )
+        v_uuid = _link_uuid(b.find(x.q("AssociatedVirtualIOServer")))
+        if v_uuid and emu.store.find("VirtualIOServer", v_uuid) is None:
+            raise errors.bad_request(f"{who}: hosting VIOS {v_uuid} does not exist")
+        taken.append(port)
+        schema.set_field(b, "IsActive", "true" if i == 0 else "false")
+        schema.set_field(b, "Status", "OPERATIONAL")
+    for port in taken:
+        used, _ = _lp_counts(port)
+        schema.set_field(port, "ConfiguredEthernetLogicalPorts", str(used + 1))
+    limit = int(parent.field("PartitionIOConfiguration/MaximumVirtualIOSlots", "64") or 64)
+    used_slots = storage.client_slots_in_use(emu, parent.uuid) | _vnic_slots(emu, parent)
+    slot = storage._Slots(used_slots, storage.FIRST_CLIENT_SLOT, limit).take(
+        storage._int(el, "VirtualSlotNumber"), who
+    )
+    for tag in ("UseNextAvailableSlotID", "UseNextAvailableHighSlotID"):
+        c = el.find(x.q(tag))
+        if c is not None:
+            el.remove(c)
+    schema.set_field(el, "VirtualSlotNumber", str(slot), kb="CUR")
+    uuid = str(uuidlib.uuid5(uuidlib.NAMESPACE_URL, f"{parent.uuid}/vnic/{mac}"))
+    x.set_atom(el, uuid)
+    emu.ms.bump()
+    return Resource("VirtualNICDedicated", uuid, el, parent=parent, rootable=False)
+
+
+def _vnic_slots(emu: Emulator, part: Resource) -> set[int]:
+    return {
+        int(v.field("VirtualSlotNumber") or 0)
+        for v in emu.store.list("VirtualNICDedicated", parent=part)
+    }
+
+
+def _vnic_delete(emu: Emulator, res: Resource) -> None:
+    assert res.parent is not None and emu.ms is not None
+    _hotplug_ok(res.parent, "remove a vNIC from")
+    ports = sriov_ports(emu)
+    for b in res.elem.iter(x.q("VirtualNICSRIOVBackingDevice")):
+        port = ports.get(
+            (
+                b.findtext(x.q("AssociatedSRIOVAdapterID")) or "",
+                b.findtext(x.q("RelatedSRIOVPhysicalPortID")) or "",
+            )
+        )
+        if port is not None:
+            cfg = int(port.findtext(x.q("ConfiguredConnectedLogicalPorts")) or 1)
+            schema.set_field(port, "ConfiguredConnectedLogicalPorts", str(max(cfg - 1, 0)))
+    emu.ms.bump()
+
+
+def register(emu: Emulator) -> None:
+    emu.register(Kind("VirtualSwitch", rootable=False, parents=("ManagedSystem",)))
+    emu.register(
+        Kind(
+            "ClientNetworkAdapter",
+            rootable=False,
+            parents=("LogicalPartition", "VirtualIOServer"),
+            create=_cna_create,
+            update=_cna_update,
+            delete=_cna_delete,
+        )
+    )
+    emu.register(
+        Kind("NetworkBridge", rootable=False, parents=("ManagedSystem",), update=_nb_update)
+    )
+    emu.register(
+        Kind(
+            "VirtualNICDedicated",
+            rootable=False,
+            parents=("LogicalPartition",),
+            create=_vnic_create,
+            delete=_vnic_delete,
+        )
+    )
+    emu.seed_hooks.append(seed_network)
