@@ -223,9 +223,19 @@ class HMCEmulator:
 
     # -- lifecycle ---------------------------------------------------------
     def start(self) -> HMCEmulator:
-        """Create the TLS material, bind and serve in a background thread."""
+        """Create the TLS material, bind and serve in a background thread.
+
+        After ``stop(final=False)`` this restarts the same HMC: same port, same
+        CA, same objects; sessions do not survive (clients log on again).
+        """
         if self._server is not None:
             raise RuntimeError("HMC emulator already started")
+        if self._tls is None:
+            self._make_tls()
+        self._bind_and_serve()
+        return self
+
+    def _make_tls(self) -> None:
         if self.state_dir is None:
             self.state_dir = tempfile.mkdtemp(prefix="ibmvirt-hmc-emu-")
         os.makedirs(self.state_dir, exist_ok=True)
@@ -243,6 +253,9 @@ class HMCEmulator:
             hostnames=hostnames,
             ip_addresses=ips,
         )
+
+    def _bind_and_serve(self) -> None:
+        assert self._tls is not None
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         server_cls = type("_HMCServer", (_Server,), {"address_family": family})
         server = server_cls((self.host, self._requested_port), _Handler, bind_and_activate=False)
@@ -267,10 +280,15 @@ class HMCEmulator:
         )
         self._thread.daemon = True
         self._thread.start()
-        return self
+        self._requested_port = self.port  # a restart comes back on the same port
 
-    def stop(self) -> None:
-        """Stop serving, cancel job timers, remove a temporary state dir."""
+    def stop(self, final: bool = True) -> None:
+        """Stop serving and cut open connections.
+
+        ``final=False`` simulates an HMC outage: objects, CA and port are kept for
+        a later ``start()``, and all sessions end. Otherwise job timers are
+        cancelled and a temporary state dir is removed.
+        """
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -279,6 +297,9 @@ class HMCEmulator:
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
+        self.engine.expire_sessions()
+        if not final:
+            return
         self.engine.shutdown()
         if self._own_state_dir and self.state_dir and os.path.isdir(self.state_dir):
             shutil.rmtree(self.state_dir, ignore_errors=True)

@@ -149,3 +149,25 @@ def test_stopped_emulator_answers_nobody():
             cpc.partitions.list()
     finally:
         fx.cleanUp()
+
+
+def test_hmc_outage_and_return(z15):
+    client = zhmcclient.Client(z15.session())
+    cpc = client.cpcs.find(**{"object-id": inventories.Z15_IDS.cpc})
+    new_partition(cpc, "survivor")
+    port, ca = z15.emulator.port, z15.emulator.ca_file
+    z15.emulator.stop(final=False)
+    with pytest.raises(zhmcclient.ConnectionError):
+        zhmcclient.Session(
+            "127.0.0.1",
+            z15.userid,
+            z15.password,
+            port=port,
+            verify_cert=ca,
+            retry_timeout_config=zhmcclient.RetryTimeoutConfig(connect_retries=0),
+        ).logon()
+    z15.emulator.start()
+    assert (z15.emulator.port, z15.emulator.ca_file) == (port, ca)
+    # The old session is gone; the client logs on again and finds its objects.
+    assert [p.name for p in cpc.partitions.list()] == ["survivor"]
+    assert z15.emulator.request_count("POST", r"^/api/sessions$") >= 2
