@@ -1,4 +1,4 @@
-"""Fixtures: a configured DPM driver on an in-process faked HMC (z13 or z15)."""
+"""Fixtures: a configured DPM driver on the in-process HMC emulator (z13 or z15)."""
 
 from __future__ import annotations
 
@@ -60,8 +60,12 @@ class Env:
     def cpc(self):
         return self.session.hmc.cpcs.lookup_by_oid(self.ids.cpc)
 
+    def set_status(self, instance, status: str) -> None:
+        """The guest or firmware changes the partition's status (e.g. in-band shutdown)."""
+        self.session.engine.simulate_partition_status(self.partition(instance).uri, status)
+
     def partitions(self):
-        """Faked partitions on the CPC (the HMC's truth)."""
+        """Partitions on the emulated CPC (the HMC's truth)."""
         return list(self.cpc.partitions.list())
 
     def partition(self, instance):
@@ -172,9 +176,9 @@ def configure(fix, ids, host: str = HOST, **dpm) -> None:
     fix.config(group="dpm", **options)
 
 
-def make_env(conf, gen: str, fail_start: bool = False, init: bool = True, **dpm) -> Env:
+def make_env(conf, gen: str, init: bool = True, **dpm) -> Env:
     inventory, ids = fakes.INVENTORIES[gen]
-    session, client = fakes.faked_hmc(inventory, fail_start=fail_start)
+    session, client = fakes.emulated_hmc(inventory)
     configure(conf, ids, **dpm)
     api = FakeVirtAPI()
     drv = dpm_driver.DPMDriver(api, client=client)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import socket
 
 import pytest
 
 from ibmvirt.conf import CONF
+from ibmvirt.dpm import driver as dpm_driver
 from ibmvirt.dpm import host as dpm_host
 from nova import exception
 from tests.unit.dpm.conftest import HOST, make_env
@@ -106,10 +108,15 @@ def test_storage_adapter_port_listed_twice(conf):
 
 
 def test_hmc_unreachable_names_the_hmc_options(conf):
-    env = make_env(conf, "z13", init=False)
-    env.session.hmc.disable()
+    # A real zhmcclient session to a closed port on loopback: connection refused.
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    env = make_env(conf, "z13", init=False, hmc=["127.0.0.1"], hmc_port=port)
+    drv = dpm_driver.DPMDriver(env.virtapi)  # builds its session from [dpm]
     with pytest.raises(exception.HypervisorUnavailable, match=r"check \[dpm\] hmc, hmc_port"):
-        env.driver.init_host(HOST)
+        drv.init_host(HOST)
 
 
 # -- HMC session from options (no traffic: zhmcclient logs on lazily) ---------------

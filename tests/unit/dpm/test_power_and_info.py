@@ -50,7 +50,7 @@ def test_power_off_and_on(running):
 def test_power_on_recovers_paused_and_terminated_partitions(running, status):
     # In-band shutdown leaves 'paused'; the HMC refuses Start until Stop resets it.
     env, inst = running
-    env.partition(inst).properties["status"] = status
+    env.set_status(inst, status)
     assert env.driver.get_info(inst, use_cache=False).state in (
         power_state.SHUTDOWN,
         power_state.CRASHED,
@@ -126,7 +126,7 @@ def test_power_sync_costs_one_request_whatever_the_number_of_partitions(env):
         env.spawn(inst)
         instances.append(inst)
     env.driver.power_off(instances[0])
-    env.partition(instances[1]).properties["status"] = "paused"  # changed behind our back
+    env.set_status(instances[1], "paused")  # in-band shutdown, behind our back
 
     # What ComputeManager._sync_power_states does: count, then get_info per instance.
     fresh = env.new_driver()
@@ -169,18 +169,15 @@ def test_each_host_sees_only_its_own_partitions(conf, env):
 
 
 def test_get_console_output_returns_os_messages(conf):
-    from tests.unit.dpm import fakes
-
     env = make_env(conf, "z15")
     inst = env.instance()
     env.spawn(inst)
-    part = env.partition(inst)
-    fakes.ListOsMessages.messages[part.uri] = ["Linux version 6.8.0", "login: "]
-    try:
-        out = env.driver.get_console_output(env.context, inst)
-    finally:
-        fakes.ListOsMessages.messages.pop(part.uri)
-    assert out == "Linux version 6.8.0\nlogin: \n"
+    out = env.driver.get_console_output(env.context, inst)
+    lines = out.splitlines()
+    # The emulated Linux boot: IPL from the storage volume the driver configured.
+    assert lines[0] == f"Partition OpenStack-{HOST}-{inst.uuid}: IPL from storage-volume started"
+    assert "Linux version" in out
+    assert out.endswith("\n")
 
 
 def test_console_output_not_offered_before_se_2_14(z13):
