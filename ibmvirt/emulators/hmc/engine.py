@@ -436,6 +436,19 @@ class HMCEngine:
             )
         if "boot-os-specific-parameters" in body:
             self._check_boot_params(body["boot-os-specific-parameters"])
+        sm = storage_management_enabled(cpc.properties)
+        if body.get("boot-device") == "storage-volume" and not sm:
+            raise HMCError(
+                errors.FIELD_INVALID,
+                f"boot-device storage-volume needs dpm-storage-management, which CPC "
+                f"{cpc.name} does not have; boot from an HBA (storage-adapter)",
+            )
+        if body.get("boot-device") == "storage-adapter" and sm:
+            raise HMCError(
+                errors.FIELD_INVALID,
+                f"CPC {cpc.name} has dpm-storage-management: partitions have no HBAs to "
+                "boot from; use boot-device storage-volume",
+            )
         if body.get("boot-storage-volume"):
             self.lookup(body["boot-storage-volume"], errors.REFERENCED_NOT_FOUND, "storage volume")
         if body.get("boot-storage-device"):

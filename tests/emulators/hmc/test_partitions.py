@@ -24,9 +24,7 @@ def test_create_list_find_update_delete(z15_cpc, z15):
     assert found.get_property("ifl-processors") == 2
     assert found.get_property("boot-device") == "none"
 
-    found.update_properties(
-        {"boot-device": "storage-volume", "boot-os-specific-parameters": "ro quiet"}
-    )
+    found.update_properties({"boot-device": "none", "boot-os-specific-parameters": "ro quiet"})
     found.pull_full_properties()
     assert found.get_property("boot-os-specific-parameters") == "ro quiet"
 
@@ -298,3 +296,20 @@ def test_concurrent_creates_of_one_name_yield_one_partition(z15):
     with z15.emulator.lock:
         cpc = z15.emulator.faked_hmc.cpcs.lookup_by_oid(inventories.Z15_IDS.cpc)
         assert [p.name for p in cpc.partitions.list()] == ["race"]
+
+
+def test_boot_device_must_suit_the_cpc_generation(z13_cpc, z15_cpc):
+    p13 = new_partition(z13_cpc)
+    with pytest.raises(zhmcclient.HTTPError) as exc:
+        p13.update_properties({"boot-device": "storage-volume"})
+    assert http_error(exc) == (400, 7)
+    p15 = new_partition(z15_cpc)
+    with pytest.raises(zhmcclient.HTTPError) as exc:
+        p15.update_properties({"boot-device": "storage-adapter"})
+    assert http_error(exc) == (400, 7)
+    with pytest.raises(zhmcclient.HTTPError) as exc:
+        p15.update_properties({"boot-storage-volume": "/api/storage-groups/x/storage-volumes/y"})
+    assert http_error(exc) == (404, 2)
+    with pytest.raises(zhmcclient.HTTPError) as exc:
+        p15.update_properties({"boot-device": "floppy"})
+    assert http_error(exc) == (400, 7)
