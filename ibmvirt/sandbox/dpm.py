@@ -23,6 +23,7 @@ import copy
 import threading
 
 import fixtures
+import nova.tests.functional  # noqa: F401  (selects Nova's concurrency backend first)
 from nova.tests import fixtures as nova_fixtures
 from oslo_log import log as logging
 
