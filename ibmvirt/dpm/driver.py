@@ -97,6 +97,14 @@ class DPMDriver(driver.ComputeDriver):
         # died half-way through a destroy) are removed now.
         self._storage.cleanup_orphans()
 
+    def cleanup_host(self, host: str) -> None:
+        """Log off from the HMC when nova-compute stops (frees the HMC session)."""
+        if self._host is not None:
+            try:
+                self._host.client.session.logoff()
+            except zhmcclient.Error as exc:
+                LOG.warning("HMC logoff failed: %s", exc)
+
     @property
     def host(self) -> Host:
         if self._host is None:
