@@ -37,6 +37,8 @@ class _Steps:
         self.out = out
         self.total_requests = 0
         self.total_time = 0.0
+        #: (step, seconds, HMC requests, of which job polls)
+        self.results: list[tuple[str, float, int, int]] = []
 
     def run(self, title: str, action: Callable[[], Any], describe=None) -> Any:
         before = len(self.emulator.request_log)
@@ -45,6 +47,7 @@ class _Steps:
         elapsed = time.monotonic() - start
         records = self.emulator.request_log[before:]
         polls = sum(1 for r in records if r.path.startswith("/api/jobs/"))
+        self.results.append((title, elapsed, len(records), polls))
         self.total_requests += len(records)
         self.total_time += elapsed
         note = f"  {describe(result)}" if describe else ""
@@ -77,7 +80,8 @@ class DemoScenario(dpm.DPMSingleComputeTestBase):
             file=out,
         )
         print(f"  {'step':<34} {'time':>8} {'HMC requests':<19} result", file=out)
-        steps = _Steps(emu, out)
+        steps = self._steps = _Steps(emu, out)
+        steps.results.append(("start nova-compute", self._setup_time, len(emu.request_log), 0))
         print(
             f"  {'start Nova and nova-compute':<34} {self._setup_time:6.2f} s "
             f"{len(emu.request_log):4d}{'':<15}  init_host checked the CPC and options",
@@ -157,16 +161,27 @@ class DemoScenario(dpm.DPMSingleComputeTestBase):
         return attachment
 
 
-def run(inventory: str = "z15", out=sys.stdout) -> int:
-    """Run the demo; returns a process exit status."""
-    scenario = type("Demo", (DemoScenario,), {"inventory": INVENTORIES[inventory], "out": out})
+def run_scenario(
+    inventory: str = "z15", out=sys.stdout, **settings: Any
+) -> tuple[unittest.TestResult, list[tuple[str, float, int, int]]]:
+    """Run the walk-through once; ``settings`` override DemoScenario attributes
+    (e.g. ``op_delay``, ``request_latency``). Returns the result and the steps."""
+    attrs = {"inventory": INVENTORIES[inventory], "out": out, **settings}
+    case = type("Demo", (DemoScenario,), attrs)("test_demo")
     # Nova's thread pools announce their shutdown on stdout; not news here.
     logging.getLogger("nova.thread_pool_factory").setLevel(logging.WARNING)
+    result = unittest.TextTestRunner(stream=io.StringIO(), verbosity=0).run(
+        unittest.TestSuite([case])
+    )
+    steps = case.__dict__.get("_steps")
+    return result, (steps.results if steps else [])
+
+
+def run(inventory: str = "z15", out=sys.stdout) -> int:
+    """Run the demo; returns a process exit status."""
     print(f"ibmvirt demo: IBM Z DPM driver in Nova 34, emulated {inventory} CPC\n", file=out)
     started = time.monotonic()
-    result = unittest.TextTestRunner(stream=io.StringIO(), verbosity=0).run(
-        unittest.TestSuite([scenario("test_demo")])
-    )
+    result, _ = run_scenario(inventory, out)
     for _, trace in result.errors + result.failures:
         print(trace, file=sys.stderr)
     verdict = "done" if result.wasSuccessful() else "FAILED"

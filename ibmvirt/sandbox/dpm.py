@@ -200,6 +200,11 @@ def hmc_nics(emulator: HMCEmulator) -> list[dict]:
         ]
 
 
+def add_latency(emulator: HMCEmulator, seconds: float) -> None:
+    """Delay every request to the emulated HMC (uses up its fault rules)."""
+    emulator.inject_fault(None, "", delay=seconds, times=10**9)
+
+
 class DPMComputeMixin:
     """[dpm] options for a compute host on the emulated CPC."""
 
@@ -207,12 +212,20 @@ class DPMComputeMixin:
     inventory = inventories.Z15
     max_processors = 8
     max_memory = 65536
+    #: Seconds partition start/stop jobs run on the emulated HMC.
+    op_delay = 0.0
+    #: Seconds every HMC request takes (benchmarks with a realistic HMC).
+    request_latency = 0.0
 
     def driver_flags(self):
         self.hmc_fixture = self.useFixture(
-            HMCEmulatorFixture(self.inventory, userid=HMC_USER, password=HMC_PASSWORD)
+            HMCEmulatorFixture(
+                self.inventory, op_delay=self.op_delay, userid=HMC_USER, password=HMC_PASSWORD
+            )
         )
         self.hmc = emu = self.hmc_fixture.emulator
+        if self.request_latency:
+            add_latency(emu, self.request_latency)
         self.ids = ids = inventory_ids(self.inventory)
         self.flags(
             group="dpm",

@@ -5,6 +5,7 @@ and on a z15-style CPC (DPM storage management, MAC set at creation), and
 checks what a user sees through Nova and what an operator sees on the HMC.
 """
 
+import fixtures
 from nova.tests.functional.api import client
 from oslo_utils.fixture import uuidsentinel as uuids
 
@@ -36,8 +37,16 @@ class LifecycleScenarios:
         return {v["world-wide-port-name"].lower() for v in group["vsrs"]}
 
     def test_boot_from_volume_shows_up_on_the_hmc(self):
+        before = len(self.hmc.request_log)
         server, port = self._boot()
         self.assertEqual("ACTIVE", server["status"])
+        # Request budget: at most 10 HMC requests besides job polls (and logon).
+        spawn = [
+            r
+            for r in self.hmc.request_log[before:]
+            if not r.path.startswith(("/api/jobs/", "/api/sessions"))
+        ]
+        self.assertLessEqual(len(spawn), 10, [f"{r.method} {r.path}" for r in spawn])
         name = self._partition_name(server)
         partition = self.view.partition(name)
         self.assertEqual("active", partition["status"])
@@ -169,3 +178,24 @@ class TestZ13(LifecycleScenarios, dpm.DPMSingleComputeTestBase):
         self.assertIn(partition["boot-world-wide-port-name"].lower(), dpm.ARRAY_TARGET_WWPNS)
         lun = self.array.lun_of(volume_id)
         self.assertEqual(f"{lun:04x}000000000000", partition["boot-logical-unit-number"])
+
+
+class TestPasswordNeverLogged(dpm.DPMSingleComputeTestBase):
+    """Everything logged at DEBUG during start-up and a server's life."""
+
+    inventory = inventories.Z15
+
+    def setUp(self):
+        self.useFixture(fixtures.EnvironmentVariable("OS_DEBUG", "1"))
+        super().setUp()
+
+    def test_hmc_password_is_not_in_the_logs(self):
+        server = self._create_server_boot_from_volume(
+            networks=[{"port": self.neutron.port_1["id"]}]
+        )
+        self.hmc.expire_sessions()  # force a re-logon, which sends the password again
+        self._stop_server(server)
+        self._delete_server(server)
+        output = self.stdlog.logger.output
+        self.assertIn("ibmvirt.dpm", output)  # the driver's debug logs were captured
+        self.assertNotIn(dpm.HMC_PASSWORD, output)

@@ -1,0 +1,1 @@
+"""Benchmarks (request counts, latency, scale): `make bench`. Never timed tests."""

@@ -1,0 +1,42 @@
+"""`make bench`: run the benchmarks and print a Markdown report.
+
+    python -m bench.run [--output FILE]
+
+The report is what doc/performance.md quotes; paste it there when numbers move.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+
+os.environ.setdefault("OS_NOVA_DISABLE_EVENTLET_PATCHING", "1")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--output", help="also write the report to this file")
+    args = parser.parse_args()
+    from bench import dpm
+
+    started = time.monotonic()
+    lines = [
+        f"Machine: {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"{time.strftime('%Y-%m-%d')}",
+        "",
+    ]
+    lines += dpm.main()
+    lines.append(f"(benchmark took {time.monotonic() - started:.0f} s)")
+    report = "\n".join(lines)
+    print(report)
+    if args.output:
+        with open(args.output, "w") as f:
+            f.write(report + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
