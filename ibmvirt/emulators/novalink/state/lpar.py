@@ -450,7 +450,9 @@ def seed_lpar(emu: Emulator, spec: dict[str, Any]) -> Resource:
         vcpus,
         spec.get("type", "AIX/Linux"),
     )
-    uuid = (spec.get("uuid") or str(uuidlib.uuid5(uuidlib.NAMESPACE_DNS, spec["name"]))).upper()
+    assert emu.ms is not None
+    seed_name = f"{emu.ms.field('SystemName')}/{spec['name']}"
+    uuid = (spec.get("uuid") or str(uuidlib.uuid5(uuidlib.NAMESPACE_DNS, seed_name))).upper()
     running = spec.get("state", NOT_ACTIVATED) == RUNNING
     if spec.get("management"):
         schema.set_field(el, "IsManagementPartition", "true")

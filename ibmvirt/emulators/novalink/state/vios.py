@@ -84,7 +84,9 @@ def seed(emu: Emulator, spec: dict[str, Any], index: int) -> Resource:
             "MaximumVirtualProcessors",
         ):
             schema.set_field(shared, tag, str(vps), kb="CUD")
-    uuid = (spec.get("uuid") or str(uuidlib.uuid5(uuidlib.NAMESPACE_DNS, spec["name"]))).upper()
+    assert emu.ms is not None
+    seed_name = f"{emu.ms.field('SystemName')}/{spec['name']}"
+    uuid = (spec.get("uuid") or str(uuidlib.uuid5(uuidlib.NAMESPACE_DNS, seed_name))).upper()
     res = lpar.finish_partition(emu, el, "VirtualIOServer", uuid, lpar.RUNNING, "active")
     s = lpar.Sizing(res.elem)
     system.reserve(emu, s.mem, s.units, spec["name"])
