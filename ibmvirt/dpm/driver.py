@@ -15,7 +15,10 @@ import contextlib
 import os_resource_classes as orc
 import os_traits
 import zhmcclient
+from nova import conf as nova_conf
+from nova import exception
 from nova.objects import fields as obj_fields
+from nova.virt import driver
 from oslo_log import log as logging
 from oslo_serialization import jsonutils
 from oslo_utils import excutils
@@ -27,9 +30,6 @@ from ibmvirt.dpm import nic as dpm_nic
 from ibmvirt.dpm import partition as dpm_partition
 from ibmvirt.dpm import storage as dpm_storage
 from ibmvirt.dpm.host import Host, build_client
-from nova import conf as nova_conf
-from nova import exception
-from nova.virt import driver
 
 LOG = logging.getLogger(__name__)
 CONF = nova_conf.CONF

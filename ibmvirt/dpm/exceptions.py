@@ -7,9 +7,8 @@ these subclasses only add messages that name the HMC object and the fix.
 
 from __future__ import annotations
 
-from nova.i18n import _
-
 from nova import exception
+from nova.i18n import _
 
 
 class DPMConfigurationError(exception.InvalidConfiguration):

@@ -6,16 +6,16 @@ import contextlib
 from dataclasses import dataclass, field
 
 import pytest
+from nova import context as nova_context
+from nova import exception, objects
 from nova.network import model as network_model
 from nova.tests.unit import fake_instance
+from nova.virt import virtapi
 from oslo_config import fixture as config_fixture
 
 from ibmvirt import contract
 from ibmvirt.conf import CONF
 from ibmvirt.dpm import driver as dpm_driver
-from nova import context as nova_context
-from nova import exception, objects
-from nova.virt import virtapi
 from tests.unit.dpm import fakes
 
 objects.register_all()
@@ -176,9 +176,9 @@ def configure(fix, ids, host: str = HOST, **dpm) -> None:
     fix.config(group="dpm", **options)
 
 
-def make_env(conf, gen: str, init: bool = True, **dpm) -> Env:
+def make_env(conf, gen: str, init: bool = True, op_delay: float = 0.0, **dpm) -> Env:
     inventory, ids = fakes.INVENTORIES[gen]
-    session, client = fakes.emulated_hmc(inventory)
+    session, client = fakes.emulated_hmc(inventory, op_delay)
     configure(conf, ids, **dpm)
     api = FakeVirtAPI()
     drv = dpm_driver.DPMDriver(api, client=client)

@@ -47,7 +47,10 @@ class RequestLog:
         return len(self.requests)
 
 
-def emulated_hmc(inventory: str) -> tuple[EngineSession, zhmcclient.Client]:
-    """A fresh emulated HMC loaded from a shipped inventory."""
-    session = EngineSession.from_inventory(inventory)
+def emulated_hmc(inventory: str, op_delay: float = 0.0) -> tuple[EngineSession, zhmcclient.Client]:
+    """A fresh emulated HMC loaded from a shipped inventory.
+
+    ``op_delay``: seconds the HMC's start/stop jobs run (0: complete at once).
+    """
+    session = EngineSession.from_inventory(inventory, op_delay=op_delay)
     return session, zhmcclient.Client(session)

@@ -6,11 +6,11 @@ import logging
 import socket
 
 import pytest
+from nova import exception
 
 from ibmvirt.conf import CONF
 from ibmvirt.dpm import driver as dpm_driver
 from ibmvirt.dpm import host as dpm_host
-from nova import exception
 from tests.unit.dpm.conftest import HOST, make_env
 
 UNKNOWN = "0badc0de-0000-4000-8000-000000000000"

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from nova import exception
 from nova.compute import power_state
 
 from ibmvirt.dpm import host as dpm_host
-from nova import exception
 from tests.unit.dpm.conftest import HOST, make_env
 
 
@@ -185,3 +185,24 @@ def test_console_output_not_offered_before_se_2_14(z13):
     z13.spawn(inst)
     with pytest.raises(NotImplementedError, match="SE 2.14.0"):
         z13.driver.get_console_output(z13.context, inst)
+
+
+def test_jobs_that_take_time_are_waited_for(conf):
+    env = make_env(conf, "z15", op_delay=0.3)
+    inst = env.instance()
+    env.spawn(inst)
+    assert env.partition(inst).properties["status"] == "active"
+    env.driver.power_off(inst)
+    assert env.partition(inst).properties["status"] == "stopped"
+
+
+def test_job_slower_than_operation_timeout_fails_naming_the_option(conf):
+    env = make_env(conf, "z13", op_delay=0.6)
+    env.session.retry_timeout_config.operation_timeout = 0.2
+    inst = env.instance()
+    with pytest.raises(exception.NovaException, match=r"\[dpm\] operation_timeout"):
+        env.spawn(inst)
+    # The clean-up's Stop was just as slow; deleting the server later removes it.
+    env.session.retry_timeout_config.operation_timeout = 60
+    env.driver.destroy(env.context, inst, [])
+    assert env.partition(inst) is None

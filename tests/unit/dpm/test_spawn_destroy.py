@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from nova import exception
 
 from ibmvirt import contract
 from ibmvirt.dpm import bootparams
 from ibmvirt.dpm import exceptions as dpm_exc
-from nova import exception
 from tests.unit.dpm.conftest import HOST, TARGETS, make_env, vif
 
 MAC1 = "fa:16:3e:00:00:01"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import os_resource_classes as orc
 import os_traits
 import pytest
+from nova import exception
 from nova.compute import provider_tree
 
 from ibmvirt.dpm import bootparams
-from nova import exception
 from tests.unit.dpm.conftest import HOST, connection_info, vif
 
 MAC1 = "fa:16:3e:00:00:01"
