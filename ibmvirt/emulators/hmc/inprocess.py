@@ -132,6 +132,8 @@ class EngineSession(FakedSession):
             job = zhmcclient.Job(self, resp.body["job-uri"], "POST", uri)
             if not wait_for_completion:
                 return job
+            if operation_timeout is None:
+                operation_timeout = self.retry_timeout_config.operation_timeout
             deadline = None if not operation_timeout else time.monotonic() + operation_timeout
             while True:
                 status, result = job.check_for_completion()

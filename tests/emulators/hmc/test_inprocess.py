@@ -52,3 +52,17 @@ def test_results_are_copies_and_sessions_renew(session):
     ]
     session.logoff()
     assert session.engine.session_count() == 0
+
+
+def test_job_wait_honours_the_session_operation_timeout():
+    session = EngineSession.from_inventory(inventories.Z13, op_delay=5.0)
+    try:
+        session.retry_timeout_config.operation_timeout = 0.1
+        cpc = zhmcclient.Client(session).cpcs.find(**{"object-id": inventories.Z13_IDS.cpc})
+        part = new_partition(cpc)
+        with pytest.raises(zhmcclient.OperationTimeout):
+            part.start()
+        part.pull_full_properties()
+        assert part.get_property("status") == "starting"
+    finally:
+        session.engine.shutdown()
