@@ -179,24 +179,42 @@ class FaultInjector:
             return rule
 
     def check(self, method: str, target: str) -> FaultAction | None:
-        """Count this request against every armed rule; return the first that fires."""
-        action = None
+        """Count this request against every armed rule; return what to do, or None.
+
+        Delay-only rules stack: every such rule that fires adds its delay. Of the
+        rules that fail the request (status or drop), the first that fires decides;
+        a later one that reached its ``nth`` meanwhile fires on its next match.
+        So a latency rule (``delay``, huge ``times``) combines with error rules.
+        """
+        delay = 0.0
+        fired: list[FaultRule] = []
+        failing: FaultRule | None = None
         with self._lock:
             for rule in self._rules:
                 if rule.spent or not rule.matches(method, target):
                     continue
                 rule.matched += 1
-                if action is None and rule.matched >= rule.nth:
+                if rule.matched < rule.nth:
+                    continue
+                if rule.status is None and not rule.drop:
                     rule.fired += 1
-                    action = FaultAction(
-                        rule_id=rule.rule_id,
-                        status=rule.status,
-                        reason=rule.reason,
-                        message=rule.message,
-                        delay=rule.delay,
-                        drop=rule.drop,
-                    )
-        return action
+                    delay += rule.delay or 0.0
+                    fired.append(rule)
+                elif failing is None:
+                    rule.fired += 1
+                    delay += rule.delay or 0.0
+                    failing = rule
+                    fired.append(rule)
+        if not fired:
+            return None
+        return FaultAction(
+            rule_id=(failing or fired[0]).rule_id,
+            status=failing.status if failing else None,
+            reason=failing.reason if failing else None,
+            message=failing.message if failing else None,
+            delay=delay or None,
+            drop=bool(failing and failing.drop),
+        )
 
     def reset(self) -> None:
         """Remove all rules."""

@@ -22,6 +22,7 @@ import socket
 import sys
 import tempfile
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -138,6 +139,8 @@ class _Handler(BaseHTTPRequestHandler):
         if target.startswith(faults.CONTROL_PREFIX):
             self._control(raw)
             return
+        if emu.request_delay:
+            time.sleep(emu.request_delay)
         action = emu.faults.check(self.command, target)
         if action is not None:
             action.sleep()
@@ -217,6 +220,9 @@ class HMCEmulator:
         )
         self.faults = faults.FaultInjector()
         self.log = faults.RequestLog()
+        #: Seconds every API request takes before it is answered (a remote HMC's
+        #: latency, for benchmarks); also PUT /_emulator/latency.
+        self.request_delay = 0.0
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._tls: tls.TLSMaterial | None = None
@@ -416,6 +422,19 @@ class HMCEmulator:
                 raise faults.ControlError("body must be {'op-delay': <seconds >= 0>}")
             self.op_delay = float(value)
             return 200, {"op-delay": self.op_delay}
+        if sub == "/latency" and method == "GET":
+            return 200, {"request_delay": self.request_delay, "op_delay": self.op_delay}
+        if sub == "/latency" and method in ("PUT", "POST"):
+            if not isinstance(body, dict) or not body or set(body) - {"request_delay", "op_delay"}:
+                raise faults.ControlError("body must be {'request_delay': s, 'op_delay': s}")
+            for key, value in body.items():
+                if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+                    raise faults.ControlError(f"{key} must be a number of seconds >= 0")
+            if "request_delay" in body:
+                self.request_delay = float(body["request_delay"])
+            if "op_delay" in body:
+                self.op_delay = float(body["op_delay"])
+            return 200, {"request_delay": self.request_delay, "op_delay": self.op_delay}
         if sub == "/partition-status" and method == "POST":
             if not isinstance(body, dict) or not {"partition", "status"} <= set(body):
                 raise faults.ControlError("body must be {'partition': <uri|name>, 'status': ...}")

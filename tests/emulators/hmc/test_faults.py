@@ -122,6 +122,12 @@ def test_control_endpoint_over_https(z15_cpc, z15):
     assert _control(z15, "PUT", "/op-delay", json={"op-delay": 0.25}).json() == {"op-delay": 0.25}
     assert z15.emulator.op_delay == 0.25
     assert _control(z15, "PUT", "/op-delay", json={"op-delay": -1}).status_code == 400
+    assert _control(z15, "PUT", "/latency", json={"request_delay": 0.01}).json() == {
+        "request_delay": 0.01,
+        "op_delay": 0.25,
+    }
+    assert z15.emulator.request_delay == 0.01
+    assert _control(z15, "PUT", "/latency", json={"job_delay": 1}).status_code == 400
     state = _control(z15, "GET", "/state").json()
     assert state["sessions"] == 0 and state["inventory"] == inventories.Z15
 
@@ -165,6 +171,19 @@ def test_injector_counts_only_matching_requests():
     assert inj.check("GET", "/api/x") is None  # spent
     with pytest.raises(ControlError):
         inj.add(None, "x", delay=-1)
+
+
+def test_latency_rule_stacks_with_error_rules():
+    inj = FaultInjector()
+    inj.add(None, "", delay=0.5, times=10**9)  # latency on everything
+    inj.add("GET", "^/x$", delay=0.25, times=10**9)
+    inj.add("POST", "^/x$", nth=2, status=409, reason=1)
+    first = inj.check("POST", "/x")
+    assert (first.status, first.delay) == (None, 0.5)
+    second = inj.check("POST", "/x")
+    assert (second.status, second.reason, second.delay) == (409, 1, 0.5)
+    assert inj.check("GET", "/x").delay == 0.75
+    assert inj.check("POST", "/x").status is None  # the error rule is spent
 
 
 def test_request_log_count_filters():
