@@ -309,6 +309,8 @@ class HMCEmulator:
         self.engine.shutdown()
         if self._own_state_dir and self.state_dir and os.path.isdir(self.state_dir):
             shutil.rmtree(self.state_dir, ignore_errors=True)
+            self.state_dir = None
+        self._tls = None  # a later start() makes a new identity
 
     def __enter__(self) -> HMCEmulator:
         return self.start()

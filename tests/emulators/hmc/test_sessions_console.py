@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import requests
 import zhmcclient
@@ -171,3 +173,16 @@ def test_hmc_outage_and_return(z15):
     # The old session is gone; the client logs on again and finds its objects.
     assert [p.name for p in cpc.partitions.list()] == ["survivor"]
     assert z15.emulator.request_count("POST", r"^/api/sessions$") >= 2
+
+
+def test_emulator_context_manager_and_clean_restart():
+    with HMCEmulator(inventories.Z13) as emu:
+        ca = emu.ca_file
+        assert os.path.isfile(ca)
+    assert not os.path.exists(ca)  # the temporary state dir is gone
+    emu.start()  # a final stop() allows a fresh start with a new identity
+    try:
+        session = zhmcclient.Session("127.0.0.1", "u", "p", port=emu.port, verify_cert=emu.ca_file)
+        assert zhmcclient.Client(session).version_info() == (1, 7)
+    finally:
+        emu.stop()
