@@ -562,9 +562,10 @@ class HMCEngine:
                 self._update_memory_available(cpc)
                 raise HMCError(errors.START_FAILED, problem)
             part.properties["status"] = "active"
-            part.properties["os-name"] = part.name[:8].upper()
-            part.properties["os-type"] = "Linux"
-            part.properties["os-version"] = "6.8.0"
+            if part.properties.get("boot-device", "none") != "none":
+                part.properties["os-name"] = part.name[:8].upper()
+                part.properties["os-type"] = "Linux"
+                part.properties["os-version"] = "6.8.0"
             log = self.os_log(part.uri)
             for line in boot_messages(part.properties):
                 log.add(line, os_name=part.properties["os-name"])

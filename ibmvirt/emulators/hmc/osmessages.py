@@ -63,6 +63,8 @@ def boot_messages(partition: dict[str, Any]) -> list[str]:
     mem = partition.get("initial-memory", 0)
     ifls = partition.get("ifl-processors", 0) or partition.get("cp-processors", 0)
     boot = partition.get("boot-device", "none")
+    if boot == "none":
+        return [f"Partition {name}: started; no boot device is configured, nothing to load"]
     lines = [
         f"Partition {name}: IPL from {boot} started",
         "Linux version 6.8.0-45-generic (buildd@bos02-s390x) (gcc 13.2.0) #45-Ubuntu SMP",

@@ -96,7 +96,9 @@ def test_os_messages_follow_the_lifecycle(z15_cpc):
         part.open_os_message_channel()
     assert http_error(exc) == (409, 1)
 
-    part.update_properties({"boot-os-specific-parameters": "console=ttysclp0"})
+    part.update_properties(
+        {"boot-device": "network-adapter", "boot-os-specific-parameters": "console=ttysclp0"}
+    )
     part.start()
     msgs = part.list_os_messages()["os-messages"]
     texts = [m["message-text"] for m in msgs]
@@ -107,6 +109,8 @@ def test_os_messages_follow_the_lifecycle(z15_cpc):
     assert seqs == list(range(len(msgs)))
     for m in msgs:
         assert {"message-id", "is-priority", "is-held", "prompt-text", "timestamp"} <= set(m)
+    part.pull_full_properties()
+    assert part.get_property("os-type") == "Linux"
     topic = part.open_os_message_channel()
     assert part.uri.rsplit("/", 1)[1] in topic
 
@@ -186,3 +190,12 @@ def test_emulator_context_manager_and_clean_restart():
         assert zhmcclient.Client(session).version_info() == (1, 7)
     finally:
         emu.stop()
+
+
+def test_partition_without_boot_device_loads_nothing(z15_cpc):
+    part = new_partition(z15_cpc)
+    part.start()
+    texts = [m["message-text"] for m in part.list_os_messages()["os-messages"]]
+    assert len(texts) == 1 and "no boot device" in texts[0]
+    part.pull_full_properties()
+    assert part.get_property("os-type") == ""
