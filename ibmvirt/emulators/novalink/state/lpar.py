@@ -11,6 +11,7 @@ on takes memory and processing units from the system, powering off returns them.
 from __future__ import annotations
 
 import math
+import time
 import uuid as uuidlib
 from typing import Any
 
@@ -176,7 +177,13 @@ def finish_partition(
     schema.set_field(el, "PartitionUUID", uuid, kb="ROO")
     schema.set_field(el, "PartitionState", pstate)
     schema.set_field(el, "ResourceMonitoringControlState", rmc)
-    schema.set_field(el, "ReferenceCode", "" if pstate == NOT_ACTIVATED else "00000000")
+    for tag, value in (
+        ("BootMode", "Normal"),
+        ("KeylockPosition", "normal"),
+        ("PendingProcessorCompatibilityMode", "default"),
+    ):
+        if el.find(x.q(tag)) is None:
+            schema.set_field(el, tag, value, kb="CUD")
     if el.find(x.q("IsManagementPartition")) is None:
         schema.set_field(el, "IsManagementPartition", "false")
     if el.find(x.q("IsOperationInProgress")) is None:
@@ -192,7 +199,25 @@ def finish_partition(
     ams.set("rel", "related")
     res = Resource(kind, uuid, el, parent=emu.ms)
     _set_current(res, running=pstate != NOT_ACTIVATED)
+    _set_ref_code(res, pstate)
     return res
+
+
+def _set_ref_code(res: Resource, pstate: str) -> None:
+    """Reference codes and the current compatibility mode follow the state."""
+    running = pstate != NOT_ACTIVATED
+    code = "00000000" if running else ""
+    schema.set_field(res.elem, "ReferenceCode", code)
+    stamp = time.strftime("%m/%d/%Y %H:%M:%S", time.gmtime())
+    schema.set_field(
+        res.elem,
+        "ReferenceCodeFull",
+        f"time_stamp={stamp},refcode={code},word2=03D00000" if running else "",
+        kb="ROO",
+    )
+    schema.set_field(
+        res.elem, "CurrentProcessorCompatibilityMode", "POWER8" if running else "default", kb="ROO"
+    )
 
 
 def _create(emu: Emulator, parent: Resource | None, el: etree._Element) -> Resource:
@@ -309,9 +334,7 @@ def set_state(emu: Emulator, res: Resource, new_state: str, rmc: str | None = No
         schema.set_field(res.elem, "PartitionState", new_state)
         if rmc is not None:
             schema.set_field(res.elem, "ResourceMonitoringControlState", rmc)
-        schema.set_field(
-            res.elem, "ReferenceCode", "" if new_state == NOT_ACTIVATED else "00000000"
-        )
+        _set_ref_code(res, new_state)
         _set_current(res, new_state != NOT_ACTIVATED)
         res.bump()
     emu.publish("MODIFY_URI", res, "PartitionState")
@@ -329,6 +352,8 @@ def power_on(emu: Emulator, job: Job) -> dict[str, str]:
             )
         s = Sizing(res.elem)
         system.reserve(emu, s.mem, s.units, who)
+        mode = job.params.get("bootmode", "norm")
+        schema.set_field(res.elem, "BootMode", "Normal" if mode == "norm" else mode, kb="CUD")
         set_state(emu, res, STARTING)
     job.pause(0.5)
     set_state(emu, res, RUNNING)
@@ -469,4 +494,5 @@ def seed_lpar(emu: Emulator, spec: dict[str, Any]) -> Resource:
             "active" if spec.get("rmc", True) else "inactive",
         )
         _set_current(res, True)
+        _set_ref_code(res, RUNNING)
     return res

@@ -312,6 +312,7 @@ def migrate_in(emu: Emulator, body: dict[str, Any]) -> tuple[int, Any]:
         schema.set_field(res.elem, "PartitionState", lpar.RUNNING)
         schema.set_field(res.elem, "ResourceMonitoringControlState", body.get("rmc") or "active")
         lpar._set_current(res, True)
+        lpar._set_ref_code(res, lpar.RUNNING)
     emu.publish("ADD_URI", res)
     # Recreate storage mappings on the VIOS that sees the same disk.
     for item in body.get("storage", []):

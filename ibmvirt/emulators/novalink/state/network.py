@@ -121,6 +121,37 @@ def _vswitch_by_id(emu: Emulator, sid: int) -> Resource | None:
     )
 
 
+# ---- virtual networks (one per VLAN and virtual switch, created on first use) -------------
+def ensure_vnet(emu: Emulator, vs: Resource, vlan: int, tagged: bool) -> Resource:
+    """The VirtualNetwork for ``vlan`` on ``vs``, created (and linked) on first use."""
+    assert emu.ms is not None
+    for vn in emu.store.list("VirtualNetwork"):
+        if vn.field("NetworkVLANID") == str(vlan) and vn.field("VswitchID") == vs.field("SwitchID"):
+            return vn
+    uuid = str(uuidlib.uuid5(uuidlib.NAMESPACE_DNS, f"{vs.uuid}/vlan/{vlan}"))
+    el = x.container("VirtualNetwork")
+    x.set_atom(el, uuid)
+    etree.SubElement(
+        el, x.q("AssociatedSwitch"), kb="COD", kxe="false", href=emu.base + vs.path, rel="related"
+    )
+    x.sub(el, "NetworkName", f"VLAN{vlan}-{vs.field('SwitchName')}", kb="CUR")
+    x.sub(el, "NetworkVLANID", str(vlan), kb="COD")
+    x.sub(el, "VswitchID", vs.field("SwitchID"))
+    x.sub(el, "TaggedNetwork", "true" if tagged else "false", kb="COD")
+    vn = emu.store.add(Resource("VirtualNetwork", uuid, el, parent=emu.ms, rootable=False))
+    links = vs.elem.find(x.q("VirtualNetworks"))
+    etree.SubElement(links, x.q("link"), href=emu.base + vn.path, rel="related")
+    vs.bump()
+    return vn
+
+
+def _vnet_links(parent: etree._Element, hrefs: list[str]) -> None:
+    for c in list(parent):
+        parent.remove(c)
+    for h in hrefs:
+        etree.SubElement(parent, x.q("link"), href=h, rel="related")
+
+
 # ---- client network adapters ------------------------------------------------------------------
 def _hotplug_ok(part: Resource, what: str) -> None:
     if (
@@ -175,6 +206,12 @@ def _cna_create(emu: Emulator, parent: Resource | None, el: etree._Element) -> R
         if el.find(x.q("DeviceName")) is None:
             n = len(emu.store.list("ClientNetworkAdapter", parent=parent))
             schema.set_field(el, "DeviceName", f"ent{n + 1}")
+    vnets = [ensure_vnet(emu, vs, pvid, False)] + [ensure_vnet(emu, vs, t, True) for t in tagged]
+    links = el.find(x.q("VirtualNetworks"))
+    if links is None:
+        links = etree.Element(x.q("VirtualNetworks"), kb="CUR", kxe="false")
+        schema.insert_ordered(el, links)
+    _vnet_links(links, [emu.base + vn.path for vn in vnets])
     uuid = str(uuidlib.uuid5(uuidlib.NAMESPACE_URL, f"{parent.uuid}/cna/{mac}"))
     x.set_atom(el, uuid)
     res = Resource("ClientNetworkAdapter", uuid, el, parent=parent, rootable=False)
@@ -305,6 +342,11 @@ def seed_network(emu: Emulator, inv: dict[str, Any]) -> None:
     tas = x.sub(s, "TrunkAdapters", None, kb="CUD")
     tas.append(primary)
     x.sub(s, "IsPrimary", "true", kb="CUD")
+    ipi = x.sub(s, "IPInterface", None, kb="CUD")
+    x.sub(ipi, "InterfaceName", "en5", kb="CUD")
+    x.sub(ipi, "IPAddress", sea.get("ip", "192.0.2.11"), kb="CUD")
+    x.sub(ipi, "SubnetMask", "255.255.255.0", kb="CUD")
+    x.sub(ipi, "State", "Active", kb="CUD")
     x.sub(s, "UniqueDeviceID", "10" + uuidlib.uuid5(uuidlib.NAMESPACE_DNS, v.uuid).hex[:16])
     x.sub(s, "LargeSend", "true", kb="CUD")
     x.sub(nb, "UniqueDeviceID", "0")
@@ -329,6 +371,7 @@ def _derive_load_groups(emu: Emulator, nb: Resource) -> None:
     seas = storage._items(nb.elem, "SharedEthernetAdapters", "SharedEthernetAdapter")
     if not seas:
         return
+    all_hrefs: list[str] = []
     for ta in _sea_trunks(seas[0]):
         lg = x.sub_container(lgs, "LoadGroup")
         x.sub(lg, "PortVLANID", ta.findtext(x.q("PortVLANID")), kb="CUR")
@@ -337,7 +380,24 @@ def _derive_load_groups(emu: Emulator, nb: Resource) -> None:
             for other in _sea_trunks(sea):
                 if other.findtext(x.q("PortVLANID")) == ta.findtext(x.q("PortVLANID")):
                     lg_tas.append(x.deep(other))
-        x.sub(lg, "VirtualNetworks", None, kb="CUD")
+        lg_links = x.sub(lg, "VirtualNetworks", None, kb="CUD")
+        hrefs = []
+        for ta2 in lg_tas:
+            vs = _vswitch_by_id(emu, int(ta2.findtext(x.q("VirtualSwitchID")) or 0))
+            if vs is None:
+                continue
+            for vid in [int(ta2.findtext(x.q("PortVLANID")) or 0), *_tagged(ta2)]:
+                href = (
+                    emu.base
+                    + ensure_vnet(
+                        emu, vs, vid, vid != int(ta2.findtext(x.q("PortVLANID")) or 0)
+                    ).path
+                )
+                if href not in hrefs:
+                    hrefs.append(href)
+        _vnet_links(lg_links, hrefs)
+        all_hrefs.extend(h for h in hrefs if h not in all_hrefs)
+    _vnet_links(nb.elem.find(x.q("VirtualNetworks")), all_hrefs)
 
 
 def _mirror_to_vios(emu: Emulator) -> None:
@@ -499,6 +559,12 @@ def _vnic_create(emu: Emulator, parent: Resource | None, el: etree._Element) -> 
         if c is not None:
             el.remove(c)
     schema.set_field(el, "VirtualSlotNumber", str(slot), kb="CUR")
+    loc = storage._loc(emu, parent, slot)
+    schema.set_field(el, "DynamicReconfigurationConnectorName", loc, kb="CUD")
+    schema.set_field(el, "LocationCode", loc)
+    schema.set_field(el, "LocalPartitionID", parent.field("PartitionID") or "0", kb="CUR")
+    if details.find(x.q("DesiredCapacityPercentage")) is None:
+        schema.set_field(details, "DesiredCapacityPercentage", "2.0%", kb="CUD")
     uuid = str(uuidlib.uuid5(uuidlib.NAMESPACE_URL, f"{parent.uuid}/vnic/{mac}"))
     x.set_atom(el, uuid)
     emu.ms.bump()
@@ -531,6 +597,7 @@ def _vnic_delete(emu: Emulator, res: Resource) -> None:
 
 def register(emu: Emulator) -> None:
     emu.register(Kind("VirtualSwitch", rootable=False, parents=("ManagedSystem",)))
+    emu.register(Kind("VirtualNetwork", rootable=False, parents=("ManagedSystem",)))
     emu.register(
         Kind(
             "ClientNetworkAdapter",

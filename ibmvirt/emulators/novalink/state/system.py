@@ -153,19 +153,25 @@ def add_partition_link(emu: Emulator, res: Resource) -> None:
     """List the partition under AssociatedLogicalPartitions (as the real server does)."""
     ms = emu.ms
     assert ms is not None
-    alp = ms.elem.find(x.q("AssociatedLogicalPartitions"))
-    if alp is not None and res.kind == "LogicalPartition":
-        etree.SubElement(alp, x.q("link"), href=emu.base + res.ms_path, rel="related")
-        ms.bump()
+    tag = (
+        "AssociatedLogicalPartitions"
+        if res.kind == "LogicalPartition"
+        else "AssociatedVirtualIOServers"
+    )
+    section = ms.elem.find(x.q(tag))
+    if section is None:
+        section = etree.Element(x.q(tag), kb="CUD", kxe="false")
+        schema.insert_ordered(ms.elem, section)
+    etree.SubElement(section, x.q("link"), href=emu.base + res.ms_path, rel="related")
+    ms.bump()
 
 
 def remove_partition_link(emu: Emulator, res: Resource) -> None:
     ms = emu.ms
     assert ms is not None
-    alp = ms.elem.find(x.q("AssociatedLogicalPartitions"))
-    if alp is None:
-        return
-    for ln in list(alp):
-        if (ln.get("href") or "").upper().endswith(res.uuid.upper()):
-            alp.remove(ln)
+    for tag in ("AssociatedLogicalPartitions", "AssociatedVirtualIOServers"):
+        section = ms.elem.find(x.q(tag))
+        for ln in list(section) if section is not None else []:
+            if (ln.get("href") or "").upper().endswith(res.uuid.upper()):
+                section.remove(ln)
     ms.bump()

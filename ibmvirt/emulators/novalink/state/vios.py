@@ -91,6 +91,7 @@ def seed(emu: Emulator, spec: dict[str, Any], index: int) -> Resource:
     s = lpar.Sizing(res.elem)
     system.reserve(emu, s.mem, s.units, spec["name"])
     emu.store.add(res)
+    system.add_partition_link(emu, res)
     return res
 
 
