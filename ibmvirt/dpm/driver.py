@@ -269,11 +269,13 @@ class DPMDriver(driver.ComputeDriver):
             self._refuse_image_boot(instance)
             vifs = [dpm_nic.VifSpec.from_vif(v) for v in network_info or []]
             self._nics.check_fit(vifs)
-            volume = self._boot_volume(instance, block_device_info)
+            volume, data_volumes = self._volumes(instance, block_device_info)
             partition = guest.get()
             prepared = self._prepared(instance, partition)
             with self._vifs_plugged(instance, network_info or []):
                 props = self._storage.boot_properties(partition, guest.name, volume, prepared)
+                for data in data_volumes:
+                    self._storage.attach_volume(partition, guest.name, data)
                 props[dpm_nic.BOOT_PARAMS] = self._nics.create_all(
                     partition, vifs, choose_devnos=True
                 )
@@ -292,13 +294,22 @@ class DPMDriver(driver.ComputeDriver):
             ) from exc
         LOG.info("Spawned partition %s", guest.name, instance=instance)
 
-    def _boot_volume(self, instance, block_device_info) -> dpm_storage.FCVolume:
+    def _volumes(
+        self, instance, block_device_info
+    ) -> tuple[dpm_storage.FCVolume, list[dpm_storage.FCVolume]]:
+        """The boot volume and the data volumes the server is created with."""
         mapping = driver.block_device_info_get_mapping(block_device_info)
         if not mapping:
             raise dpm_exc.BootFromImageNotSupported(image_id=instance.image_ref or "none")
         boot = next((b for b in mapping if b.get("boot_index") == 0), mapping[0])
-        size = getattr(boot, "volume_size", None) or boot.get("volume_size")
-        return dpm_storage.FCVolume.from_connection_info(boot["connection_info"], size)
+        volumes = [
+            dpm_storage.FCVolume.from_connection_info(
+                bdm["connection_info"],
+                getattr(bdm, "volume_size", None) or bdm.get("volume_size"),
+            )
+            for bdm in [boot] + [b for b in mapping if b is not boot]
+        ]
+        return volumes[0], volumes[1:]
 
     def _prepared(self, instance, partition) -> dpm_storage.Prepared:
         wwpns = instance.system_metadata.get(SYSMETA_WWPNS)

@@ -132,3 +132,25 @@ def test_resources_and_provider_tree(env):
     assert {os_traits.HW_ARCH_S390X, os_traits.COMPUTE_ARCH_S390X} <= tree.data(HOST).traits
     # Static: no HMC request for the periodic resource update.
     assert len(env.log) == 0
+
+
+def test_data_volumes_given_at_boot_are_defined_with_the_boot_volume(z15):
+    inst = z15.instance()
+    z15.driver.prepare_for_spawn(inst)
+    bdi = z15.block_device_info(inst, lun=2)
+    wwpns = z15.driver.get_volume_connector(inst)["wwpns"]
+    bdi["block_device_mapping"].append(
+        {
+            "boot_index": None,
+            "mount_device": "/dev/sdb",
+            "volume_size": 5,
+            "connection_info": connection_info(wwpns, lun=3, volume_id="vol-extra"),
+        }
+    )
+    z15.driver.spawn(z15.context, inst, None, [], None, {}, [], bdi)
+    (sg,) = z15.storage_groups()
+    volumes = {v.properties["name"]: v.properties for v in sg.storage_volumes.list()}
+    assert volumes["OpenStack-vol-boot"]["usage"] == "boot"
+    extra = volumes["OpenStack-vol-extra"]
+    assert (extra["usage"], extra["size"], extra["fulfillment-state"]) == ("data", 5, "complete")
+    assert z15.partition(inst).properties["status"] == "active"
