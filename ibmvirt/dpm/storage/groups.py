@@ -14,6 +14,7 @@ from __future__ import annotations
 import zhmcclient
 from oslo_log import log as logging
 
+from ibmvirt.dpm import exceptions as dpm_exc
 from ibmvirt.dpm import naming
 from ibmvirt.dpm.host import StoragePort
 from ibmvirt.dpm.storage import FCVolume, Prepared, StoragePath, fcp_lun, normalize_wwpn
@@ -105,7 +106,12 @@ class StorageGroupPath(StoragePath):
     ) -> zhmcclient.StorageVolume:
         group = self.find_group(name)
         if group is None:
-            raise zhmcclient.NotFound([], self._groups)
+            raise dpm_exc.PartitionOperationFailed(
+                operation="define storage volume",
+                partition=name,
+                reason=f"the partition's storage group {name} does not exist on the HMC; "
+                "rebuild the instance",
+            )
         sv_name = volume_name(volume.volume_id)
         if usage != "boot":  # the boot volume goes into a brand-new group
             self._delete_volume(group, sv_name)  # a leftover of a failed attach
@@ -117,12 +123,10 @@ class StorageGroupPath(StoragePath):
                 "usage": usage,
             }
         )
+        # The path the HMC uses to check (and, for the boot volume, to boot) the volume.
         port = self.host.storage_ports[0]
-        target = (
-            volume.boot_target(initiator_wwpn, self.host.conf.dpm.target_wwpn_ignore_list)
-            if initiator_wwpn
-            else volume.target_wwpns[0]
-        )
+        ignore = self.host.conf.dpm.target_wwpn_ignore_list
+        target = volume.boot_target(initiator_wwpn or "", ignore)
         sv.indicate_fulfillment_fcp(target, fcp_lun(volume.lun), self._port(port))
         return sv
 
