@@ -298,3 +298,22 @@ def test_vifs_already_active_are_not_waited_for(env):
     active["active"] = True
     env.spawn(inst, [active, vif("port-b", MAC2, env.ids.vswitch_osa_port1)])
     assert env.virtapi.waited == [[("network-vif-plugged", "port-b")]]
+
+
+def test_two_ports_of_one_fcp_adapter_get_one_hba_each(conf):
+    env = make_env(conf, "z13", init=False)
+    adapter_id = env.ids.fcp_adapters[0]
+    adapter = env.cpc.adapters.lookup_by_oid(adapter_id)
+    adapter.ports.add({"element-id": "1", "name": "Port 1", "index": 1})
+    conf.config(
+        group="dpm",
+        physical_storage_adapter_mappings=[f"{adapter_id}:0", f"{adapter_id}:1"],
+    )
+    env.driver.init_host(HOST)
+    inst = env.instance()
+    env.spawn(inst)
+    hbas = {h.properties["adapter-port-uri"]: h.properties for h in env.partition(inst).hbas.list()}
+    wwpns = env.driver.get_volume_connector(inst)["wwpns"]
+    ports = [f"/api/adapters/{adapter_id}/storage-ports/{p}" for p in "01"]
+    assert wwpns == [hbas[p]["wwpn"].lower() for p in ports]
+    assert env.partition(inst).properties["boot-storage-device"] == hbas[ports[0]]["element-uri"]
