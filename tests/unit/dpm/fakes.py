@@ -27,6 +27,8 @@ class RequestLog:
 
     def __init__(self, session: EngineSession) -> None:
         self.requests: list[tuple[str, str]] = []
+        #: Make the request with this index (0-based, job polls excluded) fail once.
+        self.fail_at: int | None = None
         for method in ("get", "post", "delete"):
             self._wrap(session, method)
 
@@ -36,6 +38,16 @@ class RequestLog:
         def call(uri, *args, **kwargs):
             if not uri.startswith("/api/jobs/"):
                 self.requests.append((method.upper(), uri))
+                if self.fail_at is not None and len(self.requests) - 1 == self.fail_at:
+                    raise zhmcclient.HTTPError(
+                        {
+                            "http-status": 500,
+                            "reason": 0,
+                            "message": "injected HMC failure",
+                            "request-method": method.upper(),
+                            "request-uri": uri,
+                        }
+                    )
             return original(uri, *args, **kwargs)
 
         setattr(session, method, call)

@@ -317,3 +317,22 @@ def test_two_ports_of_one_fcp_adapter_get_one_hba_each(conf):
     ports = [f"/api/adapters/{adapter_id}/storage-ports/{p}" for p in "01"]
     assert wwpns == [hbas[p]["wwpn"].lower() for p in ports]
     assert env.partition(inst).properties["boot-storage-device"] == hbas[ports[0]]["element-uri"]
+
+
+@pytest.mark.parametrize("gen", ["z13", "z15"])
+def test_a_failure_at_any_hmc_request_of_a_boot_leaves_nothing(conf, gen):
+    probe = make_env(conf, gen)
+    probe.spawn(probe.instance(), [vif("port-a", MAC1, probe.ids.vswitch_osa_port0)])
+    count = len(probe.log)
+    assert count >= 8
+    for i in range(count):
+        env = make_env(conf, gen)
+        inst = env.instance()
+        env.log.fail_at = i
+        with pytest.raises(Exception) as info:
+            env.spawn(inst, [vif("port-a", MAC1, env.ids.vswitch_osa_port0)])
+        # Nova's fault message is str() of the exception: it must name the cause.
+        assert "injected HMC failure" in str(info.value)
+        request = env.log.requests[i]
+        assert env.partitions() == [], (request, info.value)
+        assert env.storage_groups() == [], request
