@@ -83,6 +83,8 @@ class Emulator:
         # Called after the core objects exist: fn(emulator, inventory)
         self.seed_hooks: list[Callable[[Emulator, dict[str, Any]], None]] = []
         self.request_count = 0
+        # Per-module server-side state (counters, monitor preferences, peers).
+        self.ext: dict[str, Any] = {}
         self._count_lock = threading.Lock()
         schema.warm()
 
@@ -211,6 +213,12 @@ class Emulator:
             ):
                 self.check_etag(res, groups, if_match)
             kind.delete(self, res)
+            # Children go with their parent (a partition's CNAs and vNICs):
+            # let their types release what they hold.
+            for kid in self.store.children(res):
+                cascade = self.kinds.get(kid.kind, Kind(kid.kind)).extra.get("on_cascade")
+                if cascade is not None:
+                    cascade(self, kid)
             self.store.remove(res)
             after = kind.extra.get("after_delete")
             if after is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import zlib
 from collections.abc import Iterable
+from typing import Any
 
 from lxml import etree
 
@@ -59,6 +60,8 @@ class Resource:
         self.rootable = rootable
         self.published = x.now_iso()
         self.versions: dict[str, int] = {BASE: 1}
+        # Server-side bookkeeping that is not part of the payload.
+        self.ext: dict[str, Any] = {}
         with Resource._serial_lock:
             Resource._serial += 1
             self.serial = Resource._serial

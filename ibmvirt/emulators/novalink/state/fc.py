@@ -39,7 +39,7 @@ def _wwpn(s: str | None) -> str:
 
 
 def volumes(v: Resource) -> list[dict[str, Any]]:
-    return v.__dict__.setdefault("discoverable", [])
+    return v.ext.setdefault("discoverable", [])
 
 
 def _ensure_pv(emu: Emulator, v: Resource, vol: dict[str, Any]) -> tuple[str, str]:
@@ -168,7 +168,7 @@ def get_next_wwpns(emu: Emulator, job: Job) -> dict[str, str]:
         raise errors.JobFailure("numberPairsRequested must be an integer") from exc
     if not 1 <= n <= 8:
         raise errors.JobFailure("numberPairsRequested must be between 1 and 8")
-    counter = emu.__dict__.setdefault("_wwpn_counter", itertools.count(0x10))
+    counter = emu.ext.setdefault("wwpn_counter", itertools.count(0x10))
     wwpns = [f"C05076{emu_prefix(emu)}{next(counter):06X}" for _ in range(2 * n)]
     return {"wwpnList": ",".join(wwpns)}
 
@@ -238,7 +238,7 @@ def vfc_hook(emu: Emulator, v: Resource, old: etree._Element, new: etree._Elemen
         wanted = storage._int(ca, "VirtualSlotNumber")
         wwpns = ca.findtext(x.q("WWPNs")) if ca is not None else None
         if not wwpns:
-            counter = emu.__dict__.setdefault("_wwpn_counter", itertools.count(0x10))
+            counter = emu.ext.setdefault("wwpn_counter", itertools.count(0x10))
             wwpns = " ".join(f"C05076{emu_prefix(emu)}{next(counter):06X}" for _ in range(2))
         limit = int(client.field("PartitionIOConfiguration/MaximumVirtualIOSlots", "64") or 64)
         cslots = storage._Slots(
@@ -344,6 +344,6 @@ def register(emu: Emulator) -> None:
                 vol = dict(vol)
                 vol["udid"] = storage.pv_udid(vol.get("udid_seed") or vol["name"])
                 vols.append(vol)
-            v.__dict__["discoverable"] = vols
+            v.ext["discoverable"] = vols
 
     emu.seed_hooks.append(seed)

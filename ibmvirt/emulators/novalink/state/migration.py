@@ -37,7 +37,7 @@ NOT_MIGRATING = "Not_Migrating"
 
 
 def _peers(emu: Emulator) -> dict[str, dict[str, str]]:
-    return emu.__dict__.setdefault("_peers", {})
+    return emu.ext.setdefault("peers", {})
 
 
 def add_peer(emu: Emulator, body: Any) -> tuple[int, Any]:

@@ -49,7 +49,7 @@ class Pcm:
 
 
 def _pcm(emu: Emulator) -> Pcm:
-    return emu.__dict__.setdefault("_pcm", Pcm())
+    return emu.ext.setdefault("pcm", Pcm())
 
 
 def _q(tag: str) -> str:

@@ -77,7 +77,7 @@ def _macs_in_use(emu: Emulator) -> set[str]:
 
 
 def new_mac(emu: Emulator) -> str:
-    counter = emu.__dict__.setdefault("_mac_counter", itertools.count(0x100))
+    counter = emu.ext.setdefault("mac_counter", itertools.count(0x100))
     used = _macs_in_use(emu)
     assert emu.ms is not None
     prefix = f"{abs(hash(emu.ms.uuid)) % 0xFFFF:04X}"
@@ -579,19 +579,23 @@ def _vnic_slots(emu: Emulator, part: Resource) -> set[int]:
 
 
 def _vnic_delete(emu: Emulator, res: Resource) -> None:
-    assert res.parent is not None and emu.ms is not None
+    assert res.parent is not None
     _hotplug_ok(res.parent, "remove a vNIC from")
+    _release_vnic_ports(emu, res)
+
+
+def _release_vnic_ports(emu: Emulator, res: Resource) -> None:
+    assert emu.ms is not None
     ports = sriov_ports(emu)
     for b in res.elem.iter(x.q("VirtualNICSRIOVBackingDevice")):
-        port = ports.get(
-            (
-                b.findtext(x.q("AssociatedSRIOVAdapterID")) or "",
-                b.findtext(x.q("RelatedSRIOVPhysicalPortID")) or "",
-            )
+        key = (
+            b.findtext(x.q("RelatedSRIOVAdapterID")) or "",
+            b.findtext(x.q("RelatedSRIOVPhysicalPortID")) or "",
         )
+        port = ports.get(key)
         if port is not None:
-            cfg = int(port.findtext(x.q("ConfiguredConnectedLogicalPorts")) or 1)
-            schema.set_field(port, "ConfiguredConnectedLogicalPorts", str(max(cfg - 1, 0)))
+            used, _ = _lp_counts(port)
+            schema.set_field(port, "ConfiguredEthernetLogicalPorts", str(max(used - 1, 0)))
     emu.ms.bump()
 
 
@@ -620,4 +624,5 @@ def register(emu: Emulator) -> None:
             delete=_vnic_delete,
         )
     )
+    emu.kind("VirtualNICDedicated").extra["on_cascade"] = _release_vnic_ports
     emu.seed_hooks.append(seed_network)

@@ -115,7 +115,7 @@ def seed(emu: Emulator, inv: dict[str, Any]) -> None:
     x.sub(sp, "StoragePoolName", pname, kb="CUR")
     x.sub(sp, "UniqueDeviceID", "24" + cluster_id[2:34] + "00000000")
     ssp = Resource("SharedStoragePool", ssp_uuid, sp)
-    ssp.__dict__["pool"] = Pool(cluster_id)
+    ssp.ext["pool"] = Pool(cluster_id)
     emu.store.add(ssp)
     # Tier (default)
     t = x.container("Tier")
@@ -194,7 +194,7 @@ def refresh_pool(emu: Emulator, ssp: Resource) -> None:
 def _lu_create(emu: Emulator, parent: Resource | None, el: etree._Element) -> Resource:
     assert parent is not None
     ssp = _ssp_of_tier(parent)
-    pool: Pool = ssp.__dict__["pool"]
+    pool: Pool = ssp.ext["pool"]
     name = el.findtext(x.q("UnitName")) or ""
     if not name:
         raise errors.bad_request("LogicalUnit needs a UnitName")
@@ -228,7 +228,7 @@ def _lu_create(emu: Emulator, parent: Resource | None, el: etree._Element) -> Re
         raise errors.bad_request(
             f"Shared storage pool {ssp.field('StoragePoolName')!r} has {free} GB free; "
             f"cannot create a {cap} GB thick logical unit",
-            errors.INSUFFICIENT_MEMORY.replace("0005", "0013"),
+            errors.NO_SPACE,
         )
     udid = pool.next_udid()
     out = x.container("LogicalUnit")

@@ -216,7 +216,7 @@ def _vg_update(emu: Emulator, res: Resource, new: etree._Element) -> None:
     new_disks = vdisks(new)
     seen: set[str] = set()
     serial = old.findtext(x.q("GroupSerialID")) or _serial(res.uuid)
-    counter = res.__dict__.setdefault("_next_lv", len(old_disks) + 1)
+    counter = res.ext.setdefault("next_lv", len(old_disks) + 1)
     for d in new_disks:
         name = d.findtext(x.q("DiskName")) or ""
         if not name:
@@ -253,7 +253,7 @@ def _vg_update(emu: Emulator, res: Resource, new: etree._Element) -> None:
             schema.insert_ordered(d, link)
             schema.set_field(d, "UniqueDeviceID", f"0300{serial}.{counter}")
             counter += 1
-    res.__dict__["_next_lv"] = counter
+    res.ext["next_lv"] = counter
     for name in set(old_disks) - seen:
         if mapped.get((v.uuid, "VirtualDisk", name)):
             raise errors.bad_request(
@@ -296,7 +296,7 @@ def _vg_update(emu: Emulator, res: Resource, new: etree._Element) -> None:
         raise errors.bad_request(
             f"{who}: not enough free space ({gb(_vg_capacity(old) - _vg_used(old))} GB free, "
             f"{gb(_vg_used(new) - _vg_used(old))} GB more requested)",
-            errors.INSUFFICIENT_MEMORY.replace("0005", "0013"),
+            errors.NO_SPACE,
         )
     _refresh_free(new)
     res.elem = new

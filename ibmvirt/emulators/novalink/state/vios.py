@@ -6,6 +6,7 @@ from the inventory and from client requests instead.
 
 from __future__ import annotations
 
+import hashlib
 import uuid as uuidlib
 from typing import Any
 
@@ -60,6 +61,7 @@ def seed(emu: Emulator, spec: dict[str, Any], index: int) -> Resource:
                 c.remove(kid)
     schema.set_field(el, "PartitionName", spec["name"], kb="CUR")
     schema.set_field(el, "IsManagementPartition", "false")
+    _set_fc_ports(emu, el, spec)
     for tag in ("PartitionID", "PartitionUUID", "PartitionState"):
         c = el.find(x.q(tag))
         if c is not None:
@@ -93,6 +95,21 @@ def seed(emu: Emulator, spec: dict[str, Any], index: int) -> Resource:
     emu.store.add(res)
     system.add_partition_link(emu, res)
     return res
+
+
+def _set_fc_ports(emu: Emulator, el: etree._Element, spec: dict[str, Any]) -> None:
+    """Give each captured FC port the inventory's name/WWPN, or a WWPN unique to
+    this host and VIOS (two emulators from one template must not share WWPNs)."""
+    assert emu.ms is not None
+    overrides = spec.get("fc_ports") or []
+    for i, port in enumerate(el.iter(x.q("PhysicalFibreChannelPort"))):
+        want = overrides[i] if i < len(overrides) else {}
+        seed = f"{emu.ms.field('SystemName')}/{spec['name']}/{i}"
+        wwpn = want.get("wwpn") or "10000090FA" + hashlib.sha256(seed.encode()).hexdigest()[:6]
+        schema.set_field(port, "WWPN", wwpn.replace(":", "").upper(), kb="CUR")
+        if want.get("name"):
+            schema.set_field(port, "PortName", want["name"], kb="CUR")
+        x.remove_all(port, ["PhysicalVolumes"])
 
 
 def _update(emu: Emulator, res: Resource, new: etree._Element) -> None:
