@@ -508,16 +508,27 @@ class DPMDriver(driver.ComputeDriver):
     # -- interfaces -------------------------------------------------------------
 
     def attach_interface(self, context, instance, image_meta, vif) -> None:
+        """Add a NIC to the (possibly running) partition.
+
+        The NIC appears in the guest at once; its boot-parameter record (device,
+        port and, on z13, MAC) reaches the guest tools at the next start.
+        """
         guest = self._guest(instance)
-        spec = dpm_nic.VifSpec.from_vif(vif)
-        partition = guest.get()
-        existing = partition.get_property(dpm_nic.BOOT_PARAMS) or ""
         try:
+            spec = dpm_nic.VifSpec.from_vif(vif)
+            partition = guest.get()
+            existing = partition.get_property(dpm_nic.BOOT_PARAMS) or ""
             params = self._nics.create_all(partition, [spec], existing)
-            # Read by the guest tools at the next partition start.
             guest.update(partition, {dpm_nic.BOOT_PARAMS: params})
         except Exception as exc:
-            LOG.error("Attaching port %s failed: %s", spec.port_id, exc, instance=instance)
+            # Nova frees the port only for a NovaException; leave no NIC behind.
+            LOG.error("Attaching port %s failed: %s", vif["id"], exc, instance=instance)
+            partition = guest.find()
+            if partition is not None:
+                try:
+                    self._nics.delete(partition, vif["id"])
+                except Exception:
+                    LOG.exception("Could not remove the NIC of port %s", vif["id"])
             raise exception.InterfaceAttachFailed(instance_uuid=instance.uuid) from exc
 
     def detach_interface(self, context, instance, vif) -> None:

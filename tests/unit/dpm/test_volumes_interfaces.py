@@ -154,3 +154,17 @@ def test_data_volumes_given_at_boot_are_defined_with_the_boot_volume(z15):
     extra = volumes["OpenStack-vol-extra"]
     assert (extra["usage"], extra["size"], extra["fulfillment-state"]) == ("data", 5, "complete")
     assert z15.partition(inst).properties["status"] == "active"
+
+
+def test_attach_interface_failing_after_nic_creation_leaves_no_nic(env):
+    inst = env.instance()
+    env.spawn(inst)
+    # The update of the boot parameters (the request after Create NIC) fails.
+    env.log.clear()
+    env.log.fail_at = 2  # GET partition, POST nics, POST partition
+    with pytest.raises(exception.InterfaceAttachFailed):
+        env.driver.attach_interface(
+            env.context, inst, None, vif("port-b", MAC2, env.ids.vswitch_osa_port0)
+        )
+    assert env.log.requests[1][1].endswith("/nics")
+    assert list(env.partition(inst).nics.list()) == []
