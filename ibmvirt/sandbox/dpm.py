@@ -201,8 +201,8 @@ def hmc_nics(emulator: HMCEmulator) -> list[dict]:
 
 
 def add_latency(emulator: HMCEmulator, seconds: float) -> None:
-    """Delay every request to the emulated HMC (uses up its fault rules)."""
-    emulator.inject_fault(None, "", delay=seconds, times=10**9)
+    """Delay every request to the emulated HMC, as a remote, busy HMC would."""
+    emulator.request_delay = seconds
 
 
 class DPMComputeMixin:
