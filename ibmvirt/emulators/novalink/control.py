@@ -99,10 +99,42 @@ class Control:
                     return route(body)
             except ValueError as exc:
                 raise faults.ControlError(str(exc)) from exc
+        if sub == "/vios-busy" and method in ("POST", "PUT"):
+            return 201, {"fault": self._vios_busy(body).as_dict()}
         if sub == "/sessions/expire" and method in ("POST", "PUT"):
             self.emu.sessions.expire_all()
             return 200, {"sessions": 0}
         return None
+
+    def _vios_busy(self, body: Any) -> faults.FaultRule:
+        """Make the next ``times`` requests that touch a VIOS fail as busy.
+
+        The answer is what a real NovaLink sends while the VIOS is working on
+        another request (HTTP 500, message with VIOS0014), which pypowervm's
+        vios_busy_retry_helper retries.
+        """
+        if not isinstance(body, dict) or "vios" not in body:
+            raise faults.ControlError("vios-busy needs 'vios' (a VIOS name) and optional 'times'")
+        v = next(
+            (
+                o
+                for o in self.emu.store.list("VirtualIOServer")
+                if o.field("PartitionName") == body["vios"]
+            ),
+            None,
+        )
+        if v is None:
+            raise faults.ControlError(f"no VIOS named {body['vios']!r}")
+        return self.injector.add(
+            method=body.get("method"),
+            uri_pattern=f"(?i)VirtualIOServer/{v.uuid}",
+            times=int(body.get("times", 1)),
+            status=500,
+            message=(
+                f"VIOS0014 The Virtual I/O Server {body['vios']} is busy processing some "
+                "other request. Please retry the operation after sometime."
+            ),
+        )
 
     # ---- HTTP ----------------------------------------------------------------------
     def handle(self, req: Any, verb: str, target: str, body: bytes) -> None:

@@ -88,3 +88,18 @@ def test_bad_fault_rule_is_refused(emulator):
     with pytest.raises(urllib.error.HTTPError) as exc:
         ctl(emulator, "POST", "/faults", {"uri_pattern": "("})
     assert exc.value.code == 400
+
+
+def test_vios_busy_shortcut_then_retry(emulator, session, monkeypatch):
+    import pypowervm.adapter as pvm_adpt
+
+    monkeypatch.setattr(vios_busy, "SLEEP", lambda s: None)
+    vios1 = next(v for v in pvm_vios.VIOS.get(pvm_adpt.Adapter(session)) if v.name == "vios1")
+    status, _ = ctl(emulator, "POST", "/vios-busy", {"vios": "vios1", "times": 2})
+    assert status == 201
+    with pytest.raises(pvm_exc.HttpError) as exc:
+        vios1.refresh()
+    assert exc.value.her_wrap.is_vios_busy()
+    retrying = pvm_adpt.Adapter(session, helpers=[vios_busy.vios_busy_retry_helper])
+    got = pvm_vios.VIOS.get(retrying, uuid=vios1.uuid)
+    assert got.name == "vios1"
