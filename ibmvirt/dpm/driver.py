@@ -430,7 +430,7 @@ class DPMDriver(driver.ComputeDriver):
         guest = self._guest(instance)
         partition = guest.get()
         guest.stop(partition)
-        guest.start(partition)
+        guest.start(partition, status="stopped")
 
     def plug_vifs(self, instance, network_info) -> None:
         """NICs are persistent HMC objects; nothing to redo after a restart."""
