@@ -336,3 +336,26 @@ def test_a_failure_at_any_hmc_request_of_a_boot_leaves_nothing(conf, gen):
         request = env.log.requests[i]
         assert env.partitions() == [], (request, info.value)
         assert env.storage_groups() == [], request
+
+
+def test_concurrent_boots_and_deletes(env):
+    # nova-compute (threading mode) builds and deletes servers in parallel threads.
+    from concurrent.futures import ThreadPoolExecutor
+
+    instances = [env.instance(vcpus=1, memory_mb=1024) for _ in range(4)]
+    vifs = {
+        inst.uuid: [vif(f"port-{i}", f"fa:16:3e:00:01:{i:02x}", env.ids.vswitch_osa_port0)]
+        for i, inst in enumerate(instances)
+    }
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda inst: env.spawn(inst, vifs[inst.uuid]), instances))
+    assert sorted(env.driver.list_instance_uuids()) == sorted(i.uuid for i in instances)
+    for inst in instances:
+        part = env.partition(inst)
+        assert part.properties["status"] == "active"
+        (nic,) = part.nics.list()
+        assert nic.properties["name"] == f"OpenStack_Port_{vifs[inst.uuid][0]['id']}"
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda inst: env.driver.destroy(env.context, inst, []), instances))
+    assert env.partitions() == []
+    assert env.storage_groups() == []
