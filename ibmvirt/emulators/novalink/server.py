@@ -249,7 +249,13 @@ class Handler(BaseHTTPRequestHandler):
         if verb != "GET":
             raise errors.RestError(405, f"{verb} is not allowed on a {kind} feed")
         with emu.lock:
-            objs = emu.store.list(kind, parent)
+            for hook in emu.kind("ManagedSystem").extra.get("before_read", []):
+                hook(emu)
+            lister = emu.kind(kind).extra.get("list")
+            if lister is not None and parent is not None:
+                objs = lister(emu, parent)
+            else:
+                objs = emu.store.list(kind, parent)
             if not emu.kind(kind).rootable and parent is None:
                 raise errors.RestError(404, f"{kind} is only reachable under its parent")
             if search:

@@ -138,3 +138,15 @@ def test_npiv_mapping_with_generated_wwpns(adapter, host):
     vfc_mapper.remove_maps(vios1, lpar.id)
     vios1 = vios1.update()
     assert vfc_mapper.find_maps(vios1.vfc_mappings, lpar.id) == []
+
+
+def test_lpar_lists_its_vfc_client_adapters(adapter, host):
+    lpar = build(adapter, host).create(parent=host)
+    vios1 = vios_named(adapter, "vios1", [pvm_const.XAG.VIO_FMAP])
+    wwpns = vfc_mapper.build_wwpn_pair(adapter, host.uuid)
+    vfc_mapper.add_map(vios1, host.uuid, lpar.uuid, (vios1.pfc_ports[0].wwpn, " ".join(wwpns)))
+    vios1.update()
+    adapters = pvm_stg.VFCClientAdapter.get(adapter, parent=lpar)
+    assert len(adapters) == 1
+    assert sorted(adapters[0].wwpns) == sorted(w.upper() for w in wwpns)
+    assert adapters[0].lpar_id == lpar.id
