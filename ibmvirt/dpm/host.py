@@ -110,7 +110,8 @@ class Host:
         # instance uuid -> (time seen, summary, seen by our own operation).
         self._status_cache: dict[str, tuple[float, PartitionSummary, bool]] = {}
         self._snapshot_time = float("-inf")
-        self._changed_since_snapshot: set[str] = set()
+        # instance uuid -> when this driver last changed it (see forget()).
+        self._changed: dict[str, float] = {}
         self._lock = threading.Lock()
 
     # -- start-up ---------------------------------------------------------
@@ -268,6 +269,7 @@ class Host:
     def list_partitions(self) -> list[PartitionSummary]:
         """All partitions of this host, with status, in one HMC request."""
         cpc = self.require_cpc()
+        started = time.monotonic()
         result = []
         # 'name', 'object-uri' and 'status' are in every List Partitions response.
         for p in cpc.partitions.list(filter_args={"name": naming.owned_name_filter(self.name)}):
@@ -275,11 +277,13 @@ class Host:
             if uuid is None:
                 continue
             result.append(PartitionSummary(p.name, p.uri, p.prop("status", None), uuid))
-        now = time.monotonic()
         with self._lock:
-            self._status_cache = {s.instance_uuid: (now, s, False) for s in result}
-            self._snapshot_time = now
-            self._changed_since_snapshot.clear()
+            # What this driver learnt while the list was under way is newer.
+            newer = {u: e for u, e in self._status_cache.items() if e[0] > started}
+            self._status_cache = {s.instance_uuid: (started, s, False) for s in result}
+            self._status_cache.update(newer)
+            self._snapshot_time = started
+            self._changed = {u: t for u, t in self._changed.items() if t > started}
         return result
 
     def cached_status(self, instance_uuid: str) -> tuple[bool, str | None]:
@@ -296,7 +300,7 @@ class Host:
             if (
                 entry is None
                 and now - self._snapshot_time <= STATUS_CACHE_SECONDS
-                and instance_uuid not in self._changed_since_snapshot
+                and instance_uuid not in self._changed
             ):
                 return True, None
         return False, None
@@ -305,7 +309,6 @@ class Host:
         """Record a status this driver has just seen, or (``operation``) waited for."""
         with self._lock:
             self._status_cache[summary.instance_uuid] = (time.monotonic(), summary, operation)
-            self._changed_since_snapshot.discard(summary.instance_uuid)
 
     def operation_status(self, instance_uuid: str) -> str | None:
         """The status an operation of this driver reached just now, if any."""
@@ -319,7 +322,7 @@ class Host:
         """Drop what is known about a partition this driver is changing."""
         with self._lock:
             self._status_cache.pop(instance_uuid, None)
-            self._changed_since_snapshot.add(instance_uuid)
+            self._changed[instance_uuid] = time.monotonic()
 
 
 def _is_not_found(exc: Exception) -> bool:

@@ -206,3 +206,19 @@ def test_job_slower_than_operation_timeout_fails_naming_the_option(conf):
     env.session.retry_timeout_config.operation_timeout = 60
     env.driver.destroy(env.context, inst, [])
     assert env.partition(inst) is None
+
+
+def test_partition_created_while_listing_is_not_reported_missing(env, monkeypatch):
+    inst = env.instance()
+    partitions = env.driver.host.require_cpc().partitions
+    original = partitions.list
+
+    def list_then_spawn_elsewhere(*args, **kwargs):
+        result = original(*args, **kwargs)  # the HMC answered before the create
+        env.driver.prepare_for_spawn(inst)  # another thread builds a server meanwhile
+        return result
+
+    monkeypatch.setattr(partitions, "list", list_then_spawn_elsewhere)
+    assert env.driver.list_instances() == []
+    monkeypatch.setattr(partitions, "list", original)
+    assert env.driver.get_info(inst).state == power_state.SHUTDOWN
