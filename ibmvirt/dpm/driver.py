@@ -18,7 +18,7 @@ import zhmcclient
 from nova import conf as nova_conf
 from nova import exception
 from nova.objects import fields as obj_fields
-from nova.virt import driver
+from nova.virt import driver, hardware
 from oslo_log import log as logging
 from oslo_serialization import jsonutils
 from oslo_utils import excutils
@@ -87,6 +87,7 @@ class DPMDriver(driver.ComputeDriver):
     # -- host -----------------------------------------------------------------
 
     def init_host(self, host: str) -> None:
+        """Find the CPC and check [dpm] against it; fail start-up naming the option."""
         client = self._client or build_client(CONF)
         hyper = Host(client, CONF, host)
         hyper.init()
@@ -125,6 +126,7 @@ class DPMDriver(driver.ComputeDriver):
         return {naming.node_uuid(CONF.dpm.cpc_object_id, node): node}
 
     def get_available_resource(self, nodename: str) -> dict:
+        """The CPC subset as a Nova node; static, so it costs no HMC request."""
         # Static: Nova's resource tracker computes usage from its instances.
         dpm = CONF.dpm
         return {
@@ -159,6 +161,7 @@ class DPMDriver(driver.ComputeDriver):
         }
 
     def update_provider_tree(self, provider_tree, nodename: str, allocations=None) -> None:
+        """VCPU and MEMORY_MB inventory of the subset ([dpm] limits), s390x traits."""
         dpm = CONF.dpm
         ratios = self._get_allocation_ratios(provider_tree.data(nodename).inventory)
         provider_tree.update_inventory(
@@ -187,15 +190,18 @@ class DPMDriver(driver.ComputeDriver):
     # -- instances ------------------------------------------------------------
 
     def list_instances(self) -> list[str]:
+        """Partition names of this host (one HMC request; refreshes the status cache)."""
         return [p.name for p in self.host.list_partitions()]
 
     def list_instance_uuids(self) -> list[str]:
+        """Instance UUIDs read from this host's partition names."""
         return [p.instance_uuid for p in self.host.list_partitions()]
 
     def instance_exists(self, instance) -> bool:
         return instance.uuid in self.list_instance_uuids()
 
-    def get_info(self, instance, use_cache: bool = True):
+    def get_info(self, instance, use_cache: bool = True) -> hardware.InstanceInfo:
+        """Power state; from the last listing or operation when fresh enough."""
         if use_cache:
             hit, status = self.host.cached_status(instance.uuid)
             if hit:
@@ -249,6 +255,7 @@ class DPMDriver(driver.ComputeDriver):
         return self._storage.prepare(partition, guest.name)
 
     def failed_spawn_cleanup(self, instance) -> None:
+        """Remove what prepare_for_spawn created (idempotent)."""
         self._destroy(self._guest(instance))
 
     def spawn(
@@ -264,6 +271,7 @@ class DPMDriver(driver.ComputeDriver):
         power_on=True,
         accel_info=None,
     ) -> None:
+        """Boot the prepared partition from its Cinder volume with one NIC per VIF."""
         guest = self._guest(instance)
         try:
             self._refuse_image_boot(instance)
@@ -365,6 +373,7 @@ class DPMDriver(driver.ComputeDriver):
         destroy_disks=True,
         destroy_secrets=True,
     ) -> None:
+        """Stop and delete the partition and its storage group (idempotent)."""
         self._destroy(self._guest(instance))
 
     def _destroy(self, guest: dpm_partition.Guest) -> None:
@@ -401,6 +410,7 @@ class DPMDriver(driver.ComputeDriver):
     # -- power ------------------------------------------------------------------
 
     def power_off(self, instance, timeout: int = 0, retry_interval: int = 0) -> None:
+        """Stop the partition (at once: ``timeout`` cannot ask the guest to shut down)."""
         # DPM's Stop Partition is immediate; there is no guest-cooperative shutdown.
         self._guest(instance).stop()
 
@@ -413,6 +423,7 @@ class DPMDriver(driver.ComputeDriver):
         accel_info=None,
         share_info=None,
     ) -> None:
+        """Start the partition from any status (paused and terminated need a Stop first)."""
         self._guest(instance).start()
 
     def reboot(
@@ -426,6 +437,7 @@ class DPMDriver(driver.ComputeDriver):
         accel_info=None,
         share_info=None,
     ) -> None:
+        """Stop and start the partition."""
         # SOFT and HARD are both stop + start: the HMC cannot ask the OS to reboot.
         guest = self._guest(instance)
         partition = guest.get()
@@ -439,11 +451,17 @@ class DPMDriver(driver.ComputeDriver):
         """NICs are removed with the partition or by detach_interface."""
 
     def get_console_output(self, context, instance) -> str:
+        """The partition's operating system messages (SE 2.14 and later)."""
         return self._guest(instance).console_output()
 
     # -- volumes ----------------------------------------------------------------
 
     def get_volume_connector(self, instance) -> dict:
+        """FC connector with the partition's own WWPNs (boot path first).
+
+        ``host`` is the instance UUID: the WWPNs belong to this partition alone,
+        so the storage array must not group them with other partitions.
+        """
         wwpns = instance.system_metadata.get(SYSMETA_WWPNS)
         if wwpns:
             wwpn_list = wwpns.split(",")
@@ -475,6 +493,7 @@ class DPMDriver(driver.ComputeDriver):
         device_type=None,
         encryption=None,
     ) -> None:
+        """Define a data volume for the partition (z14+; z13 needs nothing)."""
         guest = self._guest(instance)
         volume = dpm_storage.FCVolume.from_connection_info(connection_info)
         if self._storage.needs_volume_size:
@@ -484,6 +503,7 @@ class DPMDriver(driver.ComputeDriver):
     def detach_volume(
         self, context, connection_info, instance, mountpoint, encryption=None
     ) -> None:
+        """Undo attach_volume (idempotent)."""
         guest = self._guest(instance)
         volume = dpm_storage.FCVolume.from_connection_info(connection_info)
         partition = guest.find()
@@ -532,6 +552,7 @@ class DPMDriver(driver.ComputeDriver):
             raise exception.InterfaceAttachFailed(instance_uuid=instance.uuid) from exc
 
     def detach_interface(self, context, instance, vif) -> None:
+        """Remove the port's NIC and its boot-parameter record (idempotent)."""
         guest = self._guest(instance)
         partition = guest.find()
         if partition is None:

@@ -18,10 +18,14 @@ class DPMConfigurationError(exception.InvalidConfiguration):
 
 
 class HMCUnavailable(exception.HypervisorUnavailable):
+    """The HMC cannot be reached or refuses the logon."""
+
     msg_fmt = _("Cannot use the HMC at %(host)s: %(reason)s")
 
 
 class BootFromImageNotSupported(exception.ImageUnacceptable):
+    """Partitions have no local disk; Nova aborts such builds instead of rescheduling."""
+
     msg_fmt = _(
         "Image %(image_id)s is unacceptable: DPM partitions have no local disk, so "
         "instances must boot from a Cinder volume. Create the server with a boot "
@@ -37,12 +41,18 @@ class PartitionPreparationFailed(exception.InstanceUnacceptable):
 
 
 class InvalidVIF(exception.InvalidInput):
+    """A port this driver cannot turn into a NIC (no reschedule would help)."""
+
     msg_fmt = _("Invalid network interface for a DPM partition: %(reason)s")
 
 
 class VolumeNotSupported(exception.InvalidInput):
+    """A volume this driver cannot attach (not FCP, no usable target)."""
+
     msg_fmt = _("Volume cannot be used by a DPM partition: %(reason)s")
 
 
 class PartitionOperationFailed(exception.NovaException):
+    """An HMC operation on a partition failed; the message carries the HMC's."""
+
     msg_fmt = _("HMC operation %(operation)s failed for partition %(partition)s: %(reason)s")

@@ -251,6 +251,7 @@ class Host:
         return dpm_exc.HMCUnavailable(host=", ".join(self.conf.dpm.hmc), reason=reason)
 
     def require_cpc(self) -> zhmcclient.Cpc:
+        """The CPC found by init(); refuses use before start-up checks passed."""
         if self.cpc is None:
             raise dpm_exc.HMCUnavailable(
                 host=", ".join(self.conf.dpm.hmc), reason="init_host has not found the CPC yet"
@@ -261,6 +262,7 @@ class Host:
 
     @property
     def hypervisor_version(self) -> int:
+        """SE version a.b.c as Nova's integer (2.15.0 -> 2015000)."""
         a, b, c = self.se_version
         return a * 1_000_000 + b * 1_000 + c
 

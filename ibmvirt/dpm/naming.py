@@ -31,6 +31,7 @@ def partition_description(host: str, instance_name: str = "") -> str:
 
 
 def storage_group_description(host: str) -> str:
+    """Description of an instance's storage group, naming the owning host."""
     return f"{PREFIX} CPCSubset={host} boot and data volumes"
 
 
@@ -40,6 +41,7 @@ def hba_name(adapter_id: str, port: str) -> str:
 
 
 def hba_description(host: str) -> str:
+    """Description of an HBA, naming the owning host."""
     return f"{PREFIX} CPCSubset={host}"
 
 

@@ -38,6 +38,7 @@ class VifSpec:
 
     @classmethod
     def from_vif(cls, vif) -> VifSpec:
+        """Validate a Nova VIF for DPM; refuse it naming the port and the fix."""
         port_id = vif["id"]
         if vif.get("type") != contract.VIF_TYPE_DPM_VSWITCH:
             raise dpm_exc.InvalidVIF(
@@ -147,6 +148,7 @@ class NicManager:
         return bootparams.render(records, existing)
 
     def find(self, partition: zhmcclient.Partition, port_id: str) -> zhmcclient.Nic | None:
+        """The NIC of a Neutron port, by its name."""
         try:
             return partition.nics.find(name=contract.dpm_nic_name(port_id))
         except zhmcclient.NotFound:

@@ -64,6 +64,7 @@ def _wait_for_job(job: zhmcclient.Job, timeout: float | None) -> None:
 
 
 def instance_info(status: str | None) -> hardware.InstanceInfo:
+    """Nova's view of a partition status."""
     return hardware.InstanceInfo(state=POWER_STATES.get(status or "", power_state.NOSTATE))
 
 
@@ -85,6 +86,7 @@ class Guest:
             return None
 
     def get(self) -> zhmcclient.Partition:
+        """The partition, or InstanceNotFound."""
         partition = self.find()
         if partition is None:
             raise exception.InstanceNotFound(instance_id=self.instance.uuid)
@@ -226,6 +228,7 @@ class Guest:
         LOG.info("Deleted partition %s", self.name, instance=self.instance)
 
     def update(self, partition: zhmcclient.Partition, properties: dict) -> None:
+        """Update partition properties in one request."""
         if properties:
             partition.update_properties(properties)
 

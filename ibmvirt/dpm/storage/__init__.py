@@ -42,6 +42,7 @@ class FCVolume:
 
     @classmethod
     def from_connection_info(cls, connection_info: dict, size_gb: int | None = None) -> FCVolume:
+        """Parse Cinder's connection info; refuse non-FC volumes naming the volume."""
         vtype = connection_info.get("driver_volume_type")
         data = connection_info.get("data") or {}
         volume_id = data.get("volume_id") or connection_info.get("serial") or "?"

@@ -35,6 +35,8 @@ def volume_name(volume_id: str) -> str:
 
 
 class StorageGroupPath(StoragePath):
+    """One unshared storage group per instance, named like its partition."""
+
     needs_volume_size = True
 
     @property
@@ -49,6 +51,7 @@ class StorageGroupPath(StoragePath):
         return adapter.ports.resource_object(port.port_uri)
 
     def find_group(self, name: str) -> zhmcclient.StorageGroup | None:
+        """The instance's storage group (free when the name-URI cache knows it)."""
         try:
             return self._groups.find_by_name(name)
         except zhmcclient.NotFound:

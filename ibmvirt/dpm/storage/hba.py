@@ -16,6 +16,8 @@ LOG = logging.getLogger(__name__)
 
 
 class HbaPath(StoragePath):
+    """One HBA per configured adapter port; boot through the first."""
+
     def prepare(self, partition: zhmcclient.Partition, name: str) -> Prepared:
         hbas = []
         for port in self.host.storage_ports:
