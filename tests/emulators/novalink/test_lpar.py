@@ -227,3 +227,53 @@ def test_event_listener_thread_receives_changes(emulator, session, adapter, host
     finally:
         listener.shutdown()  # the poll thread is non-daemon
     assert ("ADD_URI", None) in seen
+
+
+def test_nvram_group_changes_on_power_off(emulator, adapter, host):
+    import pypowervm.const as pvm_const
+
+    lpar = build(adapter, host).create(parent=host)
+    first = pvm_lpar.LPAR.get(adapter, uuid=lpar.uuid, xag=[pvm_const.XAG.NVRAM])
+    assert first.nvram
+    plain = pvm_lpar.LPAR.get(adapter, uuid=lpar.uuid)
+    assert plain.nvram is None  # only with the NVRAM group
+    pvm_power.power_on(lpar, host.uuid)
+    pvm_power.power_off_progressive(lpar.refresh())
+    second = pvm_lpar.LPAR.get(adapter, uuid=lpar.uuid, xag=[pvm_const.XAG.NVRAM])
+    assert second.nvram and second.nvram != first.nvram
+
+
+def test_second_power_operation_while_one_runs_is_refused(emulator, adapter, host):
+    import threading
+
+    emulator.emu.jobs.delays["PowerOn"] = 1.5
+    lpar = build(adapter, host).create(parent=host)
+    done = threading.Event()
+    errors_seen = []
+
+    def start():
+        try:
+            pvm_power.power_on(lpar, host.uuid)
+        except Exception as exc:  # reported below
+            errors_seen.append(exc)
+        done.set()
+
+    t = threading.Thread(target=start)
+    t.start()
+    res = emulator.emu.store.get("LogicalPartition", lpar.uuid)
+    for _ in range(100):
+        if res.field("IsOperationInProgress") == "true":
+            break
+        done.wait(0.02)
+    assert (
+        pvm_lpar.LPAR.get(adapter, uuid=lpar.uuid).element.findtext("IsOperationInProgress")
+        == "true"
+    )
+    with pytest.raises(pvm_exc.VMPowerOffFailure) as exc:
+        pvm_power.PowerOp.stop(lpar.refresh(), opts=pvm_popts.PowerOffOpts().vsp_hard())
+    assert "busy with PowerOn" in str(exc.value)
+    t.join(30)
+    assert not errors_seen
+    got = pvm_lpar.LPAR.get(adapter, uuid=lpar.uuid)
+    assert got.state == "running"
+    assert got.element.findtext("IsOperationInProgress") == "false"

@@ -130,3 +130,41 @@ def test_peer_must_be_loopback(emulator):
     with pytest.raises(urllib.error.HTTPError) as exc:
         urllib.request.urlopen(req)
     assert exc.value.code == 400
+
+
+def test_migrate_abort_keeps_partition_on_source(emulator, target, adapter, host):
+    import threading
+
+    _peer(emulator, target, "pvm-host-2")
+    emulator.emu.jobs.delays["Migrate"] = 2.0
+    lpar = build(adapter, host).create(parent=host)
+    pvm_power.power_on(lpar, host.uuid)
+    lpar = lpar.refresh()
+    outcome = []
+
+    def run():
+        try:
+            pvm_mig.migrate_lpar(lpar, "pvm-host-2")
+            outcome.append("migrated")
+        except pvm_exc.JobRequestFailed as exc:
+            outcome.append(str(exc))
+
+    t = threading.Thread(target=run)
+    t.start()
+    res = emulator.emu.store.get("LogicalPartition", lpar.uuid)
+    stop = threading.Event()
+    for _ in range(200):
+        if res.field("MigrationState") == "Migration Starting":
+            break
+        stop.wait(0.01)
+    pvm_mig.migrate_abort(lpar)
+    t.join(30)
+    assert len(outcome) == 1 and "aborted" in outcome[0]
+    back = pvm_lpar.LPAR.get(adapter, uuid=lpar.uuid)
+    assert back.state == "running" and back.migration_state == "Not_Migrating"
+    tsess = _session(target)
+    try:
+        with pytest.raises(pvm_exc.HttpNotFound):
+            pvm_lpar.LPAR.get(pvm_adpt.Adapter(tsess), uuid=lpar.uuid)
+    finally:
+        tsess._logoff()

@@ -10,6 +10,8 @@ on takes memory and processing units from the system, powering off returns them.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import math
 import time
 import uuid as uuidlib
@@ -184,6 +186,12 @@ def finish_partition(
     ):
         if el.find(x.q(tag)) is None:
             schema.set_field(el, tag, value, kb="CUD")
+    if kind == "LogicalPartition" and el.find(x.q("PartitionNVRAM")) is None:
+        nv = etree.Element(
+            x.q("PartitionNVRAM"), group="NVRAM", kxe="true", kb="CUD", schemaVersion="V1_1_0"
+        )
+        nv.text = _nvram_blob(uuid, 0)
+        schema.insert_ordered(el, nv)
     if el.find(x.q("IsManagementPartition")) is None:
         schema.set_field(el, "IsManagementPartition", "false")
     if el.find(x.q("IsOperationInProgress")) is None:
@@ -201,6 +209,25 @@ def finish_partition(
     _set_current(res, running=pstate != NOT_ACTIVATED)
     _set_ref_code(res, pstate)
     return res
+
+
+def _nvram_blob(uuid: str, generation: int) -> str:
+    """Stand-in NVRAM content (base64), different after every boot cycle."""
+    raw = hashlib.sha256(f"{uuid}/{generation}".encode()).digest() * 32
+    return base64.b64encode(raw).decode()
+
+
+def _touch_nvram(emu: Emulator, res: Resource) -> None:
+    """The hypervisor rewrote the partition's NVRAM (power-off): new content and
+    an NVRAM event, which drivers use to back the NVRAM up."""
+    nv = res.elem.find(x.q("PartitionNVRAM"))
+    if nv is None:
+        return
+    gen = res.ext.get("nvram_generation", 0) + 1
+    res.ext["nvram_generation"] = gen
+    nv.text = _nvram_blob(res.uuid, gen)
+    res.bump("NVRAM")
+    emu.publish("MODIFY_URI", res, "NVRAM")
 
 
 def _set_ref_code(res: Resource, pstate: str) -> None:
@@ -340,6 +367,27 @@ def set_state(emu: Emulator, res: Resource, new_state: str, rmc: str | None = No
     emu.publish("MODIFY_URI", res, "PartitionState")
 
 
+def _begin_operation(emu: Emulator, res: Resource, who: str, op: str) -> None:
+    """One power operation at a time per partition, as the hypervisor enforces."""
+    busy = res.ext.get("operation")
+    if busy:
+        raise errors.JobFailure(
+            f"Partition {who} is busy with {busy}; retry {op} when it has finished "
+            "(IsOperationInProgress is true).",
+            errors.IN_USE,
+        )
+    res.ext["operation"] = op
+    schema.set_field(res.elem, "IsOperationInProgress", "true")
+    res.bump()
+
+
+def _end_operation(emu: Emulator, res: Resource) -> None:
+    with emu.lock:
+        res.ext.pop("operation", None)
+        schema.set_field(res.elem, "IsOperationInProgress", "false")
+        res.bump()
+
+
 def power_on(emu: Emulator, job: Job) -> dict[str, str]:
     res = job.target
     assert res is not None
@@ -350,19 +398,27 @@ def power_on(emu: Emulator, job: Job) -> dict[str, str]:
                 f"Partition {who} is already powered on (state {state(res)}).",
                 errors.ALREADY_POWERED_ON,
             )
-        s = Sizing(res.elem)
-        system.reserve(emu, s.mem, s.units, who)
+        _begin_operation(emu, res, who, "PowerOn")
+        try:
+            s = Sizing(res.elem)
+            system.reserve(emu, s.mem, s.units, who)
+        except errors.JobFailure:
+            _end_operation(emu, res)
+            raise
         mode = job.params.get("bootmode", "norm")
         schema.set_field(res.elem, "BootMode", "Normal" if mode == "norm" else mode, kb="CUD")
         set_state(emu, res, STARTING)
-    job.pause(0.5)
-    set_state(emu, res, RUNNING)
-    job.pause(0.5)
-    if emu.config.rmc_on_boot:
-        with emu.lock:
-            schema.set_field(res.elem, "ResourceMonitoringControlState", "active")
-            res.bump()
-        emu.publish("MODIFY_URI", res, "Other")
+    try:
+        job.pause(0.5)
+        set_state(emu, res, RUNNING)
+        job.pause(0.5)
+        if emu.config.rmc_on_boot:
+            with emu.lock:
+                schema.set_field(res.elem, "ResourceMonitoringControlState", "active")
+                res.bump()
+            emu.publish("MODIFY_URI", res, "Other")
+    finally:
+        _end_operation(emu, res)
     return {}
 
 
@@ -382,22 +438,26 @@ def power_off(emu: Emulator, job: Job) -> dict[str, str]:
                 f"(RMC is {res.field('ResourceMonitoringControlState')}).",
                 errors.OSSHUTDOWN_NO_RMC,
             )
+        _begin_operation(emu, res, who, "PowerOff")
         set_state(emu, res, SHUTTING_DOWN)
-    # A normal (not immediate) shutdown takes the full delay; immediate is quicker.
-    job.pause(0.3 if job.params.get("immediate") == "true" else 0.8)
-    with emu.lock:
-        s = Sizing(res.elem)
-        set_state(emu, res, NOT_ACTIVATED, rmc="inactive")
-        system.release(emu, s.mem, s.units)
-    emu.publish("MODIFY_URI", res, "NVRAM")
-    if job.params.get("restart") == "true":
-        job.pause(0.1)
+    try:
+        # A normal (not immediate) shutdown takes the full delay; immediate is quicker.
+        job.pause(0.3 if job.params.get("immediate") == "true" else 0.8)
         with emu.lock:
             s = Sizing(res.elem)
-            system.reserve(emu, s.mem, s.units, who)
-            set_state(emu, res, STARTING)
-        job.pause(0.1)
-        set_state(emu, res, RUNNING, rmc="active" if emu.config.rmc_on_boot else None)
+            set_state(emu, res, NOT_ACTIVATED, rmc="inactive")
+            system.release(emu, s.mem, s.units)
+            _touch_nvram(emu, res)
+        if job.params.get("restart") == "true":
+            job.pause(0.1)
+            with emu.lock:
+                s = Sizing(res.elem)
+                system.reserve(emu, s.mem, s.units, who)
+                set_state(emu, res, STARTING)
+            job.pause(0.1)
+            set_state(emu, res, RUNNING, rmc="active" if emu.config.rmc_on_boot else None)
+    finally:
+        _end_operation(emu, res)
     return {}
 
 
