@@ -6,7 +6,9 @@ use, so tests exercise the same server an operator runs.
 
 from __future__ import annotations
 
+import contextlib
 import ssl
+from collections.abc import Iterator
 from typing import Any
 
 from ibmvirt.emulators.novalink import inventory as inv_mod
@@ -49,3 +51,15 @@ def start(
     emu.jobs.delay = config.job_delay
     state.build(emu, inv)
     return server.start()
+
+
+@contextlib.contextmanager
+def running(
+    inventory: str | dict[str, Any] | None = None, **kwargs: Any
+) -> Iterator[NovaLinkServer]:
+    """``with running("small", job_delay=0) as srv: ...`` — start, then always stop."""
+    server = start(inventory, **kwargs)
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -131,3 +131,17 @@ def test_untrusted_certificate_is_refused(tmp_path, monkeypatch):
             )
     finally:
         srv.stop()
+
+
+def test_server_does_not_import_the_client_library():
+    code = (
+        "import sys\n"
+        "from ibmvirt.emulators.novalink import app\n"
+        "with app.running('small') as srv:\n"
+        "    print(srv.url.startswith('http://127.0.0.1:'))\n"
+        "print(sorted(m for m in sys.modules if m.startswith('pypowervm')))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    ).stdout.split()
+    assert out == ["True", "[]"]
