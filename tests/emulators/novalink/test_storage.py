@@ -184,3 +184,51 @@ def test_mapping_to_missing_storage_refused(adapter, host):
     with pytest.raises(pvm_exc.HttpError) as exc:
         tsk_map.add_vscsi_mapping(host.uuid, vios1, lpar.uuid, ref)
     assert "no virtual disk 'nosuchdisk'" in exc.value.her_wrap.message
+
+
+def test_comprehensive_scrub_cleans_mappings_of_deleted_lpar(adapter, host):
+    """What a driver's init_host does: orphaned mappings and their disks go."""
+    lpar = build(adapter, host).create(parent=host)
+    vios1 = vios_named(adapter, "vios1")
+    vg = vg_named(adapter, vios1, "datavg")
+    vdisk = tsk_stg.crt_vdisk(adapter, vios1.uuid, vg.uuid, "boot_vm1", 1)
+    tsk_map.add_vscsi_mapping(host.uuid, vios1.uuid, lpar.uuid, vdisk)
+    lpar.delete()  # the mapping stays behind, as on the real server
+    v = vios_named(adapter, "vios1", [pvm_const.XAG.VIO_SMAP])
+    assert len(v.scsi_mappings) == 1
+    tsk_stg.ComprehensiveScrub(adapter).execute()
+    v = vios_named(adapter, "vios1", [pvm_const.XAG.VIO_SMAP])
+    assert v.scsi_mappings == []
+    assert vg_named(adapter, vios1, "datavg").virtual_disks == []
+
+
+def test_feedtask_with_scsi_and_fc_groups(adapter, host):
+    """nova-powervm builds one FeedTask with both mapping groups."""
+    from pypowervm.tasks import vfc_mapper
+
+    lpar = build(adapter, host).create(parent=host)
+    vios1 = vios_named(adapter, "vios1")
+    vdisk = tsk_stg.crt_vdisk(
+        adapter, vios1.uuid, vg_named(adapter, vios1, "rootvg").uuid, "boot_vm1", 1
+    )
+    xags = [pvm_const.XAG.VIO_SMAP, pvm_const.XAG.VIO_FMAP]
+    ftsk = pvm_part.build_active_vio_feed_task(adapter, xag=xags)
+
+    def add(vios_w):
+        if vios_w.name == "vios1":
+            m = tsk_map.build_vscsi_mapping(host.uuid, vios_w, lpar.uuid, vdisk)
+            return tsk_map.add_map(vios_w, m) is not None
+        port = vios_w.pfc_ports[0]
+        vfc_mapper.add_map(
+            vios_w, host.uuid, lpar.uuid, (port.wwpn, "c05076079cff0fa0 c05076079cff0fa1")
+        )
+        return True
+
+    for wt in ftsk.wrapper_tasks.values():
+        wt.add_functor_subtask(add)
+    ftsk.execute()
+    v1 = vios_named(adapter, "vios1", xags)
+    v2 = vios_named(adapter, "vios2", xags)
+    assert len(tsk_map.find_maps(v1.scsi_mappings, client_lpar_id=lpar.uuid)) == 1
+    assert len(vfc_mapper.find_maps(v2.vfc_mappings, lpar.id)) == 1
+    assert vfc_mapper.find_maps(v1.vfc_mappings, lpar.id) == []
