@@ -114,7 +114,8 @@ class Handler(BaseHTTPRequestHandler):
     def _handle(self, verb: str) -> None:
         self._consumed = False
         parts = urlsplit(self.path)
-        path = unquote(parts.path)
+        # Split before unquoting: a search value may contain an encoded "/".
+        path = parts.path
         streamed = path.startswith("/rest/api/web/File/contents/")
         body = self._body() if verb in ("PUT", "POST") and not streamed else b""
         qs = {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
@@ -138,7 +139,7 @@ class Handler(BaseHTTPRequestHandler):
             if service == "web" and rest == "Logon":
                 return self._logon(verb, body)
             self.emu.sessions.check(self.headers.get("X-API-Session"))
-            segs = [s for s in rest.split("/") if s]
+            segs = [unquote(s) for s in rest.split("/") if s]
             if service == "web":
                 return self.route_web(verb, segs, qs, body)
             if service == "pcm":

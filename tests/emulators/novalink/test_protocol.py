@@ -164,3 +164,15 @@ def test_events_new_client_then_changes_and_custom_events(emulator, adapter):
     assert ("CUSTOM_CLIENT_EVENT", "my-detail") in kinds
     assert [e.data for e in evs if e.etype == "CUSTOM_CLIENT_EVENT"] == ["my-data"]
     assert pvm_evt.Event.get(adapter, "app1") == []  # drained; long poll times out
+
+
+def test_search_values_with_special_characters(adapter, host):
+    from pypowervm.utils import lpar_builder as lpar_bldr
+
+    for name in ("web 01+a", "db/02", "it's"):
+        attrs = {lpar_bldr.NAME: name, lpar_bldr.MEM: 1024, lpar_bldr.VCPU: 1}
+        lpar_bldr.LPARBuilder(adapter, attrs, lpar_bldr.DefaultStandardize(host)).build().create(
+            parent=host
+        )
+    for name in ("web 01+a", "db/02", "it's"):
+        assert [w.name for w in pvm_lpar.LPAR.search(adapter, name=name)] == [name]

@@ -550,10 +550,18 @@ def _receive(emu: Emulator, up: Upload, chunks: Any) -> None:
             vg = _repo_vg(emu, v)
             assert vg is not None
             new = x.deep(vg.elem)
-            media = repo(new).find(x.q("OpticalMedia"))
+            r = repo(new)
+            media = r.find(x.q("OpticalMedia"))
+            held = sum(float(m.findtext(x.q("Size")) or 0) for m in vopts(new))
+            size = float(r.findtext(x.q("RepositorySize")) or 0)
+            if held + n / 1024**3 > size + 1e-9:
+                raise errors.bad_request(
+                    f"Media repository {r.findtext(x.q('RepositoryName'))!r} on "
+                    f"{lpar.name_of(v.elem)!r} is full ({gb(held)} of {gb(size)} GB used); "
+                    "remove media or grow the repository",
+                    errors.NO_SPACE,
+                )
             media.append(vopt_element(_w(el, "Filename") or "", n / 1024**3, "rw"))
-            if _vg_used(new) > _vg_capacity(new) + 1e-6:
-                pass  # the repository has a fixed size; media live inside it
             vg.elem = new
             vg.bump()
             emu.uploads["vopt:" + (_w(el, "Filename") or "")] = {"bytes": n, "sha256": up.sha256}
