@@ -11,6 +11,7 @@ from __future__ import annotations
 import hmac
 import os
 import secrets
+import shutil
 import tempfile
 import threading
 
@@ -30,6 +31,7 @@ class Sessions:
         self._tokens: set[str] = set()
         self._files: dict[str, str] = {}
         self._lock = threading.Lock()
+        self._own_dir = token_dir is None
         self.token_dir = token_dir or tempfile.mkdtemp(prefix="ibmvirt-nl-tok-")
 
     def logon(self, body: bytes) -> bytes:
@@ -97,6 +99,15 @@ class Sessions:
         """Invalidate every session (tests the client's re-logon)."""
         with self._lock:
             self._tokens.clear()
+
+    def close(self) -> None:
+        """Forget every session and remove the token files (server stop)."""
+        with self._lock:
+            tokens = list(self._tokens)
+        for token in tokens:
+            self.logoff(token)
+        if self._own_dir:
+            shutil.rmtree(self.token_dir, ignore_errors=True)
 
     @property
     def count(self) -> int:

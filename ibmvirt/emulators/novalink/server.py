@@ -405,5 +405,6 @@ class NovaLinkServer:
         self.emu.events.close()
         self.httpd.shutdown()
         self.httpd.server_close()
+        self.emu.sessions.close()
         if self._thread is not None:
             self._thread.join(timeout=5)

@@ -120,3 +120,15 @@ def test_vios_cannot_be_deleted(adapter):
         vios.delete()
     assert exc.value.response.status in (400, 405)
     assert len(pvm_vios.VIOS.get(adapter)) == 2
+
+
+def test_client_chosen_partition_id_is_kept_or_refused(adapter, host):
+    pending = build(adapter, host, name="a")
+    pending._id(42)
+    lpar = pending.create(parent=host)
+    assert lpar.id == 42
+    again = build(adapter, host, name="b")
+    again._id(42)
+    with pytest.raises(pvm_exc.HttpError) as exc:
+        again.create(parent=host)
+    assert "PartitionID 42 is already used" in exc.value.her_wrap.message

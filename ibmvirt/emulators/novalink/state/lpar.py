@@ -175,7 +175,19 @@ def finish_partition(
 ) -> Resource:
     """Add the server-owned fields of a new partition and wrap it as a Resource."""
     x.set_atom(el, uuid)
-    schema.set_field(el, "PartitionID", str(next_partition_id(emu)))
+    wanted = x.text(el, "PartitionID")
+    if wanted and wanted.strip() not in ("", "0"):
+        pid = int(wanted)
+        taken = {int(p.field("PartitionID", "0") or 0) for p in all_partitions(emu)}
+        if pid in taken:
+            raise errors.bad_request(
+                f"PartitionID {pid} is already used by another partition; omit PartitionID "
+                "to let the server choose one",
+                errors.DUPLICATE_NAME,
+            )
+        schema.set_field(el, "PartitionID", str(pid), kb="COD")
+    else:
+        schema.set_field(el, "PartitionID", str(next_partition_id(emu)), kb="COD")
     schema.set_field(el, "PartitionUUID", uuid, kb="ROO")
     schema.set_field(el, "PartitionState", pstate)
     schema.set_field(el, "ResourceMonitoringControlState", rmc)
