@@ -113,8 +113,6 @@ def test_failed_power_on_can_be_rolled_back(emulator, adapter, host):
     v = vios_named(adapter, "vios1", [pvm_const.XAG.VIO_SMAP])
     tsk_map.remove_maps(v, lpar.uuid)
     v.update()
-    tsk_stg.rm_vg_storage(
-        vg_named(adapter, vios1, "rootvg"), vdisks=[pvm_stg.VDisk.bld_ref(adapter, "b_instance_2")]
-    )
+    tsk_stg.rm_vg_storage(vg_named(adapter, vios1, "rootvg"), vdisks=[vdisk])
     lpar.refresh().delete()
     assert _snapshot(adapter, host) == before
