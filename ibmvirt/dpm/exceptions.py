@@ -23,8 +23,10 @@ class HMCUnavailable(exception.HypervisorUnavailable):
     msg_fmt = _("Cannot use the HMC at %(host)s: %(reason)s")
 
 
-class BootFromImageNotSupported(exception.ImageUnacceptable):
-    """Partitions have no local disk; Nova aborts such builds instead of rescheduling."""
+class BootFromImageNotSupported(exception.InstanceUnacceptable):
+    """Partitions have no local disk. Nova aborts the build (no reschedule) and
+    shows the message of an InstanceUnacceptable raised by prepare_for_spawn;
+    other exceptions there become "Failure prepping block device"."""
 
     msg_fmt = _(
         "Image %(image_id)s is unacceptable: DPM partitions have no local disk, so "

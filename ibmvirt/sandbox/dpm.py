@@ -112,6 +112,8 @@ class DPMNeutron(nova_fixtures.NeutronFixture):
         #: Called with the port just before it is reported up (tests use it to
         #: act in the middle of a spawn, e.g. expire the HMC sessions).
         self.before_plug = None
+        #: False plays a DPM agent that is down: NICs are never reported.
+        self.agent_alive = True
 
     def setUp(self):
         super().setUp()
@@ -161,6 +163,8 @@ class DPMNeutron(nova_fixtures.NeutronFixture):
         return False
 
     def _report_new_nics(self) -> None:
+        if not self.agent_alive:
+            return
         for port in list(self._ports.values()):
             if (
                 port["id"] in self._plugged

@@ -127,7 +127,7 @@ def test_spawn_without_power_on_leaves_partition_stopped(env):
 
 def test_boot_from_image_refused_before_anything_is_created(env):
     inst = env.instance(image_ref="a2459075-d96c-40d5-893e-577ff92e721c")
-    with pytest.raises(exception.ImageUnacceptable, match="boot from a Cinder volume"):
+    with pytest.raises(exception.InstanceUnacceptable, match="boot from a Cinder volume"):
         env.driver.prepare_for_spawn(inst)
     assert env.partitions() == []
     assert env.storage_groups() == []
