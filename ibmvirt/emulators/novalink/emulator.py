@@ -328,7 +328,42 @@ def merge_sections(res: Resource, client: etree._Element, groups: Groups) -> etr
         server_owned = (not g or g == "None") and schema.is_read_only(res.kind, name)
         if name not in present and (outside or server_owned):
             schema.insert_ordered(merged, x.deep(c))
+    if groups is not None:
+        _restore_nested_groups(res.elem, merged, groups)
     return merged
+
+
+def _path(el: etree._Element, root: etree._Element) -> list[tuple[str, int]]:
+    steps = []
+    while el is not root and el.getparent() is not None:
+        parent = el.getparent()
+        same = [c for c in parent if c.tag == el.tag]
+        steps.append((el.tag, same.index(el)))
+        el = parent
+    return list(reversed(steps))
+
+
+def _follow(root: etree._Element, steps: list[tuple[str, int]]) -> etree._Element | None:
+    el = root
+    for tag, idx in steps:
+        same = [c for c in el if c.tag == tag]
+        if idx >= len(same):
+            return None
+        el = same[idx]
+    return el
+
+
+def _restore_nested_groups(stored: etree._Element, merged: etree._Element, groups: Groups):
+    """Nested elements of groups the client did not ask for are kept as stored."""
+    for node in stored.iter():
+        if node is stored or not isinstance(node.tag, str) or node.getparent() is stored:
+            continue
+        g = node.get("group")
+        if not g or g == "None" or g in (groups or ()):
+            continue
+        target = _follow(merged, _path(node.getparent(), stored))
+        if target is not None and target.find(node.tag) is None:
+            schema.insert_ordered(target, x.deep(node))
 
 
 def _section_digests(el: etree._Element) -> dict[str, bytes]:

@@ -128,3 +128,23 @@ def test_sriov_vnic_create_uses_a_logical_port(adapter, host):
     after = host.asio_config.sriov_adapters[0].phys_ports[0].cfg_lps
     assert after == before + 1
     assert [v.uuid for v in pvm_card.VNIC.get(adapter, parent=lpar)] == [vnic.uuid]
+
+
+def test_crt_cna_can_create_the_vswitch(adapter, host):
+    lpar = build(adapter, host).create(parent=host)
+    cna = tsk_cna.crt_cna(adapter, host.uuid, lpar.uuid, 10, vswitch="TENANT1", crt_vswitch=True)
+    vs = pvm_net.VSwitch.search(
+        adapter, parent_type=pvm_ms.System, parent_uuid=host.uuid, one_result=True, name="TENANT1"
+    )
+    assert vs.switch_id == 2 and cna.vswitch_id == 2
+
+
+def test_host_only_allows_renaming(adapter, host):
+    host.set_parm_value("SystemName", "renamed-host")
+    host = host.update()
+    assert host.system_name == "renamed-host"
+    host.asio_config  # noqa: B018 - parsed fine
+    host.set_parm_value("MemoryRegionSize", "128")
+    with pytest.raises(pvm_exc.HttpError) as exc:
+        host.update()
+    assert "only SystemName" in exc.value.her_wrap.message

@@ -111,6 +111,29 @@ def vswitch_element(name: str, switch_id: int) -> etree._Element:
     return el
 
 
+def _vswitch_create(emu: Emulator, parent: Resource | None, el: etree._Element) -> Resource:
+    """pypowervm's cna.crt_cna(..., crt_vswitch=True) creates a switch by name."""
+    assert parent is not None
+    name = el.findtext(x.q("SwitchName")) or ""
+    if not name:
+        raise errors.bad_request("VirtualSwitch needs a SwitchName")
+    if any(s.field("SwitchName") == name for s in emu.store.list("VirtualSwitch")):
+        raise errors.bad_request(
+            f"A virtual switch named {name!r} already exists", errors.DUPLICATE_NAME
+        )
+    ids = {int(s.field("SwitchID", "0") or 0) for s in emu.store.list("VirtualSwitch")}
+    sid = next(i for i in range(0, 16) if i not in ids) if len(ids) < 16 else None
+    if sid is None:
+        raise errors.bad_request("The system already has its maximum of 16 virtual switches")
+    out = vswitch_element(name, sid)
+    mode = el.findtext(x.q("SwitchMode"))
+    if mode:
+        schema.set_field(out, "SwitchMode", mode, kb="CUD")
+    uuid = str(uuidlib.uuid5(uuidlib.NAMESPACE_DNS, f"{parent.uuid}/vswitch/{name}"))
+    x.set_atom(out, uuid)
+    return Resource("VirtualSwitch", uuid, out, parent=parent, rootable=False)
+
+
 def _vswitch_by_uuid(emu: Emulator, uuid: str | None) -> Resource | None:
     return emu.store.find("VirtualSwitch", uuid) if uuid else None
 
@@ -600,7 +623,9 @@ def _release_vnic_ports(emu: Emulator, res: Resource) -> None:
 
 
 def register(emu: Emulator) -> None:
-    emu.register(Kind("VirtualSwitch", rootable=False, parents=("ManagedSystem",)))
+    emu.register(
+        Kind("VirtualSwitch", rootable=False, parents=("ManagedSystem",), create=_vswitch_create)
+    )
     emu.register(Kind("VirtualNetwork", rootable=False, parents=("ManagedSystem",)))
     emu.register(
         Kind(

@@ -64,9 +64,38 @@ def register(emu: Emulator) -> None:
 
 
 def _update(emu: Emulator, res: Resource, new: Any) -> None:
-    # Only the name and a few CUD fields are client-settable; read-only fields were
-    # already refused by the generic check, so the merged payload can be taken.
-    res.elem = new
+    """Only the system name can be changed here; everything else is hardware."""
+    name = new.findtext(x.q("SystemName"))
+    probe = x.deep(new)
+    schema.set_field(probe, "SystemName", res.field("SystemName"), kb="CUR")
+    changed = sorted(
+        x.local(c)
+        for c in probe
+        if isinstance(c.tag, str)
+        and x.local(c) != "Metadata"
+        and not _same(c, res.elem.find(c.tag))
+    )
+    if changed:
+        raise errors.bad_request(
+            f"ManagedSystem {res.field('SystemName')!r}: only SystemName can be changed "
+            f"through the REST API here (also changed: {', '.join(changed)})"
+        )
+    if not name:
+        raise errors.bad_request("ManagedSystem SystemName cannot be empty")
+    schema.set_field(res.elem, "SystemName", name, kb="CUR")
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Structural equality that ignores namespace prefixes and whitespace."""
+    if a is None or b is None:
+        return a is b
+    if a.tag != b.tag or (a.text or "").strip() != (b.text or "").strip():
+        return False
+    if {k: v for k, v in a.attrib.items()} != {k: v for k, v in b.attrib.items()}:
+        return False
+    ka = [c for c in a if isinstance(c.tag, str)]
+    kb = [c for c in b if isinstance(c.tag, str)]
+    return len(ka) == len(kb) and all(_same(p, q) for p, q in zip(ka, kb, strict=True))
 
 
 def _split_mtms(mtms: str) -> tuple[str, str, str]:
