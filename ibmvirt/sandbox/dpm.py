@@ -252,6 +252,24 @@ class DPMComputeMixin:
         )
         super().setUp()
 
+    def boot_from_volume(self, networks, expected_state="ACTIVE", host=None, **server):
+        """Boot a server from a new blank volume, as ``openstack server create
+        --boot-from-volume 1`` does; wait for ``expected_state``."""
+        body = self._build_server(networks=networks, **server)
+        body.pop("imageRef")
+        body["block_device_mapping_v2"] = [
+            {
+                "source_type": "blank",
+                "destination_type": "volume",
+                "boot_index": 0,
+                "volume_size": 1,
+            }
+        ]
+        if host:
+            body["availability_zone"] = f"nova:{host}"
+        created = self.api.post_server({"server": body})
+        return self._wait_for_state_change(created, expected_state)
+
     def _make_cinder(self, test):
         self.array = FibreChannelArray(test)
         return self.array

@@ -2,8 +2,6 @@
 
 import re
 
-from oslo_utils.fixture import uuidsentinel as uuids
-
 from ibmvirt.emulators.hmc import inventories
 from ibmvirt.sandbox import dpm
 
@@ -46,7 +44,9 @@ class SpawnFaultScenarios:
                 rule = self.hmc.inject_fault(
                     method, pattern, nth=nth, status=500, reason=0, message="injected HMC failure"
                 )
-                server = self._create_server_boot_from_volume_error()
+                server = self.boot_from_volume(
+                    [{"port": self.neutron.port_1["id"]}], expected_state="ERROR"
+                )
                 self.assertEqual(1, rule.fired, "the faulted request was never made")
                 self.assertEqual("ERROR", server["status"])
                 self.assertIn("fault", server)
@@ -55,21 +55,6 @@ class SpawnFaultScenarios:
                 self.assertEqual({}, self.array.masking)
                 self._delete_server(server)
                 self.hmc.reset_faults()
-
-    def _create_server_boot_from_volume_error(self):
-        server = self._build_server(networks=[{"port": self.neutron.port_1["id"]}])
-        server.pop("imageRef")
-        server["block_device_mapping_v2"] = [
-            {
-                "source_type": "image",
-                "destination_type": "volume",
-                "boot_index": 0,
-                "uuid": uuids.bfv_image_uuid,  # the image the first boot registered
-                "volume_size": 1,
-            }
-        ]
-        server = self.api.post_server({"server": server})
-        return self._wait_for_state_change(server, "ERROR")
 
     def test_session_expiry_mid_spawn_is_invisible(self):
         logons = self.hmc.request_count("POST", r"^/api/sessions$")

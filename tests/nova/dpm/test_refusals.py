@@ -52,18 +52,9 @@ class TestRefusalsAndOutOfBandChanges(dpm.DPMSingleComputeTestBase):
         # The DPM agent is down: ports never go ACTIVE, Nova hears nothing.
         self.flags(vif_plugging_timeout=2)
         self.neutron.agent_alive = False
-        server = self._build_server(networks=[{"port": self.neutron.port_1["id"]}])
-        server.pop("imageRef")
-        server["block_device_mapping_v2"] = [
-            {
-                "source_type": "blank",
-                "destination_type": "volume",
-                "boot_index": 0,
-                "volume_size": 1,
-            }
-        ]
-        server = self.api.post_server({"server": server})
-        server = self._wait_for_state_change(server, "ERROR")
+        server = self.boot_from_volume(
+            [{"port": self.neutron.port_1["id"]}], expected_state="ERROR"
+        )
         self.assertIn("Failed to allocate the network(s)", server["fault"]["message"])
         self._assert_nothing_on_the_hmc()
 
@@ -107,18 +98,7 @@ class TestZ13NicLimit(dpm.DPMSingleComputeTestBase):
 
     def test_more_nics_than_boot_parameters_can_carry_creates_nothing(self):
         ports = [self.neutron.create_port({"port": {}})["port"] for _ in range(13)]
-        server = self._build_server(networks=[{"port": p["id"]} for p in ports])
-        server.pop("imageRef")
-        server["block_device_mapping_v2"] = [
-            {
-                "source_type": "blank",
-                "destination_type": "volume",
-                "boot_index": 0,
-                "volume_size": 1,
-            }
-        ]
-        server = self.api.post_server({"server": server})
-        server = self._wait_for_state_change(server, "ERROR")
+        server = self.boot_from_volume([{"port": p["id"]} for p in ports], expected_state="ERROR")
         self.assertIn("256", server["fault"]["message"])
         self.assertEqual([], self.view.owned_by("compute"))
         self.assertEqual({}, self.array.masking)

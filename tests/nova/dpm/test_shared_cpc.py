@@ -13,24 +13,9 @@ class TestTwoHostsOneCPC(dpm.DPMMultiComputeTestBase):
         self._start_compute("subset1")
         self._start_compute("subset2")
 
-    def _boot_on(self, host, network):
-        server = self._build_server(networks=network)
-        server.pop("imageRef")
-        server["availability_zone"] = f"nova:{host}"
-        server["block_device_mapping_v2"] = [
-            {
-                "source_type": "blank",
-                "destination_type": "volume",
-                "boot_index": 0,
-                "volume_size": 1,
-            }
-        ]
-        server = self.api.post_server({"server": server})
-        return self._wait_for_state_change(server, "ACTIVE")
-
     def test_each_host_sees_and_touches_only_its_own_partitions(self):
-        one = self._boot_on("subset1", [{"port": self.neutron.port_1["id"]}])
-        two = self._boot_on("subset2", [{"uuid": self.neutron.network_1["id"]}])
+        one = self.boot_from_volume([{"port": self.neutron.port_1["id"]}], host="subset1")
+        two = self.boot_from_volume([{"uuid": self.neutron.network_1["id"]}], host="subset2")
         self.assertEqual("subset1", one["OS-EXT-SRV-ATTR:host"])
         self.assertEqual("subset2", two["OS-EXT-SRV-ATTR:host"])
 
