@@ -51,6 +51,9 @@ def normalise(inv: dict[str, Any]) -> dict[str, Any]:
     host.setdefault("memory_mb", 524288)
     host.setdefault("proc_units", 40)
     host.setdefault("memory_region_mb", 256)
+    _positive(host, "host", "memory_mb", int)
+    _positive(host, "host", "proc_units", float)
+    _positive(host, "host", "memory_region_mb", int)
     inv.setdefault(
         "management_partition", {"name": "novalink", "memory_mb": 2048, "proc_units": 0.5}
     )
@@ -60,6 +63,12 @@ def normalise(inv: dict[str, Any]) -> dict[str, Any]:
             "'vioses' must be a list of at most 2 VIOS entries (the captured templates "
             "provide two distinct VIOSes)"
         )
+    for i, v in enumerate(vioses):
+        if not isinstance(v, dict) or not v.get("name"):
+            raise InventoryError(f"vioses[{i}] needs a 'name'")
+        for key, typ in (("memory_mb", int), ("proc_units", float)):
+            if key in v:
+                _positive(v, f"vioses[{i}]", key, typ)
     names = [inv["management_partition"]["name"], *(v["name"] for v in vioses)]
     lpars = list(inv.setdefault("lpars", []))
     for i in range(int(inv.get("generate_lpars", 0))):
@@ -77,3 +86,13 @@ def normalise(inv: dict[str, Any]) -> dict[str, Any]:
     behaviour.setdefault("event_wait", 10.0)
     inv.setdefault("users", {"neo": "passw0rd"})
     return inv
+
+
+def _positive(section: dict[str, Any], where: str, key: str, typ: type) -> None:
+    try:
+        value = typ(section[key])
+    except (TypeError, ValueError) as exc:
+        raise InventoryError(f"{where}.{key} must be a number, got {section[key]!r}") from exc
+    if value <= 0:
+        raise InventoryError(f"{where}.{key} must be greater than 0, got {value}")
+    section[key] = value

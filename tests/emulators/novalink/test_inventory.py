@@ -121,3 +121,17 @@ def test_deleting_an_lpar_releases_its_vnic_ports(adapter, host):
     assert host.refresh().asio_config.sriov_adapters[0].phys_ports[0].cfg_lps == before + 1
     lpar.refresh().delete()
     assert host.refresh().asio_config.sriov_adapters[0].phys_ports[0].cfg_lps == before
+
+
+@pytest.mark.parametrize(
+    "bad, words",
+    [
+        ({"host": {"memory_mb": "lots"}}, "host.memory_mb must be a number"),
+        ({"host": {"proc_units": 0}}, "host.proc_units must be greater than 0"),
+        ({"vioses": [{"memory_mb": 1024}]}, "vioses[0] needs a 'name'"),
+    ],
+)
+def test_inventory_values_are_checked(bad, words):
+    with pytest.raises(inventory.InventoryError) as exc:
+        inventory.load(bad)
+    assert words in str(exc.value)

@@ -193,6 +193,7 @@ def add_partition_link(emu: Emulator, res: Resource) -> None:
         schema.insert_ordered(ms.elem, section)
     etree.SubElement(section, x.q("link"), href=emu.base + res.ms_path, rel="related")
     ms.bump()
+    emu.publish("MODIFY_URI", ms, "Other")
 
 
 def remove_partition_link(emu: Emulator, res: Resource) -> None:
@@ -204,3 +205,4 @@ def remove_partition_link(emu: Emulator, res: Resource) -> None:
             if (ln.get("href") or "").upper().endswith(res.uuid.upper()):
                 section.remove(ln)
     ms.bump()
+    emu.publish("MODIFY_URI", ms, "Other")
