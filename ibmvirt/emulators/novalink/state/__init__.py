@@ -14,7 +14,17 @@ def register_all(emu: Emulator) -> None:
     system.register(emu)
     lpar.register(emu)
     vios.register(emu)
-    for optional in ("storage", "ssp", "fc", "network", "monitor", "migration", "console"):
+    for optional in (
+        "storage",
+        "scsi",
+        "upload",
+        "ssp",
+        "fc",
+        "network",
+        "monitor",
+        "migration",
+        "console",
+    ):
         try:
             mod = __import__(f"ibmvirt.emulators.novalink.state.{optional}", fromlist=["x"])
         except ModuleNotFoundError as exc:

@@ -16,7 +16,7 @@ from ibmvirt.emulators.novalink import captures, errors, schema
 from ibmvirt.emulators.novalink import xmlutil as x
 from ibmvirt.emulators.novalink.emulator import Emulator, Kind
 from ibmvirt.emulators.novalink.jobs import Job
-from ibmvirt.emulators.novalink.state import lpar, storage, system
+from ibmvirt.emulators.novalink.state import lpar, slots, system, upload
 from ibmvirt.emulators.novalink.store import Resource
 
 
@@ -75,7 +75,7 @@ def _console_update(emu: Emulator, res: Resource, new: etree._Element) -> None:
 def _client_adapters(emu: Emulator, parent: Resource, section: str, item: str, kind: str):
     out = []
     for v in emu.store.list("VirtualIOServer"):
-        for m in storage._items(v.elem, section, item):
+        for m in slots.items(v.elem, section, item):
             link = m.find(x.q("AssociatedLogicalPartition"))
             href = link.get("href", "") if link is not None else ""
             ca = m.find(x.q("ClientAdapter"))
@@ -110,10 +110,10 @@ def rescan_virtual_disk(emu: Emulator, job: Job) -> dict[str, str]:
     udid = job.params.get("VirtualDiskUDID") or job.params.get("UniqueDeviceID") or ""
     if (
         udid
-        and storage._find_target(emu, v, udid) is None
+        and upload.find_target(emu, v, udid) is None
         and not any(
             p.findtext(x.q("UniqueDeviceID")) == udid
-            for p in storage._items(v.elem, "PhysicalVolumes", "PhysicalVolume")
+            for p in slots.items(v.elem, "PhysicalVolumes", "PhysicalVolume")
         )
     ):
         raise errors.JobFailure(f"No disk with UDID {udid} on VIOS {lpar.name_of(v.elem)!r}")

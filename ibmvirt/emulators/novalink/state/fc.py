@@ -19,7 +19,7 @@ from ibmvirt.emulators.novalink import errors, schema
 from ibmvirt.emulators.novalink import xmlutil as x
 from ibmvirt.emulators.novalink.emulator import Emulator
 from ibmvirt.emulators.novalink.jobs import Job
-from ibmvirt.emulators.novalink.state import lpar, storage, vios
+from ibmvirt.emulators.novalink.state import lpar, slots, storage, vios
 from ibmvirt.emulators.novalink.store import Resource
 
 # LUARecovery status codes (pypowervm.tasks.hdisk._fc.LUAStatus)
@@ -152,7 +152,7 @@ def remove_device(emu: Emulator, job: Job) -> dict[str, str]:
         section = vios.section(v.elem, "PhysicalVolumes")
         for p in section.findall(x.q("PhysicalVolume")):
             if p.findtext(x.q("VolumeName")) == name:
-                if storage.mapped_storage(emu).get((v.uuid, "PhysicalVolume", name)):
+                if slots.mapped_storage(emu).get((v.uuid, "PhysicalVolume", name)):
                     raise errors.JobFailure(
                         f"{name} on {lpar.name_of(v.elem)!r} is mapped; remove the mapping first"
                     )
@@ -180,12 +180,12 @@ def emu_prefix(emu: Emulator) -> str:
 
 # ---- vFC mappings (VIOS update hook) ----------------------------------------------------
 def vfc_maps(v: etree._Element) -> list[etree._Element]:
-    return storage._items(v, "VirtualFibreChannelMappings", "VirtualFibreChannelMapping")
+    return slots.items(v, "VirtualFibreChannelMappings", "VirtualFibreChannelMapping")
 
 
 def _fc_sig(m: etree._Element) -> tuple[Any, ...]:
     return (
-        storage._int(m.find(x.q("ServerAdapter")), "VirtualSlotNumber"),
+        slots.int_of(m.find(x.q("ServerAdapter")), "VirtualSlotNumber"),
         m.findtext(f"{x.q('ClientAdapter')}/{x.q('WWPNs')}"),
     )
 
@@ -198,8 +198,8 @@ def vfc_hook(emu: Emulator, v: Resource, old: etree._Element, new: etree._Elemen
     old_by_sig = {_fc_sig(m): m for m in old_maps if _fc_sig(m)[0] is not None}
     new_maps = vfc_maps(new)
     keep = set()
-    used_server = storage.server_slots_in_use(old) - {s[0] for s in old_by_sig}
-    sslots = storage._Slots(used_server, storage.FIRST_SERVER_SLOT, 2000)
+    used_server = slots.server_slots_in_use(old) - {s[0] for s in old_by_sig}
+    sslots = slots.Slots(used_server, slots.FIRST_SERVER_SLOT, 2000)
     ports = {_wwpn(p.findtext(x.q("WWPN"))): p for p in fc_ports(new)}
     by_name = {p.findtext(x.q("PortName")): p for p in fc_ports(new)}
     for m in new_maps:
@@ -212,7 +212,7 @@ def vfc_hook(emu: Emulator, v: Resource, old: etree._Element, new: etree._Elemen
         if _fc_sig(m) in keep:
             continue
         who = f"vFC mapping on VIOS {vname!r}"
-        client = storage.client_of(emu, m, who)
+        client = slots.client_of(emu, m, who)
         if client is None:
             raise errors.bad_request(f"{who} needs an AssociatedLogicalPartition")
         port_el = m.find(x.q("Port"))
@@ -235,30 +235,34 @@ def vfc_hook(emu: Emulator, v: Resource, old: etree._Element, new: etree._Elemen
             schema.set_field(port, "AvailablePorts", str(avail - 1))
             m.replace(port_el, _port_copy(port, "Port"))
         ca = m.find(x.q("ClientAdapter"))
-        wanted = storage._int(ca, "VirtualSlotNumber")
+        wanted = slots.int_of(ca, "VirtualSlotNumber")
         wwpns = ca.findtext(x.q("WWPNs")) if ca is not None else None
         if not wwpns:
             counter = emu.ext.setdefault("wwpn_counter", itertools.count(0x10))
             wwpns = " ".join(f"C05076{emu_prefix(emu)}{next(counter):06X}" for _ in range(2))
         limit = int(client.field("PartitionIOConfiguration/MaximumVirtualIOSlots", "64") or 64)
-        cslots = storage._Slots(
-            storage.client_slots_in_use(emu, client.uuid), storage.FIRST_CLIENT_SLOT, limit
+        cslots = slots.Slots(
+            slots.client_slots_in_use(emu, client.uuid), slots.FIRST_CLIENT_SLOT, limit
         )
         cslot = cslots.take(wanted, f"{who} for {lpar.name_of(client.elem)!r}")
         sslot = sslots.take(None, who)
-        vname_adapter = storage._next_name(
+        vname_adapter = slots.next_name(
             v,
             "vfchost",
             old_maps + vfc_maps(new)[:idx],
             f"{x.q('ServerAdapter')}/{x.q('AdapterName')}",
         )
-        storage._adapter(
+        slots.build_adapter(
             m,
             "ClientAdapter",
             "Client",
             [
-                ("DynamicReconfigurationConnectorName", storage._loc(emu, client, cslot), "CUD"),
-                ("LocationCode", storage._loc(emu, client, cslot), "ROR"),
+                (
+                    "DynamicReconfigurationConnectorName",
+                    slots.location_code(emu, client, cslot),
+                    "CUD",
+                ),
+                ("LocationCode", slots.location_code(emu, client, cslot), "ROR"),
                 ("LocalPartitionID", client.field("PartitionID") or "0", "CUR"),
                 ("RequiredAdapter", "false", "CUD"),
                 ("VariedOn", "true", "CUD"),
@@ -269,8 +273,8 @@ def vfc_hook(emu: Emulator, v: Resource, old: etree._Element, new: etree._Elemen
             ],
         )
         fields = [
-            ("DynamicReconfigurationConnectorName", storage._loc(emu, v, sslot), "CUD"),
-            ("LocationCode", storage._loc(emu, v, sslot), "ROR"),
+            ("DynamicReconfigurationConnectorName", slots.location_code(emu, v, sslot), "CUD"),
+            ("LocationCode", slots.location_code(emu, v, sslot), "ROR"),
             ("LocalPartitionID", v.field("PartitionID") or "0", "CUR"),
             ("RequiredAdapter", "false", "CUD"),
             ("VariedOn", "true", "CUD"),
@@ -278,11 +282,11 @@ def vfc_hook(emu: Emulator, v: Resource, old: etree._Element, new: etree._Elemen
             ("AdapterName", vname_adapter, "CUR"),
             ("ConnectingPartitionID", client.field("PartitionID") or "0", "CUR"),
             ("ConnectingVirtualSlotNumber", str(cslot), "CUR"),
-            ("UniqueDeviceID", "1d" + storage._loc(emu, v, sslot), "CUR"),
+            ("UniqueDeviceID", "1d" + slots.location_code(emu, v, sslot), "CUR"),
         ]
         if port is not None:
             fields.append(("MapPort", port.findtext(x.q("PortName")) or "", "CUR"))
-        sa = storage._adapter(m, "ServerAdapter", "Server", fields)
+        sa = slots.build_adapter(m, "ServerAdapter", "Server", fields)
         if port is not None:
             schema.insert_ordered(sa, _port_copy(port, "PhysicalPort"))
     # Ports of removed mappings become free again.

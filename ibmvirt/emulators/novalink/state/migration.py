@@ -30,7 +30,7 @@ from ibmvirt.emulators.novalink import errors, schema
 from ibmvirt.emulators.novalink import xmlutil as x
 from ibmvirt.emulators.novalink.emulator import Emulator
 from ibmvirt.emulators.novalink.jobs import Job
-from ibmvirt.emulators.novalink.state import lpar, storage, system
+from ibmvirt.emulators.novalink.state import lpar, scsi, slots, system, vios
 from ibmvirt.emulators.novalink.store import Resource
 
 NOT_MIGRATING = "Not_Migrating"
@@ -91,7 +91,7 @@ def _client_maps(emu: Emulator, res: Resource) -> list[tuple[Resource, etree._El
             ("VirtualSCSIMappings", "VirtualSCSIMapping"),
             ("VirtualFibreChannelMappings", "VirtualFibreChannelMapping"),
         ):
-            for m in storage._items(v.elem, section, item):
+            for m in slots.items(v.elem, section, item):
                 link = m.find(x.q("AssociatedLogicalPartition"))
                 href = link.get("href", "") if link is not None else ""
                 if href.split("?")[0].rstrip("/").upper().endswith(res.uuid.upper()):
@@ -115,7 +115,7 @@ def _check_source(emu: Emulator, res: Resource) -> list[dict[str, str]]:
                 {"kind": "vfc", "wwpns": m.findtext(f"{x.q('ClientAdapter')}/{x.q('WWPNs')}") or ""}
             )
             continue
-        key = storage.storage_key(m.find(x.q("Storage")))
+        key = slots.storage_key(m.find(x.q("Storage")))
         if key is None:
             continue
         if key[0] == "VirtualOpticalMedia":
@@ -203,7 +203,7 @@ def _remove_source(emu: Emulator, res: Resource) -> None:
             ("VirtualSCSIMappings", "VirtualSCSIMapping"),
             ("VirtualFibreChannelMappings", "VirtualFibreChannelMapping"),
         ):
-            for m in storage._items(new, section, item):
+            for m in slots.items(new, section, item):
                 link = m.find(x.q("AssociatedLogicalPartition"))
                 if link is not None and link.get("href", "").split("?")[0].rstrip(
                     "/"
@@ -288,7 +288,7 @@ def _target_vios_for(emu: Emulator, item: dict[str, str]) -> Resource | None:
                 return v
         elif any(
             p.findtext(x.q("UniqueDeviceID")) == item["udid"]
-            for p in storage._items(v.elem, "PhysicalVolumes", "PhysicalVolume")
+            for p in slots.items(v.elem, "PhysicalVolumes", "PhysicalVolume")
         ):
             return v
     return None
@@ -321,7 +321,7 @@ def migrate_in(emu: Emulator, body: dict[str, Any]) -> tuple[int, Any]:
         v = _target_vios_for(emu, item)
         assert v is not None
         new = x.deep(v.elem)
-        maps = storage.vios.section(new, "VirtualSCSIMappings")
+        maps = vios.section(new, "VirtualSCSIMappings")
         m = etree.SubElement(maps, x.q("VirtualSCSIMapping"), schemaVersion="V1_0")
         md = etree.SubElement(m, x.q("Metadata"))
         etree.SubElement(md, x.q("Atom"))
@@ -336,7 +336,7 @@ def migrate_in(emu: Emulator, body: dict[str, Any]) -> tuple[int, Any]:
         stg = etree.SubElement(m, x.q("Storage"), kb="CUR", kxe="false")
         ref = etree.SubElement(stg, x.q(item["kind"]), schemaVersion="V1_0")
         etree.SubElement(ref, x.q("UniqueDeviceID")).text = item["udid"]
-        storage.scsi_hook(emu, v, v.elem, new)
+        scsi.scsi_hook(emu, v, v.elem, new)
         v.elem = new
         v.bump("ViosSCSIMapping")
         emu.publish("MODIFY_URI", v, "Other")

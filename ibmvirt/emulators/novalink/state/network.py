@@ -21,7 +21,7 @@ from lxml import etree
 from ibmvirt.emulators.novalink import errors, schema
 from ibmvirt.emulators.novalink import xmlutil as x
 from ibmvirt.emulators.novalink.emulator import Emulator, Kind
-from ibmvirt.emulators.novalink.state import lpar, storage, vios
+from ibmvirt.emulators.novalink.state import lpar, slots, vios
 from ibmvirt.emulators.novalink.store import Resource
 
 MAX_VLANS_PER_TRUNK = 20
@@ -204,16 +204,16 @@ def _cna_create(emu: Emulator, parent: Resource | None, el: etree._Element) -> R
     mac = el.findtext(x.q("MACAddress"))
     mac = _check_mac(emu, mac, who) if mac else new_mac(emu)
     limit = int(parent.field("PartitionIOConfiguration/MaximumVirtualIOSlots", "64") or 64)
-    wanted = storage._int(el, "VirtualSlotNumber")
-    used = storage.client_slots_in_use(emu, parent.uuid)
+    wanted = slots.int_of(el, "VirtualSlotNumber")
+    used = slots.client_slots_in_use(emu, parent.uuid)
     if parent.kind == "VirtualIOServer":
-        used |= storage.server_slots_in_use(parent.elem)
-    slot = storage._Slots(used, storage.FIRST_CLIENT_SLOT, max(limit, 64)).take(wanted, who)
+        used |= slots.server_slots_in_use(parent.elem)
+    slot = slots.Slots(used, slots.FIRST_CLIENT_SLOT, max(limit, 64)).take(wanted, who)
     for tag in ("UseNextAvailableSlotID", "UseNextAvailableHighSlotID"):
         c = el.find(x.q(tag))
         if c is not None:
             el.remove(c)
-    loc = storage._loc(emu, parent, slot)
+    loc = slots.location_code(emu, parent, slot)
     schema.set_field(el, "DynamicReconfigurationConnectorName", loc, kb="CUD")
     schema.set_field(el, "LocationCode", loc)
     schema.set_field(el, "LocalPartitionID", parent.field("PartitionID") or "0", kb="CUR")
@@ -287,7 +287,7 @@ def _trunk(
     el = etree.Element(x.q("TrunkAdapter"), schemaVersion="V1_0")
     md = etree.SubElement(el, x.q("Metadata"))
     etree.SubElement(md, x.q("Atom"))
-    loc = storage._loc(emu, v, slot)
+    loc = slots.location_code(emu, v, slot)
     x.sub(el, "DynamicReconfigurationConnectorName", loc, kb="CUD")
     x.sub(el, "LocationCode", loc)
     x.sub(el, "RequiredAdapter", "true", kb="CUD")
@@ -332,7 +332,7 @@ def seed_network(emu: Emulator, inv: dict[str, Any]) -> None:
         if s.field("SwitchName") == sea.get("vswitch", names[0])
     )
     pvid = int(sea.get("pvid", 1))
-    slot = storage._Slots(storage.server_slots_in_use(v.elem), 2, 2000).take(None, "SEA")
+    slot = slots.Slots(slots.server_slots_in_use(v.elem), 2, 2000).take(None, "SEA")
     primary = _trunk(emu, v, pvid, [], vs, slot, "ent4", True)
     nb = x.container("NetworkBridge")
     x.sub(nb, "FailoverEnabled", "false", kb="CUD")
@@ -383,7 +383,7 @@ def seed_network(emu: Emulator, inv: dict[str, Any]) -> None:
 
 
 def _sea_trunks(sea: etree._Element) -> list[etree._Element]:
-    return storage._items(sea, "TrunkAdapters", "TrunkAdapter")
+    return slots.items(sea, "TrunkAdapters", "TrunkAdapter")
 
 
 def _derive_load_groups(emu: Emulator, nb: Resource) -> None:
@@ -391,7 +391,7 @@ def _derive_load_groups(emu: Emulator, nb: Resource) -> None:
     lgs = nb.elem.find(x.q("LoadGroups"))
     for c in list(lgs):
         lgs.remove(c)
-    seas = storage._items(nb.elem, "SharedEthernetAdapters", "SharedEthernetAdapter")
+    seas = slots.items(nb.elem, "SharedEthernetAdapters", "SharedEthernetAdapter")
     if not seas:
         return
     all_hrefs: list[str] = []
@@ -431,7 +431,7 @@ def _mirror_to_vios(emu: Emulator) -> None:
         for c in list(seas_el) + list(tas_el):
             c.getparent().remove(c)
         for nb in emu.store.list("NetworkBridge"):
-            for sea in storage._items(nb.elem, "SharedEthernetAdapters", "SharedEthernetAdapter"):
+            for sea in slots.items(nb.elem, "SharedEthernetAdapters", "SharedEthernetAdapter"):
                 if _link_uuid(sea.find(x.q("AssignedVirtualIOServer"))) == v.uuid:
                     seas_el.append(x.deep(sea))
                     for ta in _sea_trunks(sea):
@@ -441,8 +441,8 @@ def _mirror_to_vios(emu: Emulator) -> None:
 
 def _nb_update(emu: Emulator, res: Resource, new: etree._Element) -> None:
     who = "NetworkBridge"
-    old_seas = storage._items(res.elem, "SharedEthernetAdapters", "SharedEthernetAdapter")
-    new_seas = storage._items(new, "SharedEthernetAdapters", "SharedEthernetAdapter")
+    old_seas = slots.items(res.elem, "SharedEthernetAdapters", "SharedEthernetAdapter")
+    new_seas = slots.items(new, "SharedEthernetAdapters", "SharedEthernetAdapter")
     if len(old_seas) != len(new_seas):
         raise errors.bad_request(f"{who}: adding or removing SEAs is not supported")
     vlan_owner: dict[tuple[int, int], str] = {}
@@ -458,10 +458,10 @@ def _nb_update(emu: Emulator, res: Resource, new: etree._Element) -> None:
         v_uuid = _link_uuid(old_sea.find(x.q("AssignedVirtualIOServer")))
         v = emu.store.get("VirtualIOServer", v_uuid or "")
         old_tas = {ta.findtext(x.q("DeviceName")): ta for ta in _sea_trunks(old_sea)}
-        used_slots = storage.server_slots_in_use(v.elem) | {
+        used_slots = slots.server_slots_in_use(v.elem) | {
             int(ta.findtext(x.q("VirtualSlotNumber")) or 0) for ta in old_tas.values()
         }
-        slots = storage._Slots(used_slots, 2, 2000)
+        slot_pool = slots.Slots(used_slots, 2, 2000)
         dev_names = {f"ent{i}" for i in range(0, 6)} | set(old_tas)
         seen: dict[tuple[int, int], str] = {}
         tas = _sea_trunks(sea)
@@ -501,7 +501,7 @@ def _nb_update(emu: Emulator, res: Resource, new: etree._Element) -> None:
             while f"ent{n}" in dev_names:
                 n += 1
             dev_names.add(f"ent{n}")
-            fresh = _trunk(emu, v, pvid, tagged, vs, slots.take(None, tw), f"ent{n}", False)
+            fresh = _trunk(emu, v, pvid, tagged, vs, slot_pool.take(None, tw), f"ent{n}", False)
             ta.getparent().replace(ta, fresh)
     res.elem = new
     _derive_load_groups(emu, res)
@@ -573,16 +573,16 @@ def _vnic_create(emu: Emulator, parent: Resource | None, el: etree._Element) -> 
         used, _ = _lp_counts(port)
         schema.set_field(port, "ConfiguredEthernetLogicalPorts", str(used + 1))
     limit = int(parent.field("PartitionIOConfiguration/MaximumVirtualIOSlots", "64") or 64)
-    used_slots = storage.client_slots_in_use(emu, parent.uuid) | _vnic_slots(emu, parent)
-    slot = storage._Slots(used_slots, storage.FIRST_CLIENT_SLOT, limit).take(
-        storage._int(el, "VirtualSlotNumber"), who
+    used_slots = slots.client_slots_in_use(emu, parent.uuid) | _vnic_slots(emu, parent)
+    slot = slots.Slots(used_slots, slots.FIRST_CLIENT_SLOT, limit).take(
+        slots.int_of(el, "VirtualSlotNumber"), who
     )
     for tag in ("UseNextAvailableSlotID", "UseNextAvailableHighSlotID"):
         c = el.find(x.q(tag))
         if c is not None:
             el.remove(c)
     schema.set_field(el, "VirtualSlotNumber", str(slot), kb="CUR")
-    loc = storage._loc(emu, parent, slot)
+    loc = slots.location_code(emu, parent, slot)
     schema.set_field(el, "DynamicReconfigurationConnectorName", loc, kb="CUD")
     schema.set_field(el, "LocationCode", loc)
     schema.set_field(el, "LocalPartitionID", parent.field("PartitionID") or "0", kb="CUR")

@@ -20,7 +20,7 @@ from lxml import etree
 from ibmvirt.emulators.novalink import errors, schema
 from ibmvirt.emulators.novalink import xmlutil as x
 from ibmvirt.emulators.novalink.emulator import Emulator, Kind
-from ibmvirt.emulators.novalink.state import lpar, storage, vios
+from ibmvirt.emulators.novalink.state import lpar, slots, storage, vios
 from ibmvirt.emulators.novalink.store import Resource
 
 
@@ -54,7 +54,7 @@ def seed(emu: Emulator, inv: dict[str, Any]) -> None:
     for seed_name in spec.get("disks", []):
         udid = storage.pv_udid(seed_name)
         for v in emu.store.list("VirtualIOServer"):
-            for p in storage._items(v.elem, "PhysicalVolumes", "PhysicalVolume"):
+            for p in slots.items(v.elem, "PhysicalVolumes", "PhysicalVolume"):
                 if p.findtext(x.q("UniqueDeviceID")) == udid:
                     pv_els.append(p)
                     break
@@ -153,8 +153,8 @@ def _lus(emu: Emulator, ssp: Resource) -> list[Resource]:
 
 def _in_use(emu: Emulator, udid: str) -> bool:
     for v in emu.store.list("VirtualIOServer"):
-        for m in storage.mappings(v.elem):
-            key = storage.storage_key(m.find(x.q("Storage")))
+        for m in slots.mappings(v.elem):
+            key = slots.storage_key(m.find(x.q("Storage")))
             if key == ("LogicalUnit", udid):
                 return True
     return False
