@@ -258,7 +258,7 @@ class Emulator:
             raise errors.RestError(404, f"{res.kind} has no quick properties", errors.UNSUPPORTED)
         with self.lock:
             props = kind.quick(self, res)
-        if prop is None:
+        if prop is None or prop == "All":
             return json.dumps(props).encode()
         if prop not in props:
             raise errors.RestError(
