@@ -143,18 +143,7 @@ class Emulator:
         """Refuse server-owned (read-only) fields in a create payload."""
         if not self.config.strict_schema:
             return
-        for c in el:
-            if not isinstance(c.tag, str):
-                continue
-            name = x.local(c)
-            if (kind, name) in CLIENT_SETTABLE or name == "Metadata":
-                continue
-            if schema.is_read_only(kind, name) and _non_empty(c):
-                raise errors.bad_request(
-                    f"{kind}.{name} is read-only (set by the server); remove it from the "
-                    "create request.",
-                    errors.READ_ONLY_FIELD,
-                )
+        _refuse_read_only(kind, el, kind)
 
     def check_update_fields(self, res: Resource, el: etree._Element, groups: Groups) -> None:
         """Refuse changes to read-only or create-only fields in an update."""
@@ -265,6 +254,25 @@ class Emulator:
                 404, f"{res.kind} has no quick property {prop}", errors.NOT_FOUND
             )
         return json.dumps(props[prop]).encode()
+
+
+def _refuse_read_only(parent: str, el: etree._Element, kind: str) -> None:
+    """Refuse server-owned fields anywhere in a create payload (not in lists,
+    whose items are checked by their own type's rules)."""
+    for c in el:
+        if not isinstance(c.tag, str):
+            continue
+        name = x.local(c)
+        if (parent, name) in CLIENT_SETTABLE or name == "Metadata":
+            continue
+        if schema.is_read_only(parent, name) and _non_empty(c):
+            raise errors.bad_request(
+                f"{parent}.{name} is read-only (set by the server); remove it from the "
+                f"{kind} create request.",
+                errors.READ_ONLY_FIELD,
+            )
+        if len(c) and not schema.is_list_item(parent, name):
+            _refuse_read_only(name, c, kind)
 
 
 def _non_empty(el: etree._Element) -> bool:

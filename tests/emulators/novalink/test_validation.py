@@ -132,3 +132,12 @@ def test_client_chosen_partition_id_is_kept_or_refused(adapter, host):
     with pytest.raises(pvm_exc.HttpError) as exc:
         again.create(parent=host)
     assert "PartitionID 42 is already used" in exc.value.her_wrap.message
+
+
+def test_nested_read_only_field_refused_on_create(adapter, host):
+    pending = build(adapter, host)
+    pending.mem_config.set_parm_value("CurrentMemory", "4096")
+    with pytest.raises(pvm_exc.HttpError) as exc:
+        pending.create(parent=host)
+    assert "PartitionMemoryConfiguration.CurrentMemory is read-only" in exc.value.her_wrap.message
+    assert pvm_lpar.LPAR.search(adapter, name="vm1") == []
