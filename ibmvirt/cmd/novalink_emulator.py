@@ -51,6 +51,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--request-delay", type=float, help="seconds added to every request")
     p.add_argument("--event-wait", type=float, help="seconds an event long poll waits")
     p.add_argument("--user", help=f"add a logon user whose password is in ${PASSWORD_ENV}")
+    p.add_argument(
+        "--keep-disk-data",
+        action="store_true",
+        help="keep uploaded disk/ISO data under STATE_DIR/disks (GET /_emulator/disks lists it)",
+    )
     p.add_argument("--debug", action="store_true", help="log every request")
     return p
 
@@ -88,6 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for k in ("job_delay", "request_delay", "event_wait")
         if getattr(args, k) is not None
     }
+    if args.keep_disk_data:
+        overrides["disk_dir"] = os.path.join(state_dir, "disks")
     ctx = files = None
     try:
         if args.https:

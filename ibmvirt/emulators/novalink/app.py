@@ -29,7 +29,7 @@ def start(
     """Start an emulator in a background thread and return its server.
 
     ``overrides`` replace ``behaviour`` settings of the inventory
-    (job_delay, request_delay, event_wait, rmc_on_boot, strict_schema).
+    (job_delay, request_delay, event_wait, rmc_on_boot, strict_schema, disk_dir).
     """
     inv = inv_mod.load(inventory)
     behaviour = {**inv["behaviour"], **overrides}
@@ -40,6 +40,7 @@ def start(
         users=dict(inv["users"]),
         rmc_on_boot=bool(behaviour.get("rmc_on_boot", True)),
         strict_schema=bool(behaviour.get("strict_schema", True)),
+        disk_dir=behaviour.get("disk_dir"),
     )
     emu = Emulator(config, token_dir=token_dir)
     ctl = None

@@ -77,6 +77,12 @@ class Control:
     ) -> tuple[int, Any] | None:
         if sub == "/state" and method == "GET":
             return 200, self.snapshot()
+        if sub == "/disks" and method == "GET":
+            # What each virtual disk / LU / medium received, and where its data
+            # is kept (with behaviour disk_dir): the seam a driver's local
+            # "read the mapped disk" code (snapshot) can use.
+            with self.emu.lock:
+                return 200, {"disks": dict(self.emu.uploads)}
         if sub == "/latency" and method in ("PUT", "POST"):
             if not isinstance(body, dict):
                 raise faults.ControlError("latency body must be a JSON object")

@@ -58,6 +58,9 @@ class Config:
     users: dict[str, str] = field(default_factory=lambda: {"neo": "passw0rd"})
     rmc_on_boot: bool = True
     strict_schema: bool = True
+    # Keep uploaded disk and ISO data here (one file per device), so a driver's
+    # local-disk seam can read what a "mapped disk" holds (snapshot).
+    disk_dir: str | None = None
 
 
 class Emulator:

@@ -232,3 +232,42 @@ def test_feedtask_with_scsi_and_fc_groups(adapter, host):
     assert len(tsk_map.find_maps(v1.scsi_mappings, client_lpar_id=lpar.uuid)) == 1
     assert len(vfc_mapper.find_maps(v2.vfc_mappings, lpar.id)) == 1
     assert vfc_mapper.find_maps(v1.vfc_mappings, lpar.id) == []
+
+
+def test_disk_data_kept_for_snapshot_seam(tmp_path):
+    """With disk_dir, uploaded bytes land in a file a driver seam can read."""
+    import gc
+    import json
+    import urllib.request
+
+    import pypowervm.adapter as pvm_adpt
+
+    from ibmvirt.emulators.novalink import app
+
+    with app.running("small", token_dir=str(tmp_path / "t"), disk_dir=str(tmp_path / "d")) as srv:
+        sess = pvm_adpt.Session(
+            "127.0.0.1", "neo", "passw0rd", protocol="http", port=srv.port, conn_tries=1
+        )
+        adapter = pvm_adpt.Adapter(sess)
+        vios1 = vios_named(adapter, "vios1")
+        data = b"bootable-image" * 1000
+        vdisk, _ = tsk_stg.upload_new_vdisk(
+            adapter,
+            vios1.uuid,
+            vg_named(adapter, vios1, "rootvg").uuid,
+            io.BytesIO(data),
+            "img1",
+            len(data),
+        )
+        ssp = pvm_stg.SSP.get(adapter)[0]
+        image, _ = tsk_stg.upload_new_lu(vios1.uuid, ssp, io.BytesIO(data), "image", len(data))
+        _, clone = tsk_stg.crt_lu(tsk_stg.default_tier_for_ssp(ssp), "clone", 1, clone=image)
+        with urllib.request.urlopen(srv.url + "/_emulator/disks") as resp:
+            disks = json.loads(resp.read())["disks"]
+        with open(disks[vdisk.udid]["path"], "rb") as f:
+            assert f.read() == data
+        assert disks[clone.udid]["clone_of"] == image.udid
+        assert disks[clone.udid]["path"] == disks[image.udid]["path"]
+        sess._logoff()
+        del sess, adapter
+        gc.collect()

@@ -243,6 +243,9 @@ def _lu_create(emu: Emulator, parent: Resource | None, el: etree._Element) -> Re
     lu_uuid = str(uuidlib.uuid5(uuidlib.NAMESPACE_URL, udid))
     x.set_atom(out, lu_uuid)
     res = Resource("LogicalUnit", lu_uuid, out, parent=parent, rootable=False)
+    if src_udid and src_udid in emu.uploads:
+        # A linked clone reads its source until written: share the source's data.
+        emu.uploads[udid] = {**emu.uploads[src_udid], "clone_of": src_udid}
     emu.store.add(res)
     refresh_pool(emu, ssp)
     return res

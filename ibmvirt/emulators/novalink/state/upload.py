@@ -5,6 +5,8 @@ a virtual disk or logical unit, ISOs into the media repository), clean-up.
 from __future__ import annotations
 
 import hashlib
+import os
+import re
 import uuid as uuidlib
 from typing import Any
 
@@ -165,21 +167,56 @@ def _repo_vg(emu: Emulator, v: Resource) -> Resource | None:
     return next((vg for vg in storage.vgs_of(emu, v) if storage.repo(vg.elem) is not None), None)
 
 
-def _receive(emu: Emulator, up: Upload, chunks: Any) -> None:
-    sha = hashlib.sha256()
-    n = 0
-    for chunk in chunks:
-        sha.update(chunk)
-        n += len(chunk)
-    el = up.el
+def _check_received(el: etree._Element, n: int, digest: str) -> None:
     expected = _w(el, "ExpectedFileSizeInBytes")
     if expected and int(expected) != n:
         raise errors.bad_request(
             f"File {_w(el, 'Filename')!r}: received {n} bytes but ExpectedFileSizeInBytes is "
             f"{expected}"
         )
-    if _w(el, "SHA256") and _w(el, "SHA256").lower() != sha.hexdigest():
+    if _w(el, "SHA256") and (_w(el, "SHA256") or "").lower() != digest:
         raise errors.bad_request(f"File {_w(el, 'Filename')!r}: SHA256 does not match the data")
+
+
+def data_path(emu: Emulator, key: str) -> str | None:
+    """Where the data of a device (UDID, or "vopt:<name>") is kept, if it is."""
+    if not emu.config.disk_dir:
+        return None
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", key)
+    return os.path.join(emu.config.disk_dir, safe + ".img")
+
+
+def _receive(emu: Emulator, up: Upload, chunks: Any) -> None:
+    sha = hashlib.sha256()
+    n = 0
+    el = up.el
+    key = (
+        _w(el, "TargetDeviceUniqueDeviceID") or ""
+        if _w(el, "FileEnumType") == "BROKERED_DISK_IMAGE"
+        else "vopt:" + (_w(el, "Filename") or "")
+    )
+    path = data_path(emu, key)
+    out = None
+    if path:
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        out = open(path + ".part", "wb")  # closed in the finally below
+    try:
+        for chunk in chunks:
+            sha.update(chunk)
+            n += len(chunk)
+            if out is not None:
+                out.write(chunk)
+    finally:
+        if out is not None:
+            out.close()
+    try:
+        _check_received(el, n, sha.hexdigest())
+    except errors.RestError:
+        if path:
+            os.unlink(path + ".part")
+        raise
+    if path:
+        os.replace(path + ".part", path)
     up.received, up.sha256, up.done = n, sha.hexdigest(), True
     _wset(el, "CurrentFileSizeInBytes", str(n))
     v = emu.store.get("VirtualIOServer", _w(el, "TargetVirtualIOServerUUID") or "")
@@ -196,7 +233,12 @@ def _receive(emu: Emulator, up: Upload, chunks: Any) -> None:
                 raise errors.bad_request(
                     f"{n} bytes do not fit on the {storage.gb(cap_gb)} GB target device {udid}"
                 )
-            emu.uploads[udid] = {"bytes": n, "sha256": up.sha256, "file": _w(el, "Filename")}
+            emu.uploads[udid] = {
+                "bytes": n,
+                "sha256": up.sha256,
+                "file": _w(el, "Filename"),
+                "path": path,
+            }
         else:
             vg = _repo_vg(emu, v)
             assert vg is not None
@@ -216,7 +258,11 @@ def _receive(emu: Emulator, up: Upload, chunks: Any) -> None:
             media.append(storage.vopt_element(_w(el, "Filename") or "", n / 1024**3, "rw"))
             vg.elem = new
             vg.bump()
-            emu.uploads["vopt:" + (_w(el, "Filename") or "")] = {"bytes": n, "sha256": up.sha256}
+            emu.uploads["vopt:" + (_w(el, "Filename") or "")] = {
+                "bytes": n,
+                "sha256": up.sha256,
+                "path": path,
+            }
             storage.sync_vios_storage(emu, v)
     emu.publish("MODIFY_URI", v, "Other")
 
