@@ -141,3 +141,16 @@ def test_nested_read_only_field_refused_on_create(adapter, host):
         pending.create(parent=host)
     assert "PartitionMemoryConfiguration.CurrentMemory is read-only" in exc.value.her_wrap.message
     assert pvm_lpar.LPAR.search(adapter, name="vm1") == []
+
+
+def test_virtual_processor_limit_and_compat_mode(adapter, host):
+    pending = build(adapter, host, units=4.0, vcpu=64, validate=False)
+    pending.proc_config.shared_proc_cfg.max_virtual = 65
+    with pytest.raises(pvm_exc.HttpError) as exc:
+        pending.create(parent=host)
+    assert "at most 64 virtual processors" in exc.value.her_wrap.message
+    pending = build(adapter, host, validate=False)
+    pending.set_parm_value("PendingProcessorCompatibilityMode", "POWER11")
+    with pytest.raises(pvm_exc.HttpError) as exc:
+        pending.create(parent=host)
+    assert "compatibility mode 'POWER11'" in exc.value.her_wrap.message

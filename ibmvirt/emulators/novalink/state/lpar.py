@@ -128,6 +128,33 @@ def validate_sizing(emu: Emulator, el: etree._Element, who: str) -> Sizing:
             f"{cfg_units}",
             errors.INSUFFICIENT_PROCESSORS,
         )
+    assert emu.ms is not None
+    pc = "AssociatedSystemProcessorConfiguration"
+    if s.dedicated:
+        limit = int(emu.ms.field(f"{pc}/CurrentMaximumProcessorsPerAIXOrLinuxPartition", "0") or 0)
+        if limit and s.units_max > limit:
+            raise errors.bad_request(
+                f"{who}: at most {limit} dedicated processors per partition on this system "
+                f"(asked for a maximum of {s.units_max:g})"
+            )
+    else:
+        limit = int(
+            emu.ms.field(f"{pc}/CurrentMaximumVirtualProcessorsPerAIXOrLinuxPartition", "0") or 0
+        )
+        if limit and s.vp_max > limit:
+            raise errors.bad_request(
+                f"{who}: at most {limit} virtual processors per partition on this system "
+                f"(asked for a maximum of {s.vp_max:g})"
+            )
+    mode = x.text(el, "PendingProcessorCompatibilityMode")
+    supported = [
+        m.text for m in emu.ms.elem.iter(x.q("SupportedPartitionProcessorCompatibilityModes"))
+    ]
+    if mode and supported and mode not in supported:
+        raise errors.bad_request(
+            f"{who}: processor compatibility mode {mode!r} is not supported here; use one of "
+            f"{', '.join(supported)}"
+        )
     if not s.dedicated:
         if not (0 < s.vp_min <= s.vp <= s.vp_max):
             raise errors.bad_request(

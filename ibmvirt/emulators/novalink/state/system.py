@@ -45,6 +45,7 @@ def build(emu: Emulator, host: dict[str, Any]) -> Resource:
         "InstalledSystemProcessorUnits",
         "ConfigurableSystemProcessorUnits",
         "CurrentAvailableSystemProcessorUnits",
+        "PendingAvailableSystemProcessorUnits",
     ):
         schema.set_field(proc, tag, _fmt_units(procs))
     schema.set_field(el, "State", "operating")
@@ -175,6 +176,9 @@ def _adjust(emu: Emulator, mem_mb: int, units: float) -> None:
     proc = x.find_path(ms.elem, f"{PROC}/CurrentAvailableSystemProcessorUnits")
     mem.text = str(int(mem.text) + mem_mb)
     proc.text = _fmt_units(round(float(proc.text) + units, 2))
+    pending = x.find_path(ms.elem, f"{PROC}/PendingAvailableSystemProcessorUnits")
+    if pending is not None:
+        pending.text = proc.text
     emu.changed(ms)
 
 
