@@ -71,7 +71,8 @@ def normalise(inv: dict[str, Any]) -> dict[str, Any]:
                 _positive(v, f"vioses[{i}]", key, typ)
     names = [inv["management_partition"]["name"], *(v["name"] for v in vioses)]
     lpars = list(inv.setdefault("lpars", []))
-    for i in range(int(inv.get("generate_lpars", 0))):
+    # Popped, so normalising an already-normalised inventory does not add them twice.
+    for i in range(int(inv.pop("generate_lpars", 0) or 0)):
         lpars.append(
             {"name": f"scale-lpar-{i:04d}", "memory_mb": 512, "proc_units": 0.05, "vcpus": 1}
         )
@@ -79,7 +80,9 @@ def normalise(inv: dict[str, Any]) -> dict[str, Any]:
     names += [lp["name"] for lp in lpars]
     dupes = {n for n in names if names.count(n) > 1}
     if dupes:
-        raise InventoryError(f"Partition names must be unique; duplicated: {sorted(dupes)}")
+        shown = sorted(dupes)[:10]
+        more = f" and {len(dupes) - 10} more" if len(dupes) > 10 else ""
+        raise InventoryError(f"Partition names must be unique; duplicated: {shown}{more}")
     behaviour = inv.setdefault("behaviour", {})
     behaviour.setdefault("job_delay", 0.0)
     behaviour.setdefault("request_delay", 0.0)

@@ -135,3 +135,9 @@ def test_inventory_values_are_checked(bad, words):
     with pytest.raises(inventory.InventoryError) as exc:
         inventory.load(bad)
     assert words in str(exc.value)
+
+
+def test_normalising_twice_is_harmless():
+    once = inventory.load("large")
+    twice = inventory.load(once)
+    assert len(twice["lpars"]) == 500
