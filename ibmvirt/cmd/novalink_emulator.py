@@ -113,6 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        if own_dir:
+            shutil.rmtree(state_dir, ignore_errors=True)
         return 1
 
     stop = threading.Event()
