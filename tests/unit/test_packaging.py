@@ -78,3 +78,14 @@ def test_sample_config_is_current(tmp_path):
     assert checked_in.read_text() == generated.read_text(), (
         "etc/ibmvirt.conf.sample is stale: run `make sample-config` and commit it"
     )
+
+
+def test_a_driver_not_shipped_yet_fails_with_a_clear_import_error():
+    import nova.virt.ibmvirt as shim
+
+    try:
+        shim.PowerVMDriver  # noqa: B018
+    except ImportError as exc:
+        assert "does not ship ibmvirt.powervm.driver" in str(exc)
+    else:
+        raise AssertionError("PowerVMDriver resolved although ibmvirt.powervm does not exist")

@@ -19,4 +19,12 @@ def __getattr__(name):
     module = _DRIVERS.get(name)
     if module is None:
         raise AttributeError(name)
-    return getattr(importlib.import_module(module), name)
+    try:
+        return getattr(importlib.import_module(module), name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:
+            raise
+        raise ImportError(
+            f"compute_driver = ibmvirt.{name}: this version of ibmvirt does not "
+            f"ship {module} yet; available: ibmvirt.DPMDriver"
+        ) from exc
