@@ -22,7 +22,7 @@ def __getattr__(name):
     try:
         return getattr(importlib.import_module(module), name)
     except ModuleNotFoundError as exc:
-        if exc.name != module:
+        if not (exc.name and (module + ".").startswith(exc.name + ".")):
             raise
         raise ImportError(
             f"compute_driver = ibmvirt.{name}: this version of ibmvirt does not "
