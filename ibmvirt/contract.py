@@ -18,10 +18,6 @@ VIF_TYPE_DPM_VSWITCH = "dpm_vswitch"
 #: the NIC must be created on (same key networking-dpm used).
 VIF_DETAILS_DPM_VSWITCH_ID = "object_id"
 
-#: binding:vif_details key with the OSA adapter port (0 or 1) behind the
-#: vswitch; optional, defaults to 0. The guest needs it to select the port.
-VIF_DETAILS_DPM_ADAPTER_PORT = "adapter_port"
-
 #: binding:vif_details key carrying a VLAN id; DPM NICs are flat only, so Nova
 #: refuses VIFs that carry it.
 VIF_DETAILS_VLAN = "vlan"

@@ -40,6 +40,17 @@ SYSMETA_WWPNS = "dpm_wwpns"
 SYSMETA_BOOT_DEVICE = "dpm_boot_device_uri"
 
 
+def _hmc_failure(exc: Exception) -> str:
+    """What went wrong talking to the HMC, in words an operator can act on."""
+    if isinstance(exc, zhmcclient.HTTPError):
+        return f"the HMC refused a request: {exc}"
+    if isinstance(exc, zhmcclient.ConnectionError):
+        return f"the HMC could not be reached ([dpm] hmc): {exc}"
+    if isinstance(exc, (zhmcclient.OperationTimeout, zhmcclient.StatusTimeout)):
+        return f"the HMC did not finish in time ([dpm] operation_timeout): {exc}"
+    return f"HMC request failed: {type(exc).__name__}: {exc}"
+
+
 class DPMDriver(driver.ComputeDriver):
     """IBM Z DPM implementation of ComputeDriver (boot from FCP volume only)."""
 
@@ -298,7 +309,7 @@ class DPMDriver(driver.ComputeDriver):
                     # Nova shows users only the message of its own exceptions.
                     ctxt.reraise = False
             raise exception.InstanceDeployFailure(
-                reason=f"partition {guest.name}: the HMC refused a request: {exc}"
+                reason=f"partition {guest.name}: {_hmc_failure(exc)}"
             ) from exc
         LOG.info("Spawned partition %s", guest.name, instance=instance)
 

@@ -197,6 +197,10 @@ class Host:
         self.nic_mac_settable = self.se_version >= (2, 14, 0)
         self.storage_ports = [self._resolve_port(cpc, cpc_name, m) for m in mappings]
         self.cpc = cpc
+        self._vswitch_ports = {
+            vs.get_property("object-id"): int(vs.get_property("port"))
+            for vs in cpc.virtual_switches.list(full_properties=True)
+        }
         LOG.info(
             "Managing CPC %(cpc)s (SE %(se)s, %(path)s storage) as subset %(host)s: "
             "%(cpus)d IFLs, %(mem)d MiB, %(ports)d FCP path(s)",
@@ -210,6 +214,24 @@ class Host:
                 "ports": len(self.storage_ports),
             },
         )
+
+    def vswitch_port(self, vswitch_id: str) -> int:
+        """The OSA/HiperSockets port behind a virtual switch: the guest must
+        configure its NIC on that port (``portno``). Read at init_host; a
+        virtual switch created later costs one request, once."""
+        if vswitch_id not in self._vswitch_ports:
+            vswitch = self.require_cpc().virtual_switches.resource_object(vswitch_id)
+            try:
+                self._vswitch_ports[vswitch_id] = int(vswitch.get_properties_pulled("port"))
+            except (zhmcclient.HTTPError, zhmcclient.CeasedExistence) as exc:
+                if not _is_not_found(exc):
+                    raise
+                raise dpm_exc.InvalidVIF(
+                    reason=f"virtual switch {vswitch_id} does not exist on CPC "
+                    f"{self.require_cpc().name}; check the DPM agent's physical network "
+                    "mappings"
+                ) from exc
+        return self._vswitch_ports[vswitch_id]
 
     def _resolve_port(
         self, cpc: zhmcclient.Cpc, cpc_name: str, mapping: conf_types.AdapterPort

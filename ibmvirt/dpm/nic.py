@@ -34,7 +34,6 @@ class VifSpec:
     port_id: str
     mac: str
     vswitch_id: str
-    adapter_port: int
 
     @classmethod
     def from_vif(cls, vif) -> VifSpec:
@@ -61,7 +60,6 @@ class VifSpec:
             port_id=port_id,
             mac=vif["address"].lower(),
             vswitch_id=vswitch_id,
-            adapter_port=int(details.get(contract.VIF_DETAILS_DPM_ADAPTER_PORT, 0) or 0),
         )
 
 
@@ -84,7 +82,7 @@ class NicManager:
 
     def _record(self, devno: str, vif: VifSpec) -> bootparams.NicRecord:
         mac = None if self.host.nic_mac_settable else vif.mac
-        return bootparams.NicRecord(devno, vif.adapter_port, mac)
+        return bootparams.NicRecord(devno, self.host.vswitch_port(vif.vswitch_id), mac)
 
     def create(
         self, partition: zhmcclient.Partition, vif: VifSpec, devno: str | None = None

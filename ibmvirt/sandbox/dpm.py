@@ -216,6 +216,8 @@ class DPMComputeMixin:
     inventory = inventories.Z15
     max_processors = 8
     max_memory = 65536
+    #: The inventory's virtual switch that Neutron binds ports to.
+    vswitch = "vswitch_osa_port0"
     #: Seconds partition start/stop jobs run on the emulated HMC.
     op_delay = 0.0
     #: Seconds every HMC request takes (benchmarks with a realistic HMC).
@@ -275,7 +277,7 @@ class DPMComputeMixin:
         return self.array
 
     def _make_neutron(self, test):
-        self.dpm_neutron = DPMNeutron(test, self.hmc, self.ids.vswitch_osa_port0)
+        self.dpm_neutron = DPMNeutron(test, self.hmc, getattr(self.ids, self.vswitch))
         return self.dpm_neutron
 
 

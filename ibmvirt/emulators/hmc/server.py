@@ -236,9 +236,15 @@ class HMCEmulator:
         """
         if self._server is not None:
             raise RuntimeError("HMC emulator already started")
-        if self._tls is None:
+        fresh = self._tls is None
+        if fresh:
             self._make_tls()
-        self._bind_and_serve()
+        try:
+            self._bind_and_serve()
+        except OSError:
+            if fresh:
+                self.stop()  # removes a temporary state dir with the private key
+            raise
         return self
 
     def _make_tls(self) -> None:

@@ -104,3 +104,28 @@ def test_cli_reports_busy_port():
         out, err = proc.communicate(timeout=60)
     assert proc.returncode == 1
     assert str(port) in err and "--port" in err
+
+
+def test_busy_port_leaves_no_private_key_behind():
+    import socket
+
+    from ibmvirt.emulators.hmc import HMCEmulator, inventories
+
+    import glob
+    import tempfile
+
+    pattern = f"{tempfile.gettempdir()}/ibmvirt-hmc-emu-*"
+    before = set(glob.glob(pattern))
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        emu = HMCEmulator(inventories.Z15, port=busy.getsockname()[1])
+        try:
+            emu.start()
+        except OSError as exc:
+            assert "choose another --port" in str(exc)
+        else:
+            emu.stop()
+            raise AssertionError("the emulator started on a port in use")
+    assert emu.state_dir is None
+    assert set(glob.glob(pattern)) <= before

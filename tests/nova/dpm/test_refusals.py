@@ -36,6 +36,11 @@ class TestRefusalsAndOutOfBandChanges(dpm.DPMSingleComputeTestBase):
         )
         # With a disk in the flavor, placement already refuses (the CPC subset
         # offers no DISK_GB); a zero-disk flavor reaches the driver.
+        server = self._create_server(
+            image_uuid=image["id"], networks="none", expected_state="ERROR"
+        )
+        self.assertIn("No valid host", server["fault"]["message"])
+        self._assert_nothing_on_the_hmc()
         flavor = self.api.post_flavor(
             {"flavor": {"name": "zero-disk", "ram": 1024, "vcpus": 1, "disk": 0}}
         )

@@ -56,9 +56,8 @@ def test_spawn_boots_partition_from_volume_with_nics(env):
     inst = env.instance()
     vifs = [
         vif("port-a", MAC1, env.ids.vswitch_osa_port0),
-        vif(
-            "port-b", MAC2, env.ids.vswitch_osa_port1, **{contract.VIF_DETAILS_DPM_ADAPTER_PORT: 1}
-        ),
+        # The OSA port comes from the virtual switch on the HMC, not from Neutron.
+        vif("port-b", MAC2, env.ids.vswitch_osa_port1),
     ]
     env.spawn(inst, vifs, lun=5)
 
