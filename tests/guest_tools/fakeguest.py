@@ -9,7 +9,15 @@ the tests run them with a PATH that holds nothing, as udev does.
 The stubs behave like the real commands as far as the tools can see: chzdev
 and znetconf create the qeth group device in /sys (online, layer2, portno,
 an interface enc<devno> with a firmware MAC), ip changes the interface's
-address in /sys, modprobe creates the ccwgroup bus. Every stub appends its
+address in /sys, modprobe creates the ccwgroup bus.
+
+Interface renaming is modelled as systemd-udevd does it: the kernel names a
+new interface eth<N> (N counts the qeth devices brought up, from 0); udev
+substitutes %p in RUN+= while it applies the rules, then renames the interface
+to enc<devno>, and only then runs the RUN programs. So the fake /sys holds only
+enc<devno>, while the device path udev hands to ibmvirt-dpm-setmac names
+eth<N> (FakeGuest.qeth()["event_devpath"], FakeGuest.udev_add()). The kernel
+name is kept in kernel-names/<bus-id>, outside the fake /sys. Every stub appends its
 argv to calls.log (one call a line, arguments tab-separated); logger also
 appends the message to journal.log. Creating fail/<bus-id> in the root makes
 chzdev and znetconf fail for that device.
@@ -49,6 +57,13 @@ make_qeth() {
         exit 15
     fi
     mkdir -p "$dev/net/$ifname" "$root/sys/bus/ccwgroup/devices" "$root/sys/class/net"
+    # The kernel's name for the interface, before udev renamed it.
+    mkdir -p "$root/kernel-names"
+    if [[ ! -e $root/kernel-names/$bus_id ]]; then
+        local -a seen=("$root"/kernel-names/*)
+        [[ -e ${seen[0]} ]] || seen=()
+        echo "eth${#seen[@]}" >"$root/kernel-names/$bus_id"
+    fi
     echo 1 >"$dev/online"
     echo 1 >"$dev/layer2"
     echo "$port" >"$dev/portno"
@@ -194,6 +209,11 @@ class FakeGuest:
     def setmac(self, devpath: str, env: dict[str, str] | None = None) -> Result:
         return self.run(SETMAC, devpath, env=env)
 
+    def udev_add(self, devno: str, env: dict[str, str] | None = None) -> Result:
+        """What udev runs for the add event of the interface of 0.0.<devno>:
+        setmac with the device path of the kernel's name, renamed since."""
+        return self.setmac(self.qeth(devno)["event_devpath"], env=env)
+
     # -- what a user would see ----------------------------------------------
 
     def calls(self, name: str | None = None) -> list[list[str]]:
@@ -226,6 +246,8 @@ class FakeGuest:
         attrs["interface"] = netdev.name
         attrs["mac"] = (netdev / "address").read_text().strip()
         attrs["devpath"] = f"/devices/qeth/0.0.{devno}/net/{netdev.name}"
+        kernel_name = (self.root / f"kernel-names/0.0.{devno}").read_text().strip()
+        attrs["event_devpath"] = f"/devices/qeth/0.0.{devno}/net/{kernel_name}"
         return attrs
 
     def configured(self) -> dict[str, int]:

@@ -77,7 +77,7 @@ def boot(guest: FakeGuest, cmdline: str) -> tuple[dict[str, int], dict[str, str]
         assert qeth["online"] == "1" and qeth["layer2"] == "1"
         assert qeth["portno"] == str(ports[bus_id])
         before = qeth["mac"]
-        assert guest.setmac(qeth["devpath"]).returncode == 0
+        assert guest.udev_add(bus_id.removeprefix("0.0.")).returncode == 0
         after = guest.qeth(bus_id.removeprefix("0.0."))["mac"]
         if after != before:
             macs[bus_id] = after

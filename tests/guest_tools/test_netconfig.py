@@ -34,6 +34,7 @@ def test_configures_each_record_with_chzdev_in_layer2_on_its_port(guest: FakeGue
         "interface": "enc1",
         "mac": "",
         "devpath": "/devices/qeth/0.0.0001/net/enc1",
+        "event_devpath": "/devices/qeth/0.0.0001/net/eth0",
     }
     assert guest.qeth("f500")["portno"] == "0"
     assert "ibmvirt-dpm-netconfig: configuring 0.0.0001 (layer 2, port 1) with chzdev" in (
@@ -182,6 +183,7 @@ def test_offline_group_device_with_znetconf_is_set_online_through_sysfs(guest: F
         "interface": "enc1",
         "mac": "",
         "devpath": "/devices/qeth/0.0.0001/net/enc1",
+        "event_devpath": "/devices/qeth/0.0.0001/net/eth0",
     }
 
 

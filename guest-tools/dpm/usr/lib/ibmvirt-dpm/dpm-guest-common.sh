@@ -209,7 +209,23 @@ _dpm_add_record() {
 # dpm_read_records: parse the NIC records of the kernel command line into the
 # DPM_* arrays. Returns 1 if the command line cannot be read.
 dpm_read_records() {
-    local file="$DPM_ROOT/proc/cmdline" line="" token part n i terminated
+    _dpm_read_records ""
+}
+
+# dpm_read_records_of DEVNO: like dpm_read_records, but only the records whose
+# first field is DEVNO (4 lower-case hex digits; the field in either case) are
+# read, so only they can be logged as malformed or duplicated; every other
+# record is passed over in silence. ibmvirt-dpm-setmac runs once per interface
+# and uses this to report on its own device only; ibmvirt-dpm-netconfig reads
+# and reports all records, once per boot. The record found for DEVNO is the
+# same either way: other devices' records never decide which of DEVNO's wins.
+dpm_read_records_of() {
+    _dpm_read_records "$1"
+}
+
+# _dpm_read_records ONLY: ONLY is a device number, or "" for all records.
+_dpm_read_records() {
+    local only=$1 file="$DPM_ROOT/proc/cmdline" line="" token part field n i terminated
     local -a tokens parts
     DPM_DEVNOS=()
     DPM_PORTS=()
@@ -229,6 +245,10 @@ dpm_read_records() {
         n=${#parts[@]}
         for i in "${!parts[@]}"; do
             part=${parts[i]}
+            if [[ -n $only ]]; then
+                field=${part%%,*}
+                [[ ${field,,} == "$only" ]] || continue
+            fi
             terminated=yes
             if ((i == n - 1)) && [[ $token != *";" ]]; then
                 terminated=no
