@@ -107,12 +107,11 @@ def test_cli_reports_busy_port():
 
 
 def test_busy_port_leaves_no_private_key_behind():
+    import glob
     import socket
+    import tempfile
 
     from ibmvirt.emulators.hmc import HMCEmulator, inventories
-
-    import glob
-    import tempfile
 
     pattern = f"{tempfile.gettempdir()}/ibmvirt-hmc-emu-*"
     before = set(glob.glob(pattern))
