@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import re
+import socket
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -28,6 +30,35 @@ from ibmvirt.emulators.novalink.store import Resource, parse_groups
 LOG = logging.getLogger(__name__)
 ATOM_TYPE = "application/atom+xml"
 _API = re.compile(r"^/rest/api/(uom|web|pcm)(?:/(.*?))?/?$")
+# A client that connects but never completes the TLS handshake is cut after this.
+HANDSHAKE_TIMEOUT = 10.0
+
+
+class _Server(ThreadingHTTPServer):
+    """Tracks open connections so stop() can cut idle keep-alive clients."""
+
+    daemon_threads = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.connections: set[socket.socket] = set()
+        self.connections_lock = threading.Lock()
+        self.handshake_timeout = HANDSHAKE_TIMEOUT
+
+    def close_connections(self) -> None:
+        """Cut open connections: a stopped server answers nobody."""
+        with self.connections_lock:
+            conns = list(self.connections)
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Failed handshakes (port scanners, idle or plain-HTTP clients) are not
+        # emulator bugs: keep the log free of tracebacks.
+        LOG.debug("connection from %s ended: %r", client_address, sys.exc_info()[1])
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -40,6 +71,37 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, fmt: str, *args: Any) -> None:  # noqa: D401 - stdlib hook
         LOG.debug("%s %s", self.address_string(), fmt % args)
+
+    def setup(self) -> None:
+        srv = self.server
+        if isinstance(srv, _Server):
+            with srv.connections_lock:
+                srv.connections.add(self.request)
+        if isinstance(self.request, ssl.SSLSocket):
+            # The listening socket does not handshake in accept() (that would
+            # block the serving thread): do it here, bounded, per connection.
+            timeout = getattr(srv, "handshake_timeout", HANDSHAKE_TIMEOUT)
+            try:
+                self.request.settimeout(timeout)
+                self.request.do_handshake()
+                self.request.settimeout(None)
+            except BaseException:
+                self._forget()
+                raise
+        super().setup()
+
+    def _forget(self) -> None:
+        srv = self.server
+        if isinstance(srv, _Server):
+            with srv.connections_lock:
+                srv.connections.discard(self.request)
+
+    def finish(self) -> None:
+        self._forget()
+        try:
+            super().finish()
+        except OSError:
+            pass  # the connection was cut (stop() or a dropped fault)
 
     # ---- plumbing ---------------------------------------------------------------
     def do_GET(self) -> None:
@@ -377,10 +439,13 @@ class NovaLinkServer:
     ) -> None:
         self.emu = emu
         handler = type("BoundHandler", (Handler,), {"emu": emu, "control": control})
-        self.httpd = ThreadingHTTPServer((host, port), handler)
-        self.httpd.daemon_threads = True
+        self.httpd = _Server((host, port), handler)
         if ssl_context is not None:
-            self.httpd.socket = ssl_context.wrap_socket(self.httpd.socket, server_side=True)
+            # Handshake in the per-connection thread (Handler.setup), not in
+            # accept(): one idle client must not stall the whole server.
+            self.httpd.socket = ssl_context.wrap_socket(
+                self.httpd.socket, server_side=True, do_handshake_on_connect=False
+            )
         self.scheme = "https" if ssl_context is not None else "http"
         self.host = host
         self.port = self.httpd.server_address[1]
@@ -405,6 +470,7 @@ class NovaLinkServer:
         self.emu.events.close()
         self.httpd.shutdown()
         self.httpd.server_close()
+        self.httpd.close_connections()
         self.emu.sessions.close()
         if self._thread is not None:
             self._thread.join(timeout=5)

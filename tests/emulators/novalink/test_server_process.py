@@ -145,3 +145,32 @@ def test_server_does_not_import_the_client_library():
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
     ).stdout.split()
     assert out == ["True", "[]"]
+
+
+def test_idle_connection_does_not_block_https(tmp_path):
+    """A raw TCP client that never handshakes must not stall other clients or stop()."""
+    import socket
+    import ssl
+    import time
+
+    ctx, files = tlsfiles.prepare(str(tmp_path / "tls"))
+    srv = app.start("small", ssl_context=ctx, token_dir=str(tmp_path))
+    idle = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+    idle_tls = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+    try:
+        time.sleep(0.2)  # let the server accept both connections
+        client_ctx = ssl.create_default_context(cafile=files.ca_file)
+        url = srv.url + "/_emulator/state"
+        with urllib.request.urlopen(url, context=client_ctx, timeout=5) as resp:
+            assert json.loads(resp.read())["objects"]["VirtualIOServer"] == 2
+        # A keep-alive HTTPS client that went idle after its handshake.
+        idle_tls = client_ctx.wrap_socket(idle_tls, server_hostname="127.0.0.1")
+    finally:
+        started = time.monotonic()
+        srv.stop()
+        assert time.monotonic() - started < 3
+        # The server cut the idle connections.
+        idle.settimeout(2)
+        assert idle.recv(1) == b""
+        idle.close()
+        idle_tls.close()
