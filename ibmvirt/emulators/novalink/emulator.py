@@ -126,18 +126,34 @@ class Emulator:
         try:
             el = x.parse(body)
         except etree.XMLSyntaxError as exc:
-            raise errors.bad_request(f"{kind} payload is not well-formed XML: {exc}") from exc
+            raise errors.bad_request(
+                f"{errors.UNMARSHAL} {kind} payload is not well-formed XML: {exc}",
+                errors.SCHEMA_ORDER,
+            ) from exc
         if el.tag != x.q(kind):
             raise errors.bad_request(
-                f"Expected a {kind} element in the uom namespace, got {el.tag}"
+                f"{errors.UNMARSHAL} Expected a {kind} element in the uom namespace, got {el.tag}",
+                errors.SCHEMA_ORDER,
             )
         if self.config.strict_schema:
+            wrong = schema.structure_violation(el)
+            if wrong:
+                parent, child, problem = wrong
+                why = (
+                    f"{child} is not an element of {parent}"
+                    if problem == "unknown"
+                    else f"{child} appears more than once in {parent} but is not a list"
+                )
+                raise errors.bad_request(
+                    f"{errors.UNMARSHAL} {kind} payload violates the schema: {why}.",
+                    errors.SCHEMA_ORDER,
+                )
             bad = schema.order_violation(el)
             if bad:
                 parent, early, late = bad
                 raise errors.bad_request(
-                    f"{kind} payload violates the schema: in {parent}, {early} must come "
-                    f"after {late}. Send children in schema order.",
+                    f"{errors.UNMARSHAL} {kind} payload violates the schema: in {parent}, "
+                    f"{early} must come after {late}. Send children in schema order.",
                     errors.SCHEMA_ORDER,
                 )
         return el

@@ -42,6 +42,13 @@ _EXTRA_ORDERS: dict[str, list[list[str]]] = {
 }
 
 
+# Children the real schema has but no capture shows: the "use next available
+# slot" requests of every virtual I/O adapter type (VirtualIOAdapter in the
+# schema; pypowervm sends them when the client leaves the slot to the server).
+# They are allowed under every parent whose captures show VirtualSlotNumber.
+_SLOT_REQUESTS = ("UseNextAvailableSlotID", "UseNextAvailableHighSlotID")
+
+
 @dataclass
 class _Knowledge:
     before: dict[str, set[tuple[str, str]]] = field(default_factory=dict)
@@ -84,6 +91,9 @@ def _knowledge() -> _Knowledge:
     for parent, seqs in _EXTRA_ORDERS.items():
         for seq in seqs:
             _learn_sequence(k, parent, seq)
+    for kids in k.seen_children.values():
+        if "VirtualSlotNumber" in kids:
+            kids.update(_SLOT_REQUESTS)
     # Drop contradictions (captures from different schema versions), then close
     # transitively so elements never seen together are still ordered.
     for parent, pairs in k.before.items():
@@ -165,6 +175,35 @@ def order_violation(el: etree._Element) -> tuple[str, str, str] | None:
             for b in names[i + 1 :]:
                 if a != b and (b, a) in pairs:
                     return parent, a, b
+    return None
+
+
+def structure_violation(el: etree._Element) -> tuple[str, str, str] | None:
+    """First (parent, child, problem) where the payload is not schema-valid, or None.
+
+    ``problem`` is ``"unknown"`` for a child never seen under that parent in
+    any real response (nor in a known schema order), ``"repeated"`` for a
+    child given twice that is not a list item. Parents we know nothing about
+    are not judged (the check never refuses what a real server might accept).
+    """
+    k = _knowledge()
+    for node in el.iter():
+        if not isinstance(node.tag, str):
+            continue
+        parent = x.local(node)
+        known = k.seen_children.get(parent)
+        if not known:
+            continue
+        seen: set[str] = set()
+        for c in node:
+            if not isinstance(c.tag, str):
+                continue
+            name = x.local(c)
+            if name not in known:
+                return parent, name, "unknown"
+            if name in seen and name not in k.repeated.get(parent, ()):
+                return parent, name, "repeated"
+            seen.add(name)
     return None
 
 

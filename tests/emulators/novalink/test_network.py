@@ -144,7 +144,7 @@ def test_host_only_allows_renaming(adapter, host):
     host = host.update()
     assert host.system_name == "renamed-host"
     host.asio_config  # noqa: B018 - parsed fine
-    host.set_parm_value("MemoryRegionSize", "128")
+    host.set_parm_value("AssociatedSystemMemoryConfiguration/MemoryRegionSize", "128")
     with pytest.raises(pvm_exc.HttpError) as exc:
         host.update()
     assert "only SystemName" in exc.value.her_wrap.message

@@ -154,3 +154,49 @@ def test_virtual_processor_limit_and_compat_mode(adapter, host):
     with pytest.raises(pvm_exc.HttpError) as exc:
         pending.create(parent=host)
     assert "compatibility mode 'POWER11'" in exc.value.her_wrap.message
+
+
+def _lpar_path(host):
+    return f"/rest/api/uom/ManagedSystem/{host.uuid}/LogicalPartition"
+
+
+def test_unknown_element_is_refused(adapter, host):
+    xml = build(adapter, host).toxmlstring().decode()
+    bogus = xml.replace(
+        "<uom:PartitionName>", "<uom:BogusElement>1</uom:BogusElement><uom:PartitionName>", 1
+    )
+    with pytest.raises(pvm_exc.HttpError) as exc:
+        _put_raw(adapter, _lpar_path(host), bogus)
+    assert exc.value.response.status == 400
+    msg = exc.value.her_wrap.message
+    assert "Failed to unmarshal input payload" in msg and "EMUL0001" in msg
+    assert "BogusElement is not an element of LogicalPartition" in msg
+    assert pvm_lpar.LPAR.search(adapter, name="vm1") == []
+
+
+def test_nested_unknown_element_is_refused_on_update(adapter, host):
+    lpar = build(adapter, host).create(parent=host)
+    lpar.mem_config.set_parm_value("BogusMemoryKnob", "1")
+    with pytest.raises(pvm_exc.HttpError) as exc:
+        lpar.update()
+    assert "BogusMemoryKnob is not an element of PartitionMemoryConfiguration" in (
+        exc.value.her_wrap.message
+    )
+
+
+def test_repeated_single_element_is_refused(adapter, host):
+    xml = build(adapter, host).toxmlstring().decode()
+    name = re.search(r"<uom:PartitionName>.*?</uom:PartitionName>", xml).group(0)
+    twice = xml.replace(name, name + name.replace("vm1", "vm2"), 1)
+    with pytest.raises(pvm_exc.HttpError) as exc:
+        _put_raw(adapter, _lpar_path(host), twice)
+    assert exc.value.response.status == 400
+    assert "PartitionName appears more than once" in exc.value.her_wrap.message
+    assert pvm_lpar.LPAR.search(adapter, name="vm1") == []
+
+
+def test_unparseable_payload_uses_the_real_message(adapter, host):
+    with pytest.raises(pvm_exc.HttpError) as exc:
+        _put_raw(adapter, _lpar_path(host), "<uom:LogicalPartition")
+    assert exc.value.response.status == 400
+    assert "Failed to unmarshal input payload" in exc.value.her_wrap.message
