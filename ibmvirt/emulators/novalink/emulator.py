@@ -8,10 +8,11 @@ It knows nothing about HTTP; ``server.py`` maps requests onto it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -181,7 +182,7 @@ class Emulator:
             )
         el = self.parse_body(body, kind_name)
         self.check_create_fields(kind_name, el)
-        with self.lock:
+        with self.lock, _bad_values(kind_name):
             res = kind.create(self, parent, el)
             self.store.add(res)
         self.publish("ADD_URI", res)
@@ -197,7 +198,8 @@ class Emulator:
             self.check_update_fields(res, el, groups)
             merged = merge_sections(res, el, groups)
             before = _section_digests(res.elem)
-            kind.update(self, res, merged)
+            with _bad_values(res.kind):
+                kind.update(self, res, merged)
             after = _section_digests(res.elem)
             changed = [s for s in set(before) | set(after) if before.get(s) != after.get(s)]
             for s in changed:
@@ -273,6 +275,16 @@ class Emulator:
                 404, f"{res.kind} has no quick property {prop}", errors.NOT_FOUND
             )
         return json.dumps(props[prop]).encode()
+
+
+@contextlib.contextmanager
+def _bad_values(kind: str) -> Iterator[None]:
+    """A payload value a type hook cannot convert (``int("lots")``) is the
+    client's error (400), not the emulator's (500)."""
+    try:
+        yield
+    except ValueError as exc:
+        raise errors.bad_request(f"{kind} payload has a value of the wrong type: {exc}") from exc
 
 
 def _refuse_read_only(parent: str, el: etree._Element, kind: str) -> None:

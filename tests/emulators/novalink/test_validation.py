@@ -200,3 +200,28 @@ def test_unparseable_payload_uses_the_real_message(adapter, host):
         _put_raw(adapter, _lpar_path(host), "<uom:LogicalPartition")
     assert exc.value.response.status == 400
     assert "Failed to unmarshal input payload" in exc.value.her_wrap.message
+
+
+def test_non_numeric_memory_is_a_client_error(adapter, host):
+    pending = build(adapter, host, validate=False)
+    pending.mem_config.set_parm_value("DesiredMemory", "lots")
+    with pytest.raises(pvm_exc.HttpError) as exc:
+        pending.create(parent=host)
+    assert exc.value.response.status == 400
+    assert "DesiredMemory must be a number, not 'lots'" in exc.value.her_wrap.message
+    lpar = build(adapter, host).create(parent=host)
+    lpar.proc_config.shared_proc_cfg.set_parm_value("DesiredProcessingUnits", "many")
+    with pytest.raises(pvm_exc.HttpError) as exc:
+        lpar.update()
+    assert exc.value.response.status == 400
+    assert "DesiredProcessingUnits must be a number" in exc.value.her_wrap.message
+
+
+def test_partition_uuid_must_be_a_uuid(adapter, host):
+    pending = build(adapter, host)
+    pending.set_parm_value("PartitionUUID", "not-a-uuid")
+    with pytest.raises(pvm_exc.HttpError) as exc:
+        pending.create(parent=host)
+    assert exc.value.response.status == 400
+    assert "'NOT-A-UUID' is not a UUID" in exc.value.her_wrap.message
+    assert pvm_lpar.LPAR.search(adapter, name="vm1") == []

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import math
+import re
 import time
 import uuid as uuidlib
 from typing import Any
@@ -37,6 +38,7 @@ RUNNING = "running"
 STARTING = "starting"
 SHUTTING_DOWN = "shutting down"
 VALID_TYPES = ("AIX/Linux", "OS400")
+_UUID_RE = re.compile(r"^[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12}$")
 
 
 # ---- reading a partition element ---------------------------------------------
@@ -45,7 +47,16 @@ class Sizing:
 
     def __init__(self, el: etree._Element) -> None:
         def num(path: str, default: str = "0") -> float:
-            return float(x.text(el, path, default) or default)
+            raw = x.text(el, path, default) or default
+            try:
+                value = float(raw)
+            except ValueError:
+                value = float("nan")
+            if value != value or value in (float("inf"), float("-inf")):
+                raise errors.bad_request(
+                    f"{path.rsplit('/', 1)[-1]} must be a number, not {raw.strip()!r}"
+                )
+            return value
 
         self.mem_min = int(num(f"{MEM_CFG}/MinimumMemory"))
         self.mem = int(num(f"{MEM_CFG}/DesiredMemory"))
@@ -299,7 +310,11 @@ def _create(emu: Emulator, parent: Resource | None, el: etree._Element) -> Resou
         )
     check_unique_name(emu, name)
     validate_sizing(emu, el, f"LogicalPartition {name!r}")
-    uuid = (x.text(el, "PartitionUUID") or str(uuidlib.uuid4())).upper()
+    uuid = (x.text(el, "PartitionUUID") or str(uuidlib.uuid4())).strip().upper()
+    if not _UUID_RE.match(uuid):
+        raise errors.bad_request(
+            f"PartitionUUID {uuid!r} is not a UUID (8-4-4-4-12 hexadecimal digits)"
+        )
     if any(p.uuid.upper() == uuid for p in all_partitions(emu)):
         raise errors.bad_request(
             f"PartitionUUID {uuid} is already used by another partition", errors.DUPLICATE_NAME
