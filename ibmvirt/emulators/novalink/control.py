@@ -11,7 +11,8 @@ driven the same way. NovaLink adds:
 
 An injected error is answered as a NovaLink HttpErrorResponse whose Message is
 the rule's ``message`` (put a real code such as ``VIOS0014`` in it to exercise
-pypowervm's VIOS-busy retry).
+pypowervm's VIOS-busy retry) and whose ReasonCode is the rule's ``reason``
+(default: the HTTP reason phrase).
 """
 
 from __future__ import annotations
@@ -55,6 +56,9 @@ class Control:
                 action.status,
                 action.message or f"Injected fault (rule {action.rule_id})",
                 None if action.message else errors.INJECTED,
+                # The rule's reason becomes the HttpErrorResponse ReasonCode
+                # (pypowervm: her_wrap.reason_code); default: the status phrase.
+                reason=None if action.reason is None else str(action.reason),
             )
 
     def record(self, verb: str, target: str, status: int) -> None:
