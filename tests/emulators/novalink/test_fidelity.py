@@ -12,16 +12,21 @@ import os
 import pypowervm.const as pvm_const
 import pytest
 from pypowervm.tasks import cna as tsk_cna
+from pypowervm.tasks import hdisk, vfc_mapper
+from pypowervm.tasks import management_console as tsk_mc
+from pypowervm.tasks import network_bridger as net_br
 from pypowervm.tasks import power as pvm_power
 from pypowervm.tasks import scsi_mapper as tsk_map
 from pypowervm.tasks import storage as tsk_stg
-from pypowervm.tasks import vfc_mapper
 from pypowervm.tests.test_utils import pvmhttp
 from pypowervm.wrappers import cluster as pvm_clust
+from pypowervm.wrappers import entry_wrapper as ewrap
 from pypowervm.wrappers import iocard as pvm_card
 from pypowervm.wrappers import logical_partition as pvm_lpar
 from pypowervm.wrappers import managed_system as pvm_ms
+from pypowervm.wrappers import management_console as pvm_mc
 from pypowervm.wrappers import network as pvm_net
+from pypowervm.wrappers import shared_proc_pool as pvm_spp
 from pypowervm.wrappers import storage as pvm_stg
 from pypowervm.wrappers import vios_file as pvm_file
 from pypowervm.wrappers import virtual_io_server as pvm_vios
@@ -46,8 +51,32 @@ NOT_MODELLED = {
         "max_dram_pmem_volumes": "persistent-memory volumes are not emulated",
         "max_pmem_volumes": "persistent-memory volumes are not emulated",
     },
-    "CNA": {},
+    "CNA": {
+        "vsi_type_id": "no VSI manager (802.1Qbg) is emulated",
+        "vsi_type_manager_id": "no VSI manager (802.1Qbg) is emulated",
+        "vsi_type_version": "no VSI manager (802.1Qbg) is emulated",
+        "ip_address": "the guest's IP configuration is not known to the emulator",
+        "subnet_mask": "the guest's IP configuration is not known to the emulator",
+        "gateway": "the guest's IP configuration is not known to the emulator",
+    },
+    "SEA": {},
+    # Nested paths (``a.b``) and whole captures can be allowed too.
+    "managedsystem.txt": {
+        "asio_config.io_slots.part_id": "physical I/O slots are not assigned to partitions",
+        "asio_config.io_slots.part_name": "physical I/O slots are not assigned to partitions",
+        "asio_config.io_slots.part_type": "physical I/O slots are not assigned to partitions",
+        "asio_config.io_slots.part_uuid": "physical I/O slots are not assigned to partitions",
+    },
 }
+# The inventory's SEA runs on one VIOS without failover: no control channel.
+_NO_HA = "the emulated SEA has no failover partner, so no control channel"
+for _cap in ("fake_vios_feed.txt", "fake_vios_mappings.txt", "fake_vios_ssp_npiv.txt"):
+    NOT_MODELLED[_cap] = {"seas.control_channel": _NO_HA}
+NOT_MODELLED["nbbr_network_bridge.txt"] = {"seas.control_channel": _NO_HA}
+NOT_MODELLED["VNIC"]["back_devs.lport_href"] = (
+    "SR-IOV logical ports are not served as objects (no SRIOVEthernetLogicalPort URI)"
+)
+MAX_DEPTH = 4
 _SKIP = {
     "adapter",
     "traits",
@@ -58,6 +87,7 @@ _SKIP = {
     "schema_type",
     "uuid",
     "related_href",
+    "child_order",
 }
 
 
@@ -129,6 +159,22 @@ def objects(emulator, adapter, host):
     wwpns = "c05076079cff0e56 c05076079cff0e57"
     vfc_mapper.add_map(vios_fc, host.uuid, lpar.uuid, (vios_fc.pfc_ports[0].wwpn, wwpns))
     vios_fc.update()
+    # Storage of every kind mapped to the partition (vdisk above, an LU, a
+    # discovered hdisk, a virtual optical medium).
+    tsk_map.add_vscsi_mapping(host.uuid, vios1.uuid, lpar.uuid, clone)
+    vios_stg = next(
+        v for v in pvm_vios.VIOS.get(adapter, xag=[pvm_const.XAG.VIO_STOR]) if v.name == "vios1"
+    )
+    itls = hdisk.build_itls([vios_stg.pfc_ports[0].wwpn], ["500507680b215660"], 0)
+    _status, hd_name, hd_udid = hdisk.discover_hdisk(adapter, vios1.uuid, itls)
+    tsk_map.add_vscsi_mapping(
+        host.uuid, vios1.uuid, lpar.uuid, pvm_stg.PV.bld(adapter, hd_name, udid=hd_udid)
+    )
+    media = pvm_stg.VOptMedia.bld_ref(adapter, "media1")
+    tsk_map.add_vscsi_mapping(host.uuid, vios1.uuid, lpar.uuid, media)
+    # Enough VLANs on the bridge that the bridger adds a second trunk adapter.
+    nb = pvm_net.NetBridge.get(adapter, parent=host)[0]
+    net_br.ensure_vlans_on_nb(adapter, host.uuid, nb.uuid, list(range(2001, 2022)))
     back = pvm_card.VNICBackDev.bld(
         adapter,
         vios1.uuid,
@@ -136,6 +182,22 @@ def objects(emulator, adapter, host):
         host.asio_config.sriov_adapters[0].phys_ports[0].port_id,
     )
     vnic = pvm_card.VNIC.bld(adapter, pvid=5, back_devs=[back]).create(parent=lpar)
+    vios_maps = next(
+        v
+        for v in pvm_vios.VIOS.get(
+            adapter,
+            xag=[
+                pvm_const.XAG.VIO_NET,
+                pvm_const.XAG.VIO_SMAP,
+                pvm_const.XAG.VIO_FMAP,
+                pvm_const.XAG.VIO_STOR,
+            ],
+        )
+        if v.name == "vios1"
+    )
+    tsk_mc.add_authorized_key(adapter, "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ== peer@host2")
+    console = pvm_mc.ManagementConsole.get(adapter)[0]
+    vnets = pvm_net.VNet.get(adapter, parent=host)
     return {
         "sys_with_sriov.txt": (pvm_ms.System, host.refresh()),
         "managedsystem.txt": (pvm_ms.System, host.refresh()),
@@ -154,11 +216,26 @@ def objects(emulator, adapter, host):
         ),
         "vswitch_feed.txt": (pvm_net.VSwitch, vs),
         "cna_feed1.txt": (pvm_net.CNA, cna),
-        "fake_cna.txt": (pvm_net.CNA, plain_cna),
+        "fake_cna.txt": (pvm_net.CNA, [cna, plain_cna.refresh()]),
         "nbbr_network_bridge.txt": (
             pvm_net.NetBridge,
             pvm_net.NetBridge.get(adapter, parent=host)[0],
         ),
+        "managementconsole.txt": (pvm_mc.ManagementConsole, console),
+        "managementconsole_ssh.txt": (pvm_mc.ManagementConsole, console),
+        "shrprocpool.txt": (
+            pvm_spp.SharedProcPool,
+            pvm_spp.SharedProcPool.get(adapter, parent=host)[0],
+        ),
+        "nbbr_virtual_network.txt": (pvm_net.VNet, vnets),
+        "fake_virtual_network_feed.txt": (pvm_net.VNet, vnets),
+        "vfc_client_adapter_feed.txt": (
+            pvm_stg.VFCClientAdapter,
+            pvm_stg.VFCClientAdapter.get(adapter, parent=lpar),
+        ),
+        "fake_vios_mappings.txt": (pvm_vios.VIOS, vios_maps),
+        "fake_vios_ssp_npiv.txt": (pvm_vios.VIOS, vios_maps),
+        "vio_multi_vscsi_mapping.txt": (pvm_vios.VIOS, vios_maps),
         "vnic_feed.txt": (pvm_card.VNIC, vnic),
         "file_feed.txt": (pvm_file.File, f),
     }
@@ -176,27 +253,67 @@ CAPTURES = [
     "lufeed.txt",
     "vswitch_feed.txt",
     "cna_feed1.txt",
+    "fake_cna.txt",
     "nbbr_network_bridge.txt",
     "vnic_feed.txt",
     "file_feed.txt",
+    "managementconsole.txt",
+    "managementconsole_ssh.txt",
+    "shrprocpool.txt",
+    "nbbr_virtual_network.txt",
+    "fake_virtual_network_feed.txt",
+    "vfc_client_adapter_feed.txt",
+    "fake_vios_mappings.txt",
+    "fake_vios_ssp_npiv.txt",
+    "vio_multi_vscsi_mapping.txt",
 ]
+
+
+def _filled(w, prefix="", depth=0, out=None):
+    """{dotted path: type name} of every filled wrapper property, recursing
+    into nested ElementWrappers and lists of them (union over list items)."""
+    out = {} if out is None else out
+    for name in _props(type(w)):
+        ok, v = _value(w, name)
+        if not ok or _empty(v):
+            continue
+        path = prefix + name
+        items = v if isinstance(v, list | tuple) else [v]
+        nested = [i for i in items if isinstance(i, ewrap.ElementWrapper)]
+        if nested:
+            out.setdefault(path, "wrapper")
+            if depth < MAX_DEPTH:
+                for item in nested:
+                    _filled(item, path + ".", depth + 1, out)
+            continue
+        kind = type(v).__name__
+        if isinstance(v, bool):
+            kind = "bool"
+        elif isinstance(v, int | float):
+            kind = "number"
+        out.setdefault(path, kind)
+    return out
+
+
+def _allowed(allowed, path):
+    return any(path == a or path.startswith(a + ".") for a in allowed)
 
 
 @pytest.mark.parametrize("capture", CAPTURES)
 def test_emulated_object_fills_the_fields_the_real_one_does(objects, capture):
     cls, emulated = objects[capture]
     real = _captured(cls, capture)
-    allowed = NOT_MODELLED.get(cls.__name__, {})
+    allowed = {**NOT_MODELLED.get(cls.__name__, {}), **NOT_MODELLED.get(capture, {})}
+    real_f = _filled(real)
+    emu_f = {}
+    for one in emulated if isinstance(emulated, list) else [emulated]:
+        _filled(one, out=emu_f)
     missing = []
-    for name in _props(cls):
-        ok_real, real_v = _value(real, name)
-        if not ok_real or _empty(real_v) or name in allowed:
+    for path, kind in sorted(real_f.items()):
+        if _allowed(allowed, path):
             continue
-        ok_emu, emu_v = _value(emulated, name)
-        if not ok_emu or _empty(emu_v):
-            missing.append(f"{name} (real: {real_v!r:.40})")
-        elif type(emu_v) is not type(real_v) and not (
-            isinstance(emu_v, int | float) and isinstance(real_v, int | float)
-        ):
-            missing.append(f"{name} type {type(emu_v).__name__} != {type(real_v).__name__}")
+        if path not in emu_f:
+            missing.append(path)
+        elif emu_f[path] != kind:
+            missing.append(f"{path} type {emu_f[path]} != {kind}")
     assert not missing, f"{cls.__name__} from {capture}: " + "; ".join(missing)

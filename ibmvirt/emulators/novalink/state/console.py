@@ -9,6 +9,7 @@ import base64
 import hashlib
 import uuid as uuidlib
 from typing import Any
+from urllib.parse import urlsplit
 
 from lxml import etree
 
@@ -39,6 +40,12 @@ def seed(emu: Emulator, inv: dict[str, Any]) -> None:
     if keys is not None:
         for c in list(keys):
             keys.remove(c)
+    # The console's own network interface: the address the emulator serves on.
+    nics = el.find(x.q("NetworkInterfaces"))
+    if nics is not None and nics.find(x.q("ManagementConsoleNetworkInterface")) is None:
+        nic = x.sub_container(nics, "ManagementConsoleNetworkInterface")
+        x.sub(nic, "InterfaceName", "eth0", kb="CUD")
+        x.sub(nic, "NetworkAddress", urlsplit(emu.base).hostname or "127.0.0.1", kb="CUR")
     emu.store.add(Resource("ManagementConsole", uuid, el))
     # Default shared processor pool
     pool = captures.rebase(captures.contents("shrprocpool.txt")[0], emu.base)

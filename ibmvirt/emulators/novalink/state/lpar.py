@@ -242,6 +242,10 @@ def finish_partition(
         )
         nv.text = _nvram_blob(uuid, 0)
         schema.insert_ordered(el, nv)
+    mem = el.find(x.q(MEM_CFG))
+    if mem is not None and mem.find(x.q("SharedMemoryEnabled")) is None:
+        # Active Memory Sharing is not emulated: every partition has dedicated memory.
+        schema.set_field(mem, "SharedMemoryEnabled", "false", kb="CUD")
     if el.find(x.q("IsManagementPartition")) is None:
         schema.set_field(el, "IsManagementPartition", "false")
     if el.find(x.q("IsOperationInProgress")) is None:

@@ -569,6 +569,18 @@ def _vnic_create(emu: Emulator, parent: Resource | None, el: etree._Element) -> 
         taken.append(port)
         schema.set_field(b, "IsActive", "true" if i == 0 else "false")
         schema.set_field(b, "Status", "OPERATIONAL")
+        # Capacity of the backing logical port: the client's request (or the
+        # vNIC's desired capacity, else 2 %), up to the whole port.
+        want = (
+            b.findtext(x.q("CurrentCapacityPercentage"))
+            or details.findtext(x.q("DesiredCapacityPercentage"))
+            or "2.0%"
+        )
+        want_max = b.findtext(x.q("MaxCapacityPercentage")) or "100.0%"
+        schema.set_field(b, "CurrentCapacityPercentage", want, kb="COD")
+        schema.set_field(b, "MaxCapacityPercentage", want_max, kb="COD")
+        schema.set_field(b, "DesiredCapacityPercentage", want)
+        schema.set_field(b, "DesiredMaxCapacityPercentage", want_max)
     for port in taken:
         used, _ = _lp_counts(port)
         schema.set_field(port, "ConfiguredEthernetLogicalPorts", str(used + 1))

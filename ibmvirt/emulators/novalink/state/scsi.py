@@ -89,6 +89,7 @@ def _lu_ref(el: etree._Element) -> etree._Element:
             "UnitCapacity",
             "LogicalUnitType",
             "InUse",
+            "ClonedFrom",
             "UnitName",
         ):
             out.append(x.deep(c))

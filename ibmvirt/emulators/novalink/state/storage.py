@@ -59,6 +59,10 @@ def pv_element(
     x.sub(el, "VolumeState", "active")
     x.sub(el, "VolumeUniqueID", "391B" + serial_of(udid)[:24])
     x.sub(el, "IsFibreChannelBacked", "true" if fc else "false")
+    # SCSI inquiry page 0x83 identifier (NAA 6), base64 as the server sends it;
+    # pypowervm would otherwise run a LUARecovery job to fetch it.
+    naa = "6" + serial_of(udid)[:31].upper()
+    x.sub(el, "DescriptorPage83", base64.b64encode(naa.encode()).decode())
     return el
 
 
