@@ -55,7 +55,8 @@ class Sessions:
                 raise errors.RestError(
                     401,
                     f"Logon failed for user {user!r}: unknown user or wrong password. "
-                    "Check the credentials configured for the emulator (--user/--password).",
+                    "Check the inventory's users section, or --user with the password in "
+                    "$IBMVIRT_NOVALINK_EMULATOR_PASSWORD.",
                 )
             x.sub(resp, "X-API-Session", token, ns=x.WEB_NS)
         elif want_file:

@@ -15,6 +15,10 @@ OSSHUTDOWN_NO_RMC = "PVME01050905"  # power.py _OSSHUTDOWN_RMC_ERRS
 VIOS_BUSY = "VIOS0014"  # http_error.py _VIOS_BUSY_ERR_CODES
 HMC_VIOS_BUSY = "HSCL3205"  # http_error.py _VIOS_BUSY_ERR_CODES
 PARTITION_STATE = "HSCL05DF"  # job_response_completed_failed.txt (wrong state)
+PARTITION_STATE_TEXT = (
+    "The partition is not in a state under which this operation can be performed. "
+    "Check the state of the partition."
+)
 # Message text of the real server for a payload it cannot unmarshal (parsed by
 # IBM's ansible-power-hmc client); the emulator adds its own code and details.
 UNMARSHAL = "Failed to unmarshal input payload."

@@ -271,9 +271,47 @@ def test_second_power_operation_while_one_runs_is_refused(emulator, adapter, hos
     )
     with pytest.raises(pvm_exc.VMPowerOffFailure) as exc:
         pvm_power.PowerOp.stop(lpar.refresh(), opts=pvm_popts.PowerOffOpts().vsp_hard())
+    assert "HSCL05DF The partition is not in a state" in str(exc.value)
     assert "busy with PowerOn" in str(exc.value)
     t.join(30)
     assert not errors_seen
     got = pvm_lpar.LPAR.get(adapter, uuid=lpar.uuid)
     assert got.state == "running"
     assert got.element.findtext("IsOperationInProgress") == "false"
+
+
+def test_power_on_while_shutting_down_is_a_state_error(emulator, adapter, host):
+    """Not "already powered on" (which pypowervm would take as success)."""
+    import threading
+
+    lpar = build(adapter, host).create(parent=host)
+    pvm_power.power_on(lpar, host.uuid)
+    emulator.emu.jobs.delays["PowerOff"] = 1.5
+    t = threading.Thread(
+        target=pvm_power.PowerOp.stop,
+        args=(lpar.refresh(),),
+        kwargs={"opts": pvm_popts.PowerOffOpts().vsp_normal()},
+    )
+    t.start()
+    res = emulator.emu.store.get("LogicalPartition", lpar.uuid)
+    for _ in range(100):
+        if res.field("PartitionState") == "shutting down":
+            break
+        threading.Event().wait(0.02)
+    with pytest.raises(pvm_exc.VMPowerOnFailure) as exc:
+        pvm_power.power_on(lpar.refresh(), host.uuid)
+    assert "HSCL05DF" in str(exc.value)
+    t.join(30)
+    assert pvm_lpar.LPAR.get(adapter, uuid=lpar.uuid).state == "not activated"
+
+
+def test_wrong_password_message_names_real_options(session, emulator):
+    import pypowervm.adapter as pvm_adpt
+
+    with pytest.raises(pvm_exc.Error) as exc:
+        pvm_adpt.Session(
+            "127.0.0.1", "neo", "wrong", protocol="http", port=emulator.port, conn_tries=1
+        )
+    text = str(exc.value) + str(getattr(exc.value, "response", None) and exc.value.response.body)
+    assert "--password" not in text
+    assert "IBMVIRT_NOVALINK_EMULATOR_PASSWORD" in text

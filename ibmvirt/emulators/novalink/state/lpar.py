@@ -430,9 +430,9 @@ def _begin_operation(emu: Emulator, res: Resource, who: str, op: str) -> None:
     busy = res.ext.get("operation")
     if busy:
         raise errors.JobFailure(
-            f"Partition {who} is busy with {busy}; retry {op} when it has finished "
-            "(IsOperationInProgress is true).",
-            errors.IN_USE,
+            f"{errors.PARTITION_STATE_TEXT} Partition {who} is busy with {busy}; retry {op} "
+            "when it has finished (IsOperationInProgress is true).",
+            errors.PARTITION_STATE,
         )
     res.ext["operation"] = op
     schema.set_field(res.elem, "IsOperationInProgress", "true")
@@ -451,6 +451,15 @@ def power_on(emu: Emulator, job: Job) -> dict[str, str]:
     assert res is not None
     who = f"{res.kind} {name_of(res.elem)!r} ({res.uuid})"
     with emu.lock:
+        if res.ext.get("operation") or state(res) == SHUTTING_DOWN:
+            # Still going down (or another operation runs): not "already on",
+            # which pypowervm would take as success.
+            busy = res.ext.get("operation")
+            doing = f"busy with {busy}" if busy else state(res)
+            raise errors.JobFailure(
+                f"{errors.PARTITION_STATE_TEXT} Partition {who} is {doing}.",
+                errors.PARTITION_STATE,
+            )
         if state(res) != NOT_ACTIVATED:
             raise errors.JobFailure(
                 f"Partition {who} is already powered on (state {state(res)}).",
