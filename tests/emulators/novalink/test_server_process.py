@@ -174,3 +174,64 @@ def test_idle_connection_does_not_block_https(tmp_path):
         assert idle.recv(1) == b""
         idle.close()
         idle_tls.close()
+
+
+def test_migration_between_two_emulator_processes(tmp_path):
+    """Two console-script processes; the target is registered as a peer through
+    the source's control endpoint; pypowervm's migration task moves a running LPAR."""
+    import pathlib
+
+    import yaml
+    from pypowervm.tasks import migration as pvm_mig
+    from pypowervm.tasks import power as pvm_power
+    from pypowervm.wrappers import logical_partition as pvm_lpar
+
+    from ibmvirt.emulators.novalink import inventory
+
+    from .test_lpar import build
+
+    logging.getLogger("pypowervm").setLevel(logging.CRITICAL)
+    small = yaml.safe_load(
+        (pathlib.Path(inventory.__file__).parent / "inventories" / "small.yaml").read_text()
+    )
+    small["host"] = dict(small["host"], name="pvm-host-2", mtms="8408-E8E*10678CW")
+    target_inv = tmp_path / "target.yaml"
+    target_inv.write_text(yaml.safe_dump(small))
+    procs = []
+    try:
+        for name, inv in (("src", "small"), ("dst", str(target_inv))):
+            proc, info = _start_process(
+                "--inventory", inv, "--port", "0", "--state-dir", str(tmp_path / name)
+            )
+            procs.append((proc, info["NovaLink emulator URL"]))
+        (_, src_url), (_, dst_url) = procs
+        body = json.dumps({"name": "pvm-host-2", "url": dst_url}).encode()
+        req = urllib.request.Request(src_url + "/_emulator/peers", data=body, method="POST")
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            assert resp.status == 201
+
+        def adapter(url):
+            port = int(re.search(r":(\d+)$", url).group(1))
+            sess = pvm_adpt.Session(
+                "127.0.0.1", "neo", "passw0rd", protocol="http", port=port, conn_tries=1
+            )
+            return pvm_adpt.Adapter(sess)
+
+        src, dst = adapter(src_url), adapter(dst_url)
+        host = pvm_ms.System.get(src)[0]
+        lpar = build(src, host, name="mover", mem=2048).create(parent=host)
+        pvm_power.power_on(lpar, host.uuid)
+        pvm_mig.migrate_lpar(lpar.refresh(), "pvm-host-2", tgt_mgmt_svr="127.0.0.1")
+        assert pvm_lpar.LPAR.search(src, name="mover") == []
+        moved = pvm_lpar.LPAR.get(dst, uuid=lpar.uuid)
+        assert (moved.name, moved.state, moved.mem_config.desired) == ("mover", "running", 2048)
+        assert pvm_ms.System.get(dst)[0].system_name == "pvm-host-2"
+        for a in (src, dst):
+            a.session._logoff()
+        del src, dst, a
+        gc.collect()
+    finally:
+        for proc, _ in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc, _ in procs:
+            assert proc.wait(timeout=10) == 0
