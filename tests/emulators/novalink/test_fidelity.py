@@ -8,6 +8,7 @@ from __future__ import annotations
 import inspect
 import io
 import os
+import warnings
 
 import pypowervm.const as pvm_const
 import pytest
@@ -101,7 +102,9 @@ def _props(cls):
 
 def _value(w, name):
     try:
-        return True, getattr(w, name)
+        with warnings.catch_warnings():  # pypowervm warns on some deprecated properties
+            warnings.simplefilter("ignore")
+            return True, getattr(w, name)
     except Exception:  # a wrapper property that cannot parse the payload
         return False, None
 
