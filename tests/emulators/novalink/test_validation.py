@@ -225,3 +225,15 @@ def test_partition_uuid_must_be_a_uuid(adapter, host):
     assert exc.value.response.status == 400
     assert "'NOT-A-UUID' is not a UUID" in exc.value.her_wrap.message
     assert pvm_lpar.LPAR.search(adapter, name="vm1") == []
+
+
+def test_partition_uuid_cannot_change_on_update(adapter, host):
+    lpar = build(adapter, host).create(parent=host)
+    for val in ("not-a-uuid", "12345678-1234-1234-1234-123456789ABC"):
+        lpar.set_parm_value("PartitionUUID", val)
+        with pytest.raises(pvm_exc.HttpError) as exc:
+            lpar.update()
+        assert exc.value.response.status == 400
+        assert "EMUL0003" in exc.value.her_wrap.message
+        lpar = pvm_lpar.LPAR.get(adapter, uuid=lpar.uuid)  # fresh, not a 304 of ours
+        assert lpar.partition_uuid.upper() == lpar.uuid.upper()

@@ -330,6 +330,13 @@ def _create(emu: Emulator, parent: Resource | None, el: etree._Element) -> Resou
 
 def _update(emu: Emulator, res: Resource, new: etree._Element) -> None:
     who = f"{res.kind} {name_of(res.elem)!r} ({res.uuid})"
+    given = (x.text(new, "PartitionUUID") or "").strip()
+    if given and given.upper() != res.uuid.upper():
+        # Settable at creation only: it is the partition's identity (its URI).
+        raise errors.bad_request(
+            f"{who}: PartitionUUID can only be set at creation: cannot change it to {given!r}",
+            errors.CREATE_ONLY_FIELD,
+        )
     name = name_of(new)
     if not name:
         raise errors.bad_request(f"{who}: PartitionName cannot be empty")
