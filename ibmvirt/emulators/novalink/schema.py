@@ -201,10 +201,18 @@ def structure_violation(el: etree._Element) -> tuple[str, str, str] | None:
             name = x.local(c)
             if name not in known:
                 return parent, name, "unknown"
-            if name in seen and name not in k.repeated.get(parent, ()):
+            if name in seen and not _repeatable(k, parent, name):
                 return parent, name, "repeated"
             seen.add(name)
     return None
+
+
+def _repeatable(k: _Knowledge, parent: str, child: str) -> bool:
+    """A list item: seen repeated, a link, or the only kind of child of a
+    container (``LogicalUnits``/``LogicalUnit``) whose captures hold one item."""
+    if child in k.repeated.get(parent, ()) or child == "link":
+        return True
+    return k.seen_children.get(parent, set()) - {"Metadata"} == {child}
 
 
 def insert_ordered(parent: etree._Element, new: etree._Element) -> etree._Element:

@@ -237,3 +237,17 @@ def test_partition_uuid_cannot_change_on_update(adapter, host):
         assert "EMUL0003" in exc.value.her_wrap.message
         lpar = pvm_lpar.LPAR.get(adapter, uuid=lpar.uuid)  # fresh, not a 304 of ours
         assert lpar.partition_uuid.upper() == lpar.uuid.upper()
+
+
+def test_list_container_items_may_repeat(adapter):
+    """Captures show one LogicalUnit per LogicalUnits; two are still a valid list."""
+    from pypowervm.tasks import storage as tsk_stg
+    from pypowervm.wrappers import storage as pvm_stg
+
+    ssp = pvm_stg.SSP.get(adapter)[0]
+    tier = tsk_stg.default_tier_for_ssp(ssp)
+    tsk_stg.crt_lu(tier, "a", 1)
+    tsk_stg.crt_lu(tier, "b", 1)
+    ssp = pvm_stg.SSP.get(adapter, uuid=ssp.uuid)
+    assert len(ssp.logical_units) == 2
+    assert len(ssp.update().logical_units) == 2
