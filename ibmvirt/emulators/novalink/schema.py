@@ -49,6 +49,204 @@ _EXTRA_ORDERS: dict[str, list[list[str]]] = {
 _SLOT_REQUESTS = ("UseNextAvailableSlotID", "UseNextAvailableHighSlotID")
 
 
+# Children of the real schema that no capture shows, per parent: the element
+# orders of pypowervm 1.1.27's wrappers (``child_order``, which follow the
+# server's schema) minus what the captures already show. A static table, so
+# the server never imports pypowervm; without it the unknown-element check
+# would refuse valid payloads (a partition's Description, vNIC failover
+# priorities, ...).
+_EXTRA_CHILDREN: dict[str, tuple[str, ...]] = {
+    "ClientAdapter": (
+        "AdapterName",
+        "BackingDeviceName",
+        "ConnectingPartition",
+        "Enabled",
+        "NportLoggedInStatus",
+        "OperatingSystemDisks",
+        "RemoteBackingDeviceName",
+        "ServerAdapter",
+        "UniqueDeviceID",
+    ),
+    "ClientNetworkAdapter": (
+        "AdapterType",
+        "DeviceName",
+    ),
+    "Cluster": ("ClusterCapabilities",),
+    "LogicalPartition": (
+        "AssociatedGroups",
+        "AssociatedTasks",
+        "AutoStart",
+        "BootListInformation",
+        "DedicatedVirtualNICs",
+        "Description",
+        "DisableSecureBoot",
+        "Hostname",
+        "IsBootable",
+        "MigrationDisable",
+        "MigrationStorageViosDataStatus",
+        "MigrationStorageViosDataTimestamp",
+        "PowerVMManagementCapable",
+        "PrimaryPagingServicePartition",
+        "SRIOVEthernetLogicalPorts",
+        "SRIOVFibreChannelOverEthernetLogicalPorts",
+        "SRIOVRoCELogicalPorts",
+        "SecondaryPagingServicePartition",
+        "StorageDeviceUniqueDeviceID",
+        "ValidInteractivePerformance",
+    ),
+    "LogicalUnit": (
+        "EmulateModel",
+        "EncryptionAgent",
+        "EncryptionKey",
+        "EncryptionState",
+        "LogicalUnitMigration",
+        "ReadIOPS",
+        "Tag",
+        "WriteIOPS",
+    ),
+    "ManagementConsole": ("LocalVirtualIOServerImageNames",),
+    "Node": (
+        "IPAddress",
+        "PartitionName",
+    ),
+    "PartitionMemoryConfiguration": (
+        "CurrentPagingServicePartition",
+        "CurrentPhysicalPageTableRatio",
+        "DesiredEntitledMemory",
+        "MemoryReleaseable",
+        "MemoryToRelease",
+        "MemoryWeight",
+        "PhysicalPageTableRatio",
+        "PrimaryPagingServicePartition",
+        "RequiredMinimumForMaximum",
+        "RuntimeEntitledMemory",
+        "RuntimeExpansionFactor",
+        "SecondaryPagingServicePartition",
+    ),
+    "PhysicalVolume": (
+        "AvailablePhysicalPartitions",
+        "EmulateModel",
+        "EncryptionKey",
+        "Tag",
+        "TotalPhysicalPartitions",
+    ),
+    "SRIOVConvergedNetworkAdapterPhysicalPort": (
+        "DefaultPortVFConfigurationOption",
+        "MaximumAllowedEthMACs",
+        "MaximumAllowedEthVLANs",
+        "SelectedPortVFConfigurationOption",
+        "SupportedMACRestrictions",
+        "SupportedPortVFConfigurationOptions",
+        "SupportedVLANRestrictions",
+    ),
+    "SRIOVEthernetLogicalPort": (
+        "AssociatedLogicalPartitions",
+        "IsDebug",
+        "MACAddressFlags",
+    ),
+    "SRIOVEthernetPhysicalPort": (
+        "DefaultPortVFConfigurationOption",
+        "MaximumAllowedEthMACs",
+        "MaximumAllowedEthVLANs",
+        "SelectedPortVFConfigurationOption",
+        "SupportedMACRestrictions",
+        "SupportedPortVFConfigurationOptions",
+        "SupportedVLANRestrictions",
+    ),
+    "ServerAdapter": (
+        "ConnectingPartition",
+        "Enabled",
+        "RemoteBackingDeviceName",
+    ),
+    "SharedEthernetAdapter": (
+        "AddressToPing",
+        "IIDPService",
+    ),
+    "SharedProcessorConfiguration": (
+        "AllocatedVirtualProcessors",
+        "CurrentMaximumProcessingUnits",
+        "CurrentMaximumVirtualProcessors",
+        "CurrentMinimumProcessingUnits",
+        "CurrentMinimumVirtualProcessors",
+        "CurrentProcessingUnits",
+        "CurrentSharedProcessorPoolID",
+        "CurrentUncappedWeight",
+        "RuntimeProcessingUnits",
+        "RuntimeUncappedWeight",
+    ),
+    "TaggedIO": (
+        "AlternateConsole",
+        "OperationsConsole",
+    ),
+    "VirtualDisk": (
+        "BackStoreType",
+        "BaseImage",
+        "EmulateModel",
+        "EncryptionKey",
+        "FileFormat",
+        "MaxLogicalVolumes",
+        "OptionalParameters",
+        "PartitionSize",
+        "RbdUser",
+        "Tag",
+    ),
+    "VirtualFibreChannelMapping": ("Storage",),
+    "VirtualIOServer": (
+        "AssociatedGroups",
+        "AssociatedTasks",
+        "CurrentSecureBoot",
+        "DisableSecureBoot",
+        "Hostname",
+        "IsBootable",
+        "LinkAggregations",
+        "NetworkBootDevices",
+        "PartitionNVRAM",
+        "PendingSecureBoot",
+        "PowerVMManagementCapable",
+        "ProgressState",
+        "SRIOVEthernetLogicalPorts",
+        "SRIOVFibreChannelOverEthernetLogicalPorts",
+        "SRIOVRoCELogicalPorts",
+        "ServerInstallConfiguration",
+        "SharedStoragePoolCapable",
+        "SharedStoragePoolVersion",
+        "ValidInteractivePerformance",
+        "VirtualIOServerCapabilities",
+        "VirtualIOServerLicense",
+        "VirtualNICBackingDevices",
+        "VirtualSCSIBus",
+    ),
+    "VirtualNICDedicated": (
+        "AdapterType",
+        "Enabled",
+        "LocationCode",
+        "RequiredAdapter",
+        "VariedOn",
+        "VirtualNICDedicated",
+    ),
+    "VirtualNICSRIOVBackingDevice": (
+        "AssociatedVirtualNICDedicated",
+        "AssociatedVirtualNICSwitch",
+        "BackingDeviceAction",
+        "FailOverPriority",
+    ),
+    "VirtualOpticalMedia": (
+        "EmulateModel",
+        "EncryptionAgent",
+        "EncryptionKey",
+        "EncryptionState",
+        "ReadIOPS",
+        "Tag",
+        "WriteIOPS",
+    ),
+    "VolumeGroup": (
+        "BackingDeviceCount",
+        "GroupState",
+        "MinimumAllocationSize",
+    ),
+}
+
+
 @dataclass
 class _Knowledge:
     before: dict[str, set[tuple[str, str]]] = field(default_factory=dict)
@@ -94,6 +292,8 @@ def _knowledge() -> _Knowledge:
     for kids in k.seen_children.values():
         if "VirtualSlotNumber" in kids:
             kids.update(_SLOT_REQUESTS)
+    for parent, names in _EXTRA_CHILDREN.items():
+        k.seen_children.setdefault(parent, set()).update(names)
     # Drop contradictions (captures from different schema versions), then close
     # transitively so elements never seen together are still ordered.
     for parent, pairs in k.before.items():

@@ -251,3 +251,12 @@ def test_list_container_items_may_repeat(adapter):
     ssp = pvm_stg.SSP.get(adapter, uuid=ssp.uuid)
     assert len(ssp.logical_units) == 2
     assert len(ssp.update().logical_units) == 2
+
+
+def test_schema_elements_no_capture_shows_are_accepted(adapter, host):
+    """A partition Description is in the real schema (pypowervm's child order)
+    though no captured response carries one: not an unknown element."""
+    pending = build(adapter, host)
+    pending.set_parm_value("Description", "web tier")
+    lpar = pending.create(parent=host)
+    assert lpar.element.findtext("Description") == "web tier"
