@@ -16,11 +16,10 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
-import threading
 from collections.abc import Sequence
 
+from ibmvirt.emulators import httpserver
 from ibmvirt.emulators.hmc import inventories
 from ibmvirt.emulators.hmc.server import DEFAULT_PORT, HMCEmulator
 
@@ -106,21 +105,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 
-    stop = threading.Event()
-
-    def _on_signal(signum: int, frame: object) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"warning: listening on {args.host}, not only on loopback", file=sys.stderr)
-    print(f"HMC emulator URL: {emu.url}", flush=True)
-    print(f"CA certificate: {emu.ca_file}", flush=True)
-    print(f"Inventory: {inventory}", flush=True)
     try:
-        while not stop.wait(0.5):
-            pass
+        httpserver.serve_until_signalled(
+            args.host,
+            [
+                f"HMC emulator URL: {emu.url}",
+                f"CA certificate: {emu.ca_file}",
+                f"Inventory: {inventory}",
+            ],
+        )
     finally:
         emu.stop()
     print("HMC emulator stopped", flush=True)

@@ -19,10 +19,8 @@ import argparse
 import logging
 import os
 import shutil
-import signal
 import sys
 import tempfile
-import threading
 from collections.abc import Sequence
 
 PASSWORD_ENV = "IBMVIRT_NOVALINK_EMULATOR_PASSWORD"  # noqa: S105 - a variable name
@@ -67,6 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.debug else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    from ibmvirt.emulators import httpserver
     from ibmvirt.emulators.novalink import app, inventory
 
     for name in ("job_delay", "request_delay", "event_wait"):
@@ -117,23 +116,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             shutil.rmtree(state_dir, ignore_errors=True)
         return 1
 
-    stop = threading.Event()
-
-    def _on_signal(signum: int, frame: object) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"warning: listening on {args.host}, not only on loopback", file=sys.stderr)
-    print(f"NovaLink emulator URL: {server.url}", flush=True)
-    print(f"ManagedSystem: {server.emu.ms.uuid if server.emu.ms else '?'}", flush=True)
+    banner = [
+        f"NovaLink emulator URL: {server.url}",
+        f"ManagedSystem: {server.emu.ms.uuid if server.emu.ms else '?'}",
+    ]
     if files is not None:
-        print(f"CA certificate: {files.ca_file}", flush=True)
-        print(f"pypowervm clients: export REQUESTS_CA_BUNDLE={files.ca_file}", flush=True)
-    print(f"Token directory: {os.path.join(state_dir, 'tokens')}", flush=True)
+        banner += [
+            f"CA certificate: {files.ca_file}",
+            f"pypowervm clients: export REQUESTS_CA_BUNDLE={files.ca_file}",
+        ]
+    banner.append(f"Token directory: {os.path.join(state_dir, 'tokens')}")
     try:
-        stop.wait()
+        httpserver.serve_until_signalled(args.host, banner)
     finally:
         server.stop()
         if own_dir:

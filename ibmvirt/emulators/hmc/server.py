@@ -19,14 +19,12 @@ import logging
 import os
 import shutil
 import socket
-import sys
 import tempfile
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from ibmvirt.emulators import faults, tls
+from ibmvirt.emulators import faults, httpserver, tls
 from ibmvirt.emulators.hmc import errors
 from ibmvirt.emulators.hmc.engine import JSON_TYPE, HMCEngine
 from ibmvirt.emulators.hmc.model import Response
@@ -36,31 +34,8 @@ LOG = logging.getLogger(__name__)
 DEFAULT_PORT = 6794  # the HMC WS API port zhmcclient uses by default
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
+class _Server(httpserver.TrackingHTTPServer):
     emulator: HMCEmulator
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.connections: set[socket.socket] = set()
-        self.connections_lock = threading.Lock()
-
-    def close_connections(self) -> None:
-        """Cut open (keep-alive) connections: a stopped HMC answers nobody."""
-        with self.connections_lock:
-            conns = list(self.connections)
-        for conn in conns:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # TLS handshakes from port scanners or dropped clients are not errors
-        # worth a traceback; keep the log readable.
-        exc = sys.exc_info()[1]
-        LOG.debug("connection from %s ended with an error: %r", client_address, exc)
 
 
 class _Discard:
@@ -75,33 +50,12 @@ class _Discard:
     closed = False
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(httpserver.TrackingHandler):
     server: _Server
     server_version = "ibmvirt-hmc-emulator"
     # Buffer each answer and send it in one go (flushed by handle_one_request):
     # separate header and body segments meet the client's delayed ACK (~40 ms).
     wbufsize = 1 << 16
-
-    def setup(self) -> None:
-        super().setup()
-        with self.server.connections_lock:
-            self.server.connections.add(self.connection)
-        try:
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
-            pass
-
-    def finish(self) -> None:
-        with self.server.connections_lock:
-            self.server.connections.discard(self.connection)
-        try:
-            super().finish()
-        except OSError:
-            pass  # the connection was cut (stop() or a dropped fault)
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        LOG.debug("%s %s", self.address_string(), format % args)
 
     def _read_body(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
@@ -280,11 +234,7 @@ class HMCEmulator:
                 f"HMC emulator cannot listen on {self.host}:{self._requested_port}: {exc}; "
                 "choose another --port (0 picks a free one)"
             ) from exc
-        ctx = tls.server_context(self._tls)
-        # Handshake in the per-connection thread, not in accept().
-        server.socket = ctx.wrap_socket(
-            server.socket, server_side=True, do_handshake_on_connect=False
-        )
+        httpserver.serve_tls(server, tls.server_context(self._tls))
         server.emulator = self
         self._server = server
         self._thread = threading.Thread(

@@ -9,18 +9,16 @@ from __future__ import annotations
 
 import logging
 import re
-import socket
 import ssl
-import sys
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from lxml import etree
 
+from ibmvirt.emulators import httpserver
 from ibmvirt.emulators.novalink import atom, errors
 from ibmvirt.emulators.novalink import xmlutil as x
 from ibmvirt.emulators.novalink.control import DropConnection as _Drop
@@ -30,78 +28,18 @@ from ibmvirt.emulators.novalink.store import Resource, parse_groups
 LOG = logging.getLogger(__name__)
 ATOM_TYPE = "application/atom+xml"
 _API = re.compile(r"^/rest/api/(uom|web|pcm)(?:/(.*?))?/?$")
-# A client that connects but never completes the TLS handshake is cut after this.
-HANDSHAKE_TIMEOUT = 10.0
 
 
-class _Server(ThreadingHTTPServer):
-    """Tracks open connections so stop() can cut idle keep-alive clients."""
-
-    daemon_threads = True
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.connections: set[socket.socket] = set()
-        self.connections_lock = threading.Lock()
-        self.handshake_timeout = HANDSHAKE_TIMEOUT
-
-    def close_connections(self) -> None:
-        """Cut open connections: a stopped server answers nobody."""
-        with self.connections_lock:
-            conns = list(self.connections)
-        for conn in conns:
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # Failed handshakes (port scanners, idle or plain-HTTP clients) are not
-        # emulator bugs: keep the log free of tracebacks.
-        LOG.debug("connection from %s ended: %r", client_address, sys.exc_info()[1])
+class _Server(httpserver.TrackingHTTPServer):
+    """Cuts idle keep-alive clients on stop(); TLS handshakes per connection."""
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(httpserver.TrackingHandler):
     """One request. ``emu`` and ``control`` are set on the bound subclass."""
 
-    protocol_version = "HTTP/1.1"
     server_version = "ibmvirt-novalink-emulator"
     emu: Emulator
     control: Any = None  # ibmvirt.emulators.novalink.control.Control
-
-    def log_message(self, fmt: str, *args: Any) -> None:  # noqa: D401 - stdlib hook
-        LOG.debug("%s %s", self.address_string(), fmt % args)
-
-    def setup(self) -> None:
-        srv = self.server
-        if isinstance(srv, _Server):
-            with srv.connections_lock:
-                srv.connections.add(self.request)
-        if isinstance(self.request, ssl.SSLSocket):
-            # The listening socket does not handshake in accept() (that would
-            # block the serving thread): do it here, bounded, per connection.
-            timeout = getattr(srv, "handshake_timeout", HANDSHAKE_TIMEOUT)
-            try:
-                self.request.settimeout(timeout)
-                self.request.do_handshake()
-                self.request.settimeout(None)
-            except BaseException:
-                self._forget()
-                raise
-        super().setup()
-
-    def _forget(self) -> None:
-        srv = self.server
-        if isinstance(srv, _Server):
-            with srv.connections_lock:
-                srv.connections.discard(self.request)
-
-    def finish(self) -> None:
-        self._forget()
-        try:
-            super().finish()
-        except OSError:
-            pass  # the connection was cut (stop() or a dropped fault)
 
     # ---- plumbing ---------------------------------------------------------------
     def do_GET(self) -> None:
@@ -441,11 +379,7 @@ class NovaLinkServer:
         handler = type("BoundHandler", (Handler,), {"emu": emu, "control": control})
         self.httpd = _Server((host, port), handler)
         if ssl_context is not None:
-            # Handshake in the per-connection thread (Handler.setup), not in
-            # accept(): one idle client must not stall the whole server.
-            self.httpd.socket = ssl_context.wrap_socket(
-                self.httpd.socket, server_side=True, do_handshake_on_connect=False
-            )
+            httpserver.serve_tls(self.httpd, ssl_context)
         self.scheme = "https" if ssl_context is not None else "http"
         self.host = host
         self.port = self.httpd.server_address[1]
