@@ -256,29 +256,14 @@ def vfc_hook(emu: Emulator, v: Resource, old: etree._Element, new: etree._Elemen
             m,
             "ClientAdapter",
             "Client",
-            [
-                (
-                    "DynamicReconfigurationConnectorName",
-                    slots.location_code(emu, client, cslot),
-                    "CUD",
-                ),
-                ("LocationCode", slots.location_code(emu, client, cslot), "ROR"),
-                ("LocalPartitionID", client.field("PartitionID") or "0", "CUR"),
-                ("RequiredAdapter", "false", "CUD"),
-                ("VariedOn", "true", "CUD"),
-                ("VirtualSlotNumber", str(cslot), "COD"),
+            slots.slot_fields(emu, client, cslot)
+            + [
                 ("ConnectingPartitionID", v.field("PartitionID") or "0", "CUR"),
                 ("ConnectingVirtualSlotNumber", str(sslot), "CUR"),
                 ("WWPNs", wwpns.upper(), "CUR"),
             ],
         )
-        fields = [
-            ("DynamicReconfigurationConnectorName", slots.location_code(emu, v, sslot), "CUD"),
-            ("LocationCode", slots.location_code(emu, v, sslot), "ROR"),
-            ("LocalPartitionID", v.field("PartitionID") or "0", "CUR"),
-            ("RequiredAdapter", "false", "CUD"),
-            ("VariedOn", "true", "CUD"),
-            ("VirtualSlotNumber", str(sslot), "COD"),
+        fields = slots.slot_fields(emu, v, sslot) + [
             ("AdapterName", vname_adapter, "CUR"),
             ("ConnectingPartitionID", client.field("PartitionID") or "0", "CUR"),
             ("ConnectingVirtualSlotNumber", str(cslot), "CUR"),

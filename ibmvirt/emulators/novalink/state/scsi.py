@@ -179,17 +179,8 @@ def scsi_hook(emu: Emulator, v: Resource, old: etree._Element, new: etree._Eleme
                 m,
                 "ClientAdapter",
                 "Client",
-                [
-                    (
-                        "DynamicReconfigurationConnectorName",
-                        slots.location_code(emu, client, cslot),
-                        "CUD",
-                    ),
-                    ("LocationCode", slots.location_code(emu, client, cslot), "ROR"),
-                    ("LocalPartitionID", client.field("PartitionID") or "0", "CUR"),
-                    ("RequiredAdapter", "false", "CUD"),
-                    ("VariedOn", "true", "CUD"),
-                    ("VirtualSlotNumber", str(cslot), "COD"),
+                slots.slot_fields(emu, client, cslot)
+                + [
                     ("RemoteLogicalPartitionID", v.field("PartitionID") or "0", "CUR"),
                     ("RemoteSlotNumber", str(sslot), "CUA"),
                     ("ServerLocationCode", slots.location_code(emu, v, sslot), "CUR"),
@@ -199,17 +190,8 @@ def scsi_hook(emu: Emulator, v: Resource, old: etree._Element, new: etree._Eleme
                 m,
                 "ServerAdapter",
                 "Server",
-                [
-                    (
-                        "DynamicReconfigurationConnectorName",
-                        slots.location_code(emu, v, sslot),
-                        "CUD",
-                    ),
-                    ("LocationCode", slots.location_code(emu, v, sslot), "ROR"),
-                    ("LocalPartitionID", v.field("PartitionID") or "0", "CUR"),
-                    ("RequiredAdapter", "false", "CUD"),
-                    ("VariedOn", "true", "CUD"),
-                    ("VirtualSlotNumber", str(sslot), "COD"),
+                slots.slot_fields(emu, v, sslot)
+                + [
                     ("AdapterName", vhost, "CUR"),
                     ("RemoteLogicalPartitionID", client.field("PartitionID") or "0", "CUR"),
                     ("RemoteSlotNumber", str(cslot), "CUA"),

@@ -163,6 +163,20 @@ def location_code(emu: Emulator, part: Resource, slot: int) -> str:
     return f"U{mt}.{model}.{serial}-V{part.field('PartitionID')}-C{slot}"
 
 
+def slot_fields(emu: Emulator, part: Resource, slot: int) -> list[tuple[str, str, str]]:
+    """The fields every virtual adapter of ``part`` in ``slot`` starts with
+    (name, value, kb), in schema order."""
+    loc = location_code(emu, part, slot)
+    return [
+        ("DynamicReconfigurationConnectorName", loc, "CUD"),
+        ("LocationCode", loc, "ROR"),
+        ("LocalPartitionID", part.field("PartitionID") or "0", "CUR"),
+        ("RequiredAdapter", "false", "CUD"),
+        ("VariedOn", "true", "CUD"),
+        ("VirtualSlotNumber", str(slot), "COD"),
+    ]
+
+
 def next_name(v: Resource, prefix: str, existing: list[etree._Element], path: str) -> str:
     used = set()
     for m in existing:
