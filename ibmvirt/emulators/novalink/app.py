@@ -51,7 +51,9 @@ def start(
     server = NovaLinkServer(emu, host=host, port=port, ssl_context=ssl_context, control=ctl)
     emu.jobs.delay = config.job_delay
     state.build(emu, inv)
-    return server.start()
+    server.start()
+    emu.flush_outbox()  # greet the inventory's peers (those not up yet greet us later)
+    return server
 
 
 @contextlib.contextmanager

@@ -90,6 +90,8 @@ class Emulator:
         # Per-module server-side state (counters, monitor preferences, peers).
         self.ext: dict[str, Any] = {}
         self._count_lock = threading.Lock()
+        self._outbox = threading.local()
+        self.jobs.after_job = self.flush_outbox
         schema.warm()
 
     # ---- registration ----------------------------------------------------
@@ -107,6 +109,22 @@ class Emulator:
     def counted(self) -> None:
         with self._count_lock:
             self.request_count += 1
+
+    # ---- work that must wait until the lock is released ----------------------
+    def defer(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` when this thread's request or job is done with the lock
+        (messages to peers, which may call back into this emulator)."""
+        pending = getattr(self._outbox, "pending", None)
+        if pending is None:
+            pending = self._outbox.pending = []
+        pending.append(fn)
+
+    def flush_outbox(self) -> None:
+        """Run this thread's deferred work; called before a response is sent
+        and when a job finishes."""
+        pending = getattr(self._outbox, "pending", None)
+        while pending:
+            pending.pop(0)()
 
     # ---- events ------------------------------------------------------------
     def event_uri(self, res: Resource) -> str:

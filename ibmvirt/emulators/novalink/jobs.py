@@ -66,6 +66,9 @@ class JobManager:
         self._lock = threading.Lock()
         self._ids = itertools.count(int(time.time() * 1000))
         self.completed_count = 0
+        # Called in the job's thread once the job has done its work (the
+        # emulator delivers messages to peers there).
+        self.after_job: Callable[[], None] | None = None
 
     def register(self, group: str, op: str, fn: JobFn) -> None:
         """Make ``<group>/<uuid>/do/<op>`` available."""
@@ -177,6 +180,8 @@ class JobManager:
         job.started = x.now_ms()
         try:
             results = fn(job) or {}
+            if self.after_job is not None:
+                self.after_job()
             job.results = dict(results)
             job.status = COMPLETED_OK
         except errors.JobFailure as exc:
@@ -192,6 +197,8 @@ class JobManager:
             job.message = job.results["result"]
             job.status = COMPLETED_WITH_ERROR
         finally:
+            if self.after_job is not None:
+                self.after_job()  # a failed job may have told peers something too
             job.completed = x.now_ms()
             self.completed_count += 1
 

@@ -94,6 +94,8 @@ class Handler(httpserver.TrackingHandler):
         ctype: str | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
+        # What this request changed reaches peer emulators before its client hears back.
+        self.emu.flush_outbox()
         self.send_response(status)
         if ctype:
             self.send_header("Content-Type", ctype)

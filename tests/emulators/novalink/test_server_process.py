@@ -180,14 +180,20 @@ def test_idle_connection_does_not_block_https(tmp_path):
 
 
 def test_migration_between_two_emulator_processes(tmp_path):
-    """Two console-script processes; the target is registered as a peer through
-    the source's control endpoint; pypowervm's migration task moves a running LPAR."""
+    """Two console-script processes sharing one SSP; the target is registered as
+    a peer through the source's control endpoint; pypowervm's migration task
+    moves a running LPAR booted from a logical unit."""
     import pathlib
 
+    import pypowervm.const as pvm_const
     import yaml
     from pypowervm.tasks import migration as pvm_mig
     from pypowervm.tasks import power as pvm_power
+    from pypowervm.tasks import scsi_mapper as tsk_map
+    from pypowervm.tasks import storage as tsk_stg
     from pypowervm.wrappers import logical_partition as pvm_lpar
+    from pypowervm.wrappers import storage as pvm_stg
+    from pypowervm.wrappers import virtual_io_server as pvm_vios
 
     from ibmvirt.emulators.novalink import inventory
 
@@ -222,13 +228,23 @@ def test_migration_between_two_emulator_processes(tmp_path):
 
         src, dst = adapter(src_url), adapter(dst_url)
         host = pvm_ms.System.get(src)[0]
+        ssp = pvm_stg.SSP.get(src)[0]
+        _, lu = tsk_stg.crt_lu(tsk_stg.default_tier_for_ssp(ssp), "mover-boot", 2)
         lpar = build(src, host, name="mover", mem=2048).create(parent=host)
+        vios = next(v for v in pvm_vios.VIOS.get(src) if v.name == "vios1")
+        tsk_map.add_vscsi_mapping(host.uuid, vios.uuid, lpar.uuid, lu)
         pvm_power.power_on(lpar, host.uuid)
         pvm_mig.migrate_lpar(lpar.refresh(), "pvm-host-2", tgt_mgmt_svr="127.0.0.1")
         assert pvm_lpar.LPAR.search(src, name="mover") == []
         moved = pvm_lpar.LPAR.get(dst, uuid=lpar.uuid)
         assert (moved.name, moved.state, moved.mem_config.desired) == ("mover", "running", 2048)
         assert pvm_ms.System.get(dst)[0].system_name == "pvm-host-2"
+        dst_maps = [
+            m.backing_storage.udid
+            for v in pvm_vios.VIOS.get(dst, xag=[pvm_const.XAG.VIO_SMAP])
+            for m in tsk_map.find_maps(v.scsi_mappings, client_lpar_id=lpar.uuid)
+        ]
+        assert dst_maps == [lu.udid]
         for a in (src, dst):
             a.session._logoff()
         del src, dst, a

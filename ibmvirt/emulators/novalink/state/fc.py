@@ -218,9 +218,9 @@ def vfc_hook(emu: Emulator, v: Resource, old: etree._Element, new: etree._Elemen
         port_el = m.find(x.q("Port"))
         port = None
         if port_el is not None:
-            port = ports.get(_wwpn(port_el.findtext(x.q("WWPN")))) or by_name.get(
-                port_el.findtext(x.q("PortName"))
-            )
+            port = ports.get(_wwpn(port_el.findtext(x.q("WWPN"))))
+            if port is None:
+                port = by_name.get(port_el.findtext(x.q("PortName")))
             if port is None:
                 raise errors.bad_request(
                     f"{who}: physical FC port {port_el.findtext(x.q('PortName')) or ''} "

@@ -16,13 +16,7 @@ the same memory region size, a free name and enough memory and processors.
 
 from __future__ import annotations
 
-import ipaddress
-import json
-import ssl
-import urllib.error
-import urllib.request
 from typing import Any
-from urllib.parse import urlsplit
 
 from lxml import etree
 
@@ -30,58 +24,17 @@ from ibmvirt.emulators.novalink import errors, schema
 from ibmvirt.emulators.novalink import xmlutil as x
 from ibmvirt.emulators.novalink.emulator import Emulator
 from ibmvirt.emulators.novalink.jobs import Job
-from ibmvirt.emulators.novalink.state import lpar, scsi, slots, system, vios
+from ibmvirt.emulators.novalink.state import fc, lpar, peers, scsi, slots, system, vios
 from ibmvirt.emulators.novalink.store import Resource
 
 NOT_MIGRATING = "Not_Migrating"
 
 
-def _peers(emu: Emulator) -> dict[str, dict[str, str]]:
-    return emu.ext.setdefault("peers", {})
-
-
-def add_peer(emu: Emulator, body: Any) -> tuple[int, Any]:
-    if not isinstance(body, dict) or not body.get("name") or not body.get("url"):
-        raise ValueError("peer needs 'name' (target system name) and 'url' (its base URL)")
-    url = str(body["url"]).rstrip("/")
-    if urlsplit(url).scheme not in ("http", "https"):
-        raise ValueError(f"peer url {url} must be http:// or https://")
-    host = urlsplit(url).hostname or ""
-    try:
-        loopback = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = host == "localhost"
-    if not loopback:
-        raise ValueError(
-            f"peer url {url} is not a loopback address; emulators only talk over loopback"
-        )
-    if url.startswith("https") and not body.get("ca_file"):
-        raise ValueError("an https peer needs 'ca_file' (its CA certificate) to verify it")
-    _peers(emu)[body["name"]] = {"url": url, "ca_file": body.get("ca_file") or ""}
-    return 201, {"peer": {"name": body["name"], "url": url}}
-
-
 def _call_peer(peer: dict[str, str], sub: str, payload: dict[str, Any]) -> dict[str, Any]:
-    req = urllib.request.Request(  # noqa: S310 - add_peer allows only http(s) on loopback
-        f"{peer['url']}/_emulator{sub}",
-        data=json.dumps(payload).encode(),
-        method="POST",
-        headers={"Content-Type": "application/json"},
-    )
-    ctx = ssl.create_default_context(cafile=peer["ca_file"]) if peer["ca_file"] else None
     try:
-        with urllib.request.urlopen(req, timeout=30, context=ctx) as resp:  # noqa: S310
-            return json.loads(resp.read() or b"{}")
-    except urllib.error.HTTPError as exc:
-        try:
-            msg = json.loads(exc.read()).get("error", str(exc))
-        except ValueError:
-            msg = str(exc)
-        raise errors.JobFailure(f"Target system refused the partition: {msg}") from exc
-    except OSError as exc:
-        raise errors.JobFailure(
-            f"Cannot reach the target emulator at {peer['url']}: {exc}"
-        ) from exc
+        return peers.call(peer, sub, payload)
+    except peers.PeerError as exc:
+        raise errors.JobFailure(f"Target system refused the partition: {exc}") from exc
 
 
 def _client_maps(emu: Emulator, res: Resource) -> list[tuple[Resource, etree._Element, str]]:
@@ -109,10 +62,21 @@ def _check_source(emu: Emulator, res: Resource) -> list[dict[str, str]]:
     if res.field("IsManagementPartition") == "true":
         raise errors.JobFailure("The management partition cannot migrate")
     stg: list[dict[str, str]] = []
+    if emu.store.list("VirtualNICDedicated", parent=res):
+        raise errors.JobFailure(
+            f"{who} has SR-IOV vNICs; the emulator does not move vNICs between hosts "
+            "(a real NovaLink does, choosing backing ports by label)"
+        )
     for _v, m, item in _client_maps(emu, res):
         if item == "VirtualFibreChannelMapping":
+            ca = m.find(x.q("ClientAdapter"))
             stg.append(
-                {"kind": "vfc", "wwpns": m.findtext(f"{x.q('ClientAdapter')}/{x.q('WWPNs')}") or ""}
+                {
+                    "kind": "vfc",
+                    "wwpns": ca.findtext(x.q("WWPNs")) or "" if ca is not None else "",
+                    "slot": ca.findtext(x.q("VirtualSlotNumber")) or "" if ca is not None else "",
+                    "vios": lpar.name_of(_v.elem),
+                }
             )
             continue
         key = slots.storage_key(m.find(x.q("Storage")))
@@ -134,13 +98,31 @@ def _check_source(emu: Emulator, res: Resource) -> list[dict[str, str]]:
 
 def _job_peer(emu: Emulator, job: Job) -> dict[str, str]:
     name = job.params.get("TargetManagedSystemName", "")
-    peer = _peers(emu).get(name)
+    peer = peers.find(emu, name)
     if peer is None:
         raise errors.JobFailure(
             f"Target system {name!r} is unknown to this emulator; register it with "
             'POST /_emulator/peers {"name": ..., "url": ...} or inventory migration_peers'
         )
     return peer
+
+
+def _cnas(emu: Emulator, res: Resource) -> list[dict[str, str]]:
+    """The partition's virtual Ethernet adapters and the switch each is on."""
+    out = []
+    for cna in emu.store.list("ClientNetworkAdapter", parent=res):
+        vs = next(
+            (
+                v
+                for v in emu.store.list("VirtualSwitch")
+                if v.field("SwitchID") == cna.field("VirtualSwitchID")
+            ),
+            None,
+        )
+        out.append(
+            {"xml": x.tostring(cna.elem).decode(), "vswitch": vs.field("SwitchName") if vs else ""}
+        )
+    return out
 
 
 def _payload(emu: Emulator, res: Resource, stg: list[dict[str, str]]) -> dict[str, Any]:
@@ -150,6 +132,7 @@ def _payload(emu: Emulator, res: Resource, stg: list[dict[str, str]]) -> dict[st
         "rmc": res.field("ResourceMonitoringControlState"),
         "region_mb": system.region_size(emu),
         "storage": stg,
+        "cnas": _cnas(emu, res),
     }
 
 
@@ -209,9 +192,11 @@ def _remove_source(emu: Emulator, res: Resource) -> None:
                     "/"
                 ).upper().endswith(res.uuid.upper()):
                     m.getparent().remove(m)
+        _release_fc_ports(v.elem, new)
         v.elem = new
         v.bump("ViosSCSIMapping")
         v.bump("ViosFCMapping")
+        vios.after_update(emu, v)
         emu.publish("MODIFY_URI", v, "Other")
     if lpar.state(res) != lpar.NOT_ACTIVATED:
         s = lpar.Sizing(res.elem)
@@ -219,6 +204,25 @@ def _remove_source(emu: Emulator, res: Resource) -> None:
     system.remove_partition_link(emu, res)
     emu.store.remove(res)
     emu.publish("DELETE_URI", res)
+
+
+def _release_fc_ports(old: etree._Element, new: etree._Element) -> None:
+    """NPIV ports of the vFC mappings that left become free on their FC port."""
+    kept = {id(m) for m in fc.vfc_maps(new)}
+    gone = len(fc.vfc_maps(old)) - len(kept)
+    if not gone:
+        return
+    ports = {p.findtext(x.q("PortName")): p for p in fc.fc_ports(new)}
+    remaining = [m.findtext(f"{x.q('Port')}/{x.q('PortName')}") for m in fc.vfc_maps(new)]
+    for m in fc.vfc_maps(old):
+        name = m.findtext(f"{x.q('Port')}/{x.q('PortName')}")
+        if name in remaining:
+            remaining.remove(name)
+        elif name in ports:
+            p = ports[name]
+            schema.set_field(
+                p, "AvailablePorts", str(int(p.findtext(x.q("AvailablePorts")) or 0) + 1)
+            )
 
 
 def migrate_abort(emu: Emulator, job: Job) -> dict[str, str]:
@@ -276,7 +280,46 @@ def _target_check(emu: Emulator, body: dict[str, Any]) -> etree._Element:
             and _target_vios_for(emu, item) is None
         ):
             raise ValueError(f"no VIOS on the target sees {item['kind']} {item['udid']}")
+    _npiv_plan(emu, [i for i in body.get("storage", []) if i["kind"] == "vfc"])
+    switches = {v.field("SwitchName") for v in emu.store.list("VirtualSwitch")}
+    for cna in body.get("cnas", []):
+        if cna["vswitch"] not in switches:
+            raise ValueError(
+                f"the target has no virtual switch {cna['vswitch']!r} for a network adapter "
+                f"of {name!r}"
+            )
     return el
+
+
+def _npiv_plan(emu: Emulator, items: list[dict[str, str]]) -> list[tuple[Resource, etree._Element]]:
+    """A target VIOS and free NPIV-capable FC port per vFC adapter. Adapters
+    that were on different VIOSes at the source land on different VIOSes here
+    when there are enough, keeping the client's path redundancy."""
+    free = {
+        (v.uuid, p.findtext(x.q("PortName"))): int(p.findtext(x.q("AvailablePorts")) or 0)
+        for v in emu.store.list("VirtualIOServer")
+        for p in fc.fc_ports(v.elem)
+    }
+    plan: list[tuple[Resource, etree._Element]] = []
+    placed: dict[str, str] = {}  # source VIOS name -> target VIOS uuid
+    for item in items:
+        choices = []
+        for v in emu.store.list("VirtualIOServer"):
+            for p in fc.fc_ports(v.elem):
+                if free[(v.uuid, p.findtext(x.q("PortName")))] > 0:
+                    taken = v.uuid in placed.values() and placed.get(item.get("vios", "")) != v.uuid
+                    choices.append((taken, -free[(v.uuid, p.findtext(x.q("PortName")))], v, p))
+        if not choices:
+            raise ValueError(
+                f"no VIOS on the target has a free NPIV port for virtual FC adapter "
+                f"{item.get('wwpns', '')}"
+            )
+        choices.sort(key=lambda c: (c[0], c[1]))
+        _taken, _n, v, p = choices[0]
+        free[(v.uuid, p.findtext(x.q("PortName")))] -= 1
+        placed.setdefault(item.get("vios", ""), v.uuid)
+        plan.append((v, p))
+    return plan
 
 
 def _target_vios_for(emu: Emulator, item: dict[str, str]) -> Resource | None:
@@ -339,8 +382,67 @@ def migrate_in(emu: Emulator, body: dict[str, Any]) -> tuple[int, Any]:
         scsi.scsi_hook(emu, v, v.elem, new)
         v.elem = new
         v.bump("ViosSCSIMapping")
+        vios.after_update(emu, v)
         emu.publish("MODIFY_URI", v, "Other")
+    vfcs = [i for i in body.get("storage", []) if i["kind"] == "vfc"]
+    for item, (v, port) in zip(vfcs, _npiv_plan(emu, vfcs), strict=True):
+        _map_vfc(emu, res, v, port, item)
+    for cna in body.get("cnas", []):
+        _add_cna(emu, res, cna)
     return 201, {"partition": uuid}
+
+
+def _map_vfc(
+    emu: Emulator, res: Resource, v: Resource, port: etree._Element, item: dict[str, str]
+) -> None:
+    """The client's virtual FC adapter, same WWPNs and slot, on a target VIOS port."""
+    new = x.deep(v.elem)
+    maps = vios.section(new, "VirtualFibreChannelMappings")
+    m = etree.SubElement(maps, x.q("VirtualFibreChannelMapping"), schemaVersion="V1_0")
+    md = etree.SubElement(m, x.q("Metadata"))
+    etree.SubElement(md, x.q("Atom"))
+    etree.SubElement(
+        m,
+        x.q("AssociatedLogicalPartition"),
+        kb="CUR",
+        kxe="false",
+        href=emu.base + res.path,
+        rel="related",
+    )
+    ca = x.sub_container(m, "ClientAdapter")
+    if item.get("slot"):
+        x.sub(ca, "VirtualSlotNumber", item["slot"])
+    x.sub(ca, "WWPNs", item["wwpns"])
+    pe = x.sub_container(m, "Port")
+    x.sub(pe, "PortName", port.findtext(x.q("PortName")))
+    x.sub(pe, "WWPN", port.findtext(x.q("WWPN")))
+    fc.vfc_hook(emu, v, v.elem, new)
+    v.elem = new
+    v.bump("ViosFCMapping")
+    vios.after_update(emu, v)
+    emu.publish("MODIFY_URI", v, "Other")
+
+
+def _add_cna(emu: Emulator, res: Resource, cna: dict[str, str]) -> None:
+    """Recreate a virtual Ethernet adapter (same MAC, VLANs and slot) on the
+    target's switch of the same name."""
+    el = x.parse(cna["xml"])
+    for tag in (
+        "DynamicReconfigurationConnectorName",
+        "LocationCode",
+        "LocalPartitionID",
+        "VirtualSwitchID",
+        "VirtualNetworks",
+        "AssociatedVirtualSwitch",
+    ):
+        x.remove_all(el, [tag])
+    vs = next(v for v in emu.store.list("VirtualSwitch") if v.field("SwitchName") == cna["vswitch"])
+    link = etree.Element(x.q("AssociatedVirtualSwitch"), kb="CUR", kxe="false")
+    etree.SubElement(link, x.q("link"), href=emu.base + vs.path, rel="related")
+    schema.insert_ordered(el, link)
+    new = emu.kind("ClientNetworkAdapter").create(emu, res, el)
+    emu.store.add(new)
+    emu.publish("ADD_URI", new)
 
 
 def validate_in(emu: Emulator, body: dict[str, Any]) -> tuple[int, Any]:
@@ -356,12 +458,12 @@ def register(emu: Emulator) -> None:
         ("MigrateRecover", migrate_recover),
     ):
         emu.jobs.register("LogicalPartition", op, lambda j, fn=fn: fn(emu, j))
-    emu.control_routes["/peers"] = lambda body: add_peer(emu, body)
+    emu.control_routes["/peers"] = lambda body: peers.add(emu, body)
     emu.control_routes["/migration/validate"] = lambda body: validate_in(emu, body)
     emu.control_routes["/migration/in"] = lambda body: migrate_in(emu, body)
 
     def seed(e: Emulator, inv: dict[str, Any]) -> None:
         for name, url in (inv.get("migration_peers") or {}).items():
-            add_peer(e, {"name": name, "url": url})
+            peers.add(e, {"name": name, "url": url})
 
     emu.seed_hooks.append(seed)

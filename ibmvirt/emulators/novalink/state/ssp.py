@@ -6,12 +6,21 @@ thin or thick disks or images, optionally as linked clones of an image
 UDIDs are server-assigned; space is checked against the pool's free space
 (thin LUs count against over-commit only); a clone's source must exist and a
 clone is at least as big as its source; a mapped LU (InUse) cannot be deleted.
+
+A pool is shared by every emulated host whose inventory names the same
+cluster and which know each other as peers (``state.peers``): when two hosts
+become peers they exchange their logical units, and from then on each LU
+created or deleted on one host appears or disappears on the other, and each
+host tells the others which LUs its VIOSes map. So an LU mapped on host A
+shows InUse and cannot be deleted from host B, and a partition on an LU can
+move between the hosts (``state.migration``). Hosts with a different cluster
+refuse these messages.
 """
 
 from __future__ import annotations
 
 import hashlib
-import itertools
+import secrets
 import uuid as uuidlib
 from typing import Any
 
@@ -20,7 +29,7 @@ from lxml import etree
 from ibmvirt.emulators.novalink import errors, schema
 from ibmvirt.emulators.novalink import xmlutil as x
 from ibmvirt.emulators.novalink.emulator import Emulator, Kind
-from ibmvirt.emulators.novalink.state import lpar, slots, storage, vios
+from ibmvirt.emulators.novalink.state import lpar, peers, slots, storage, vios
 from ibmvirt.emulators.novalink.store import Resource
 
 
@@ -33,10 +42,16 @@ class Pool:
 
     def __init__(self, cluster_id: str) -> None:
         self.cluster_id = cluster_id
-        self.counter = itertools.count(1)
+        # LUs that other hosts of the cluster map, by host name.
+        self.remote_in_use: dict[str, set[str]] = {}
+        self.announced_in_use: set[str] | None = None
 
-    def next_udid(self) -> str:
-        return f"27{self.cluster_id[2:34]}{next(self.counter):06x}"
+    def next_udid(self, taken: set[str]) -> str:
+        """A UDID no host of the cluster has used (hosts allocate independently)."""
+        while True:
+            udid = f"27{self.cluster_id[2:34]}{secrets.token_hex(3)}"
+            if udid not in taken:
+                return udid
 
 
 def seed(emu: Emulator, inv: dict[str, Any]) -> None:
@@ -151,13 +166,31 @@ def _lus(emu: Emulator, ssp: Resource) -> list[Resource]:
     return [lu for t in tiers for lu in emu.store.list("LogicalUnit", parent=t)]
 
 
-def _in_use(emu: Emulator, udid: str) -> bool:
+def _local_in_use(emu: Emulator) -> set[str]:
+    """UDIDs of the LUs this host's VIOSes map."""
+    out = set()
     for v in emu.store.list("VirtualIOServer"):
         for m in slots.mappings(v.elem):
             key = slots.storage_key(m.find(x.q("Storage")))
-            if key == ("LogicalUnit", udid):
-                return True
-    return False
+            if key is not None and key[0] == "LogicalUnit":
+                out.add(key[1])
+    return out
+
+
+def _mapped_on(emu: Emulator, udid: str) -> str | None:
+    """Which host maps the LU: this one or, as its peers last said, another
+    host of the cluster (None: nobody)."""
+    if udid in _local_in_use(emu):
+        return _host_name(emu)
+    for ssp in emu.store.list("SharedStoragePool"):
+        for host, used in ssp.ext["pool"].remote_in_use.items():
+            if udid in used:
+                return host
+    return None
+
+
+def _in_use(emu: Emulator, udid: str) -> bool:
+    return _mapped_on(emu, udid) is not None
 
 
 def refresh_pool(emu: Emulator, ssp: Resource) -> None:
@@ -230,7 +263,7 @@ def _lu_create(emu: Emulator, parent: Resource | None, el: etree._Element) -> Re
             f"cannot create a {cap} GB thick logical unit",
             errors.NO_SPACE,
         )
-    udid = pool.next_udid()
+    udid = pool.next_udid({_udid(lu) for lu in _lus(emu, ssp)})
     out = x.container("LogicalUnit")
     x.sub(out, "ThinDevice", "true" if thin else "false", kb="CUR")
     x.sub(out, "UniqueDeviceID", udid)
@@ -248,14 +281,16 @@ def _lu_create(emu: Emulator, parent: Resource | None, el: etree._Element) -> Re
         emu.uploads[udid] = {**emu.uploads[src_udid], "clone_of": src_udid}
     emu.store.add(res)
     refresh_pool(emu, ssp)
+    _announce(emu, ssp, added=[res])
     return res
 
 
 def _lu_delete(emu: Emulator, res: Resource) -> None:
-    if _in_use(emu, _udid(res)):
+    host = _mapped_on(emu, _udid(res))
+    if host is not None:
         raise errors.bad_request(
-            f"LogicalUnit {res.field('UnitName')!r} ({_udid(res)}) is mapped to a client; "
-            "remove its vSCSI mapping first",
+            f"LogicalUnit {res.field('UnitName')!r} ({_udid(res)}) is mapped to a client "
+            f"on {host}; remove its vSCSI mapping first",
             errors.IN_USE,
         )
     for other in emu.store.list("LogicalUnit"):
@@ -270,7 +305,9 @@ def _lu_delete(emu: Emulator, res: Resource) -> None:
 def _lu_deleted(emu: Emulator, res: Resource) -> None:
     assert res.parent is not None
     emu.store.remove(res)
-    refresh_pool(emu, _ssp_of_tier(res.parent))
+    ssp = _ssp_of_tier(res.parent)
+    refresh_pool(emu, ssp)
+    _announce(emu, ssp, deleted=[_udid(res)])
 
 
 def _ssp_update(emu: Emulator, res: Resource, new: etree._Element) -> None:
@@ -282,9 +319,11 @@ def _ssp_update(emu: Emulator, res: Resource, new: etree._Element) -> None:
     for lu in current:
         if _udid(lu) not in wanted:
             _lu_delete(emu, lu)
-    for lu in current:
-        if _udid(lu) not in wanted:
-            emu.store.remove(lu)
+    gone = [lu for lu in current if _udid(lu) not in wanted]
+    for lu in gone:
+        emu.store.remove(lu)
+    if gone:
+        _announce(emu, res, deleted=[_udid(lu) for lu in gone])
     for lu_el in new.iter(x.q("LogicalUnit")):
         if not lu_el.findtext(x.q("UniqueDeviceID")):
             _lu_create(emu, tier, lu_el)
@@ -294,6 +333,108 @@ def _ssp_update(emu: Emulator, res: Resource, new: etree._Element) -> None:
         if v is not None:
             schema.set_field(keep, tag, v, kb="CUD")
     refresh_pool(emu, res)
+
+
+# ---- the pool shared with peer hosts ----------------------------------------------------------
+def _host_name(emu: Emulator) -> str:
+    assert emu.ms is not None
+    return emu.ms.field("SystemName", "") or ""
+
+
+def _lu_record(lu: Resource) -> dict[str, str]:
+    assert lu.parent is not None
+    return {"tier": lu.parent.uuid, "uuid": lu.uuid, "xml": x.tostring(lu.elem).decode()}
+
+
+def _message(emu: Emulator, ssp: Resource, **extra: Any) -> dict[str, Any]:
+    return {
+        "cluster_id": ssp.ext["pool"].cluster_id,
+        "host": _host_name(emu),
+        "url": emu.base,
+        "in_use": sorted(_local_in_use(emu)),
+        **extra,
+    }
+
+
+def _announce(
+    emu: Emulator,
+    ssp: Resource,
+    added: list[Resource] | None = None,
+    deleted: list[str] | None = None,
+) -> None:
+    """Tell every peer about LUs this host created or deleted and what it maps."""
+    pool: Pool = ssp.ext["pool"]
+    pool.announced_in_use = _local_in_use(emu)
+    msg = _message(
+        emu,
+        ssp,
+        added=[_lu_record(lu) for lu in added or []],
+        deleted=list(deleted or []),
+        sync=False,
+    )
+    for peer in peers.all_peers(emu).values():
+        peers.notify(emu, peer, "/ssp/replicate", msg)
+
+
+def _announce_in_use(emu: Emulator) -> None:
+    """After a mapping change: tell peers if the set of LUs mapped here changed."""
+    for ssp in emu.store.list("SharedStoragePool"):
+        if _local_in_use(emu) != ssp.ext["pool"].announced_in_use:
+            _announce(emu, ssp)
+
+
+def _sync_with(emu: Emulator, _name: str, peer: dict[str, str]) -> None:
+    """A new peer: send it every LU here; its answer brings every LU there."""
+    for ssp in emu.store.list("SharedStoragePool"):
+        msg = _message(emu, ssp, added=[_lu_record(lu) for lu in _lus(emu, ssp)], sync=True)
+        peers.notify(emu, peer, "/ssp/replicate", msg, lambda reply: _apply(emu, reply))
+
+
+def _apply(emu: Emulator, msg: dict[str, Any]) -> dict[str, Any]:
+    """Take another host's LU changes (under the emulator's lock)."""
+    ssp = next(
+        (
+            s
+            for s in emu.store.list("SharedStoragePool")
+            if s.ext["pool"].cluster_id == msg.get("cluster_id")
+        ),
+        None,
+    )
+    if ssp is None:
+        raise ValueError(
+            f"this host is not a member of cluster {msg.get('cluster_id')}; "
+            "its shared storage pool is not shared with the sender"
+        )
+    pool: Pool = ssp.ext["pool"]
+    pool.remote_in_use[str(msg.get("host"))] = set(msg.get("in_use") or [])
+    tiers = {t.uuid: t for t in emu.store.list("Tier", parent=ssp)}
+    have = {_udid(lu): lu for lu in _lus(emu, ssp)}
+    for rec in msg.get("added") or []:
+        el = x.parse(rec["xml"])
+        udid = el.findtext(x.q("UniqueDeviceID")) or ""
+        if udid in have:
+            continue
+        tier = tiers.get(rec["tier"]) or next(iter(tiers.values()))
+        lu = Resource("LogicalUnit", rec["uuid"], el, parent=tier, rootable=False)
+        emu.store.add(lu)
+        have[udid] = lu
+        emu.publish("ADD_URI", lu)
+    for udid in msg.get("deleted") or []:
+        lu = have.pop(udid, None)
+        if lu is not None:
+            emu.store.remove(lu)
+            emu.publish("DELETE_URI", lu)
+    refresh_pool(emu, ssp)
+    emu.publish("MODIFY_URI", ssp, "Other")
+    url = str(msg.get("url") or "")
+    host = str(msg.get("host") or "")
+    if host and url.startswith("http://") and peers.find(emu, host) is None:
+        # The sender knows this host; let it hear back (an https sender must be
+        # registered here by hand, with its CA certificate).
+        peers.all_peers(emu)[host] = {"url": url, "ca_file": ""}
+    if msg.get("sync"):
+        return _message(emu, ssp, added=[_lu_record(lu) for lu in _lus(emu, ssp)], sync=False)
+    return {"in_use": sorted(_local_in_use(emu))}
 
 
 def register(emu: Emulator) -> None:
@@ -312,5 +453,8 @@ def register(emu: Emulator) -> None:
     def after_vios_update(e: Emulator, _vios: Resource) -> None:
         for s in e.store.list("SharedStoragePool"):
             refresh_pool(e, s)
+        _announce_in_use(e)
 
     vios.add_after_update(emu, after_vios_update)
+    peers.on_added(emu, _sync_with)
+    emu.control_routes["/ssp/replicate"] = lambda body: (200, _apply(emu, body))

@@ -120,6 +120,11 @@ def _update(emu: Emulator, res: Resource, new: etree._Element) -> None:
     if name != lpar.name_of(old):
         lpar.check_unique_name(emu, name, exclude=res)
     res.elem = new
+    after_update(emu, res)
+
+
+def after_update(emu: Emulator, res: Resource) -> None:
+    """Let other types follow a VIOS change (also one the server made itself)."""
     for hook in emu.kind("VirtualIOServer").extra.get("after_update", []):
         hook(emu, res)
 
