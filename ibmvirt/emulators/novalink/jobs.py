@@ -62,6 +62,7 @@ class JobManager:
         self.delay = delay
         self.delays: dict[str, float] = {}  # per-operation override
         self._ops: dict[tuple[str, str], JobFn] = {}
+        self._collection_ops: set[tuple[str, str]] = set()
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
         self._ids = itertools.count(int(time.time() * 1000))
@@ -70,9 +71,15 @@ class JobManager:
         # emulator delivers messages to peers there).
         self.after_job: Callable[[], None] | None = None
 
-    def register(self, group: str, op: str, fn: JobFn) -> None:
-        """Make ``<group>/<uuid>/do/<op>`` available."""
+    def register(self, group: str, op: str, fn: JobFn, collection: bool = False) -> None:
+        """Make ``<group>/<uuid>/do/<op>`` available (``collection``: ``<group>/do/<op>``
+        instead, for jobs that create the object, such as Cluster/do/Create)."""
         self._ops[(group, op)] = fn
+        if collection:
+            self._collection_ops.add((group, op))
+
+    def collection_level(self, group: str, op: str) -> bool:
+        return (group, op) in self._collection_ops
 
     def has(self, group: str, op: str) -> bool:
         return (group, op) in self._ops

@@ -217,7 +217,11 @@ class Handler(httpserver.TrackingHandler):
                     verb, kind, parent, segs[i + 2 :] if nxt else [], groups, show_group, body, path
                 )
             if nxt == "do":
-                raise errors.RestError(404, f"{kind} has no collection-level jobs here")
+                # Collection-level jobs (Cluster/do/Create), and the templates
+                # pypowervm reads there for jobs it then runs on one object.
+                if parent is not None or len(segs) != i + 3:
+                    raise errors.RestError(404, f"{kind} has no collection-level jobs here")
+                return self._job_request(verb, kind, None, segs[i + 2], body, path)
             res = emu.store.get(kind, nxt)
             if parent is not None and res.parent is not parent:
                 raise errors.not_found(f"{kind} under {parent.kind} {parent.uuid}", nxt)
@@ -229,7 +233,7 @@ class Handler(httpserver.TrackingHandler):
                     200, emu.quick(res, rest[1] if len(rest) > 1 else None), "application/json"
                 )
             if rest[0] == "do" and len(rest) == 2:
-                return self._job_request(verb, res, rest[1], body, path)
+                return self._job_request(verb, res.kind, res, rest[1], body, path)
             parent, i = res, i + 2
 
     def _collection(
@@ -292,14 +296,20 @@ class Handler(httpserver.TrackingHandler):
             return self.send(204)
         raise errors.RestError(405, f"{verb} is not allowed on {res.kind}")
 
-    def _job_request(self, verb: str, res: Resource, op: str, body: bytes, path: str) -> None:
+    def _job_request(
+        self, verb: str, kind: str, res: Resource | None, op: str, body: bytes, path: str
+    ) -> None:
         emu = self.emu
-        if not emu.jobs.has(res.kind, op):
-            raise errors.RestError(404, f"{res.kind} has no job operation {op}", errors.UNSUPPORTED)
+        if not emu.jobs.has(kind, op):
+            raise errors.RestError(404, f"{kind} has no job operation {op}", errors.UNSUPPORTED)
         if verb == "GET":
-            return self.send_xml(200, emu.jobs.template(res.kind, op))
+            return self.send_xml(200, emu.jobs.template(kind, op))
         if verb == "PUT":
-            job = emu.jobs.submit(res.kind, op, res, body, path.split("/rest/api/uom/", 1)[-1])
+            if res is None and not emu.jobs.collection_level(kind, op):
+                raise errors.RestError(
+                    404, f"{kind} job {op} runs on one {kind}: PUT {kind}/{{uuid}}/do/{op}"
+                )
+            job = emu.jobs.submit(kind, op, res, body, path.split("/rest/api/uom/", 1)[-1])
             return self.send_xml(200, emu.jobs.response(job, emu.base))
         raise errors.RestError(405, f"{verb} is not allowed on a job request")
 

@@ -29,6 +29,7 @@ from lxml import etree
 from ibmvirt.emulators.novalink import errors, schema
 from ibmvirt.emulators.novalink import xmlutil as x
 from ibmvirt.emulators.novalink.emulator import Emulator, Kind
+from ibmvirt.emulators.novalink.jobs import Job
 from ibmvirt.emulators.novalink.state import lpar, peers, slots, storage, vios
 from ibmvirt.emulators.novalink.store import Resource
 
@@ -58,12 +59,6 @@ def seed(emu: Emulator, inv: dict[str, Any]) -> None:
     spec = inv.get("shared_storage_pool")
     if not spec:
         return
-    cname, pname = spec.get("cluster", "cluster-1"), spec.get("pool", "ssp-1")
-    cluster_uuid = str(uuidlib.uuid5(uuidlib.NAMESPACE_DNS, f"cluster/{cname}"))
-    ssp_uuid = str(uuidlib.uuid5(uuidlib.NAMESPACE_DNS, f"ssp/{pname}"))
-    tier_uuid = str(uuidlib.uuid5(uuidlib.NAMESPACE_DNS, f"tier/{pname}/{spec.get('tier')}"))
-    cluster_id = "22" + _hex(cname, 32)
-    size_gb = float(spec.get("size_gb", 1024))
     # Pool disks: the inventory's PVs whose udid_seed is listed under disks.
     pv_els: list[etree._Element] = []
     for seed_name in spec.get("disks", []):
@@ -76,14 +71,43 @@ def seed(emu: Emulator, inv: dict[str, Any]) -> None:
             else:
                 continue
             break
+    create_pool(
+        emu,
+        spec.get("cluster", "cluster-1"),
+        spec.get("pool", "ssp-1"),
+        spec.get("tier", "SYSTEM"),
+        pv_els[0] if pv_els else None,
+        pv_els,
+        emu.store.list("VirtualIOServer"),
+        float(spec.get("size_gb", 1024)),
+    )
+
+
+def create_pool(
+    emu: Emulator,
+    cname: str,
+    pname: str,
+    tier_name: str,
+    repo_pv: etree._Element | None,
+    pv_els: list[etree._Element],
+    node_vioses: list[Resource],
+    size_gb: float,
+) -> Resource:
+    """Cluster, SharedStoragePool and default Tier, as the inventory or the
+    ClusterCreate job describe them. UUIDs follow the names, so hosts whose
+    inventories name the same cluster see the same objects."""
+    cluster_uuid = str(uuidlib.uuid5(uuidlib.NAMESPACE_DNS, f"cluster/{cname}"))
+    ssp_uuid = str(uuidlib.uuid5(uuidlib.NAMESPACE_DNS, f"ssp/{pname}"))
+    tier_uuid = str(uuidlib.uuid5(uuidlib.NAMESPACE_DNS, f"tier/{pname}/{tier_name}"))
+    cluster_id = "22" + _hex(cname, 32)
     # Cluster
     cl = x.container("Cluster")
     x.set_atom(cl, cluster_uuid)
     x.sub(cl, "ClusterName", cname, kb="COR")
     x.sub(cl, "ClusterID", cluster_id, kb="CUD")
     repo = x.sub(cl, "RepositoryDisk", None, kb="CUD")
-    if pv_els:
-        repo.append(x.deep(pv_els[0]))
+    if repo_pv is not None:
+        repo.append(x.deep(repo_pv))
     etree.SubElement(
         cl,
         x.q("ClusterSharedStoragePool"),
@@ -95,7 +119,7 @@ def seed(emu: Emulator, inv: dict[str, Any]) -> None:
     nodes = x.sub(cl, "Node", None, kb="CUD")
     assert emu.ms is not None
     mtms = emu.ms.elem.find(x.q("MachineTypeModelAndSerialNumber"))
-    for v in emu.store.list("VirtualIOServer"):
+    for v in node_vioses:
         node = x.sub_container(nodes, "Node")
         x.sub(node, "HostName", f"{lpar.name_of(v.elem)}.emulated", kb="CUD")
         x.sub(node, "PartitionID", v.field("PartitionID"), kb="CUD")
@@ -135,7 +159,7 @@ def seed(emu: Emulator, inv: dict[str, Any]) -> None:
     # Tier (default)
     t = x.container("Tier")
     x.set_atom(t, tier_uuid)
-    x.sub(t, "Name", spec.get("tier", "SYSTEM"), kb="CUR")
+    x.sub(t, "Name", tier_name, kb="CUR")
     x.sub(t, "UniqueDeviceID", "25" + _hex(tier_uuid, 38))
     x.sub(t, "Type", "UnrestrictedSystemTier", kb="CUD")
     x.sub(t, "IsDefault", "true", kb="CUD")
@@ -150,6 +174,7 @@ def seed(emu: Emulator, inv: dict[str, Any]) -> None:
         rel="related",
     )
     emu.store.add(Resource("Tier", tier_uuid, t, parent=ssp))
+    return cluster
 
 
 def _udid(lu: Resource) -> str:
@@ -335,6 +360,158 @@ def _ssp_update(emu: Emulator, res: Resource, new: etree._Element) -> None:
     refresh_pool(emu, res)
 
 
+# ---- jobs ------------------------------------------------------------------------------------
+def _job_xml(job: Job, name: str, kind: str) -> etree._Element:
+    raw = job.params.get(name)
+    if not raw:
+        raise errors.JobFailure(f"Job parameter {name} (the {kind} XML) is missing")
+    try:
+        el = x.parse(raw)
+    except etree.XMLSyntaxError as exc:
+        raise errors.JobFailure(f"Job parameter {name} is not well-formed XML: {exc}") from exc
+    if el.tag != x.q(kind):
+        raise errors.JobFailure(f"Job parameter {name} must hold a {kind}, not {x.local(el)}")
+    return el
+
+
+def _node_vios(emu: Emulator, node: etree._Element) -> Resource:
+    link = node.find(x.q("VirtualIOServer"))
+    if link is not None and link.get("href"):
+        uuid = link.get("href", "").split("?")[0].rstrip("/").rsplit("/", 1)[-1]
+        found = emu.store.find("VirtualIOServer", uuid)
+        if found is not None:
+            return found
+    pid = node.findtext(x.q("PartitionID"))
+    for v in emu.store.list("VirtualIOServer"):
+        if pid and v.field("PartitionID") == pid:
+            return v
+    raise errors.JobFailure(
+        f"The cluster node ({node.findtext(x.q('HostName')) or pid or 'unnamed'}) is not a "
+        "Virtual I/O Server of this system"
+    )
+
+
+def _pv_on(v: Resource, want: etree._Element) -> etree._Element:
+    udid, name = want.findtext(x.q("UniqueDeviceID")), want.findtext(x.q("VolumeName"))
+    for p in slots.items(v.elem, "PhysicalVolumes", "PhysicalVolume"):
+        if (udid and p.findtext(x.q("UniqueDeviceID")) == udid) or (
+            not udid and name and p.findtext(x.q("VolumeName")) == name
+        ):
+            return p
+    raise errors.JobFailure(
+        f"Physical volume {name or udid} is not visible on VIOS {lpar.name_of(v.elem)!r}"
+    )
+
+
+def _pv_user(emu: Emulator, udid: str) -> str | None:
+    """What already uses a physical volume (a volume group or a client mapping)."""
+    for vg in emu.store.list("VolumeGroup"):
+        for p in slots.items(vg.elem, "PhysicalVolumes", "PhysicalVolume"):
+            if p.findtext(x.q("UniqueDeviceID")) == udid:
+                return f"volume group {vg.field('GroupName')!r}"
+    for v in emu.store.list("VirtualIOServer"):
+        for m in slots.mappings(v.elem):
+            if slots.storage_key(m.find(x.q("Storage"))) == ("PhysicalVolume", udid):
+                return f"a client mapping on VIOS {lpar.name_of(v.elem)!r}"
+    return None
+
+
+def cluster_create(emu: Emulator, job: Job) -> dict[str, str]:
+    """Cluster/do/Create (pypowervm cluster_ssp.crt_cluster_ssp): a one-node
+    cluster and its pool from a repository disk and data disks the node sees."""
+    cl = _job_xml(job, "clusterXml", "Cluster")
+    sp = _job_xml(job, "sspXml", "SharedStoragePool")
+    cname = (cl.findtext(x.q("ClusterName")) or "").strip()
+    pname = (sp.findtext(x.q("StoragePoolName")) or "").strip()
+    if not cname or not pname:
+        raise errors.JobFailure("A cluster needs a ClusterName and its pool a StoragePoolName")
+    nodes = list(cl.iter(x.q("Node")))
+    nodes = [n for n in nodes if n.find(x.q("Node")) is None]
+    if len(nodes) != 1:
+        raise errors.JobFailure("A cluster is created with exactly one node; add others later")
+    repo_req = cl.find(f"{x.q('RepositoryDisk')}/{x.q('PhysicalVolume')}")
+    if repo_req is None:
+        raise errors.JobFailure("The cluster needs a RepositoryDisk")
+    data_req = list(sp.iter(x.q("PhysicalVolume")))
+    if not data_req:
+        raise errors.JobFailure(f"Pool {pname!r} needs at least one physical volume")
+    with emu.lock:
+        v = _node_vios(emu, nodes[0])
+        for other in emu.store.list("Cluster"):
+            members = {
+                n.find(x.q("VirtualIOServer")).get("href", "").rsplit("/", 1)[-1].upper()
+                for n in other.elem.iter(x.q("Node"))
+                if n.find(x.q("VirtualIOServer")) is not None
+            }
+            if v.uuid.upper() in members:
+                raise errors.JobFailure(
+                    f"VIOS {lpar.name_of(v.elem)!r} is already a node of cluster "
+                    f"{other.field('ClusterName')!r}; a VIOS belongs to one cluster"
+                )
+        repo = _pv_on(v, repo_req)
+        data = [_pv_on(v, p) for p in data_req]
+        udids = [p.findtext(x.q("UniqueDeviceID")) or "" for p in data]
+        repo_udid = repo.findtext(x.q("UniqueDeviceID")) or ""
+        if repo_udid in udids:
+            raise errors.JobFailure(
+                f"{repo.findtext(x.q('VolumeName'))} cannot be both the repository disk and a "
+                "pool disk"
+            )
+        for p in [repo, *data]:
+            user = _pv_user(emu, p.findtext(x.q("UniqueDeviceID")) or "")
+            if user is not None:
+                raise errors.JobFailure(
+                    f"Physical volume {p.findtext(x.q('VolumeName'))} is in use by {user}"
+                )
+        size_gb = sum(int(p.findtext(x.q("VolumeCapacity")) or 0) for p in data) / 1024
+        cluster = create_pool(emu, cname, pname, "SYSTEM", repo, data, [v], size_gb)
+    for kind in ("Cluster", "SharedStoragePool", "Tier"):
+        for res in emu.store.list(kind):
+            if kind != "Cluster" or res is cluster:
+                emu.publish("ADD_URI", res)
+    for name, peer in peers.all_peers(emu).items():
+        _sync_with(emu, name, peer)  # peers already in a cluster of that name share it now
+    return {}
+
+
+def lu_linked_clone(emu: Emulator, job: Job) -> dict[str, str]:
+    """Cluster/{uuid}/do/LULinkedClone: make an existing disk LU a linked
+    clone of another LU (the older way, before ClonedFrom on create)."""
+    src_udid, dst_udid = job.params.get("SourceUDID"), job.params.get("DestinationUDID")
+    if not src_udid or not dst_udid:
+        raise errors.JobFailure("LULinkedClone needs SourceUDID and DestinationUDID")
+    with emu.lock:
+        ssp = next(iter(emu.store.list("SharedStoragePool")), None)
+        lus = {_udid(lu): lu for lu in _lus(emu, ssp)} if ssp is not None else {}
+        src, dst = lus.get(src_udid), lus.get(dst_udid)
+        for udid, lu in ((src_udid, src), (dst_udid, dst)):
+            if lu is None:
+                raise errors.JobFailure(f"No logical unit {udid} in the cluster's pool")
+        assert src is not None and dst is not None and ssp is not None
+        if dst.field("ClonedFrom"):
+            raise errors.JobFailure(
+                f"Logical unit {dst.field('UnitName')!r} is already a clone of "
+                f"{dst.field('ClonedFrom')}"
+            )
+        if float(dst.field("UnitCapacity", "0") or 0) < float(src.field("UnitCapacity", "0") or 0):
+            raise errors.JobFailure(
+                f"Logical unit {dst.field('UnitName')!r} is smaller than its source "
+                f"{src.field('UnitName')!r}"
+            )
+        if _in_use(emu, dst_udid):
+            raise errors.JobFailure(
+                f"Logical unit {dst.field('UnitName')!r} is mapped; clone into an unmapped LU"
+            )
+        schema.set_field(dst.elem, "ClonedFrom", src_udid, kb="COD")
+        if src_udid in emu.uploads:
+            emu.uploads[dst_udid] = {**emu.uploads[src_udid], "clone_of": src_udid}
+        dst.bump()
+        refresh_pool(emu, ssp)
+        _announce(emu, ssp, updated=[dst])
+    emu.publish("MODIFY_URI", dst, "Other")
+    return {}
+
+
 # ---- the pool shared with peer hosts ----------------------------------------------------------
 def _host_name(emu: Emulator) -> str:
     assert emu.ms is not None
@@ -361,6 +538,7 @@ def _announce(
     ssp: Resource,
     added: list[Resource] | None = None,
     deleted: list[str] | None = None,
+    updated: list[Resource] | None = None,
 ) -> None:
     """Tell every peer about LUs this host created or deleted and what it maps."""
     pool: Pool = ssp.ext["pool"]
@@ -370,6 +548,7 @@ def _announce(
         ssp,
         added=[_lu_record(lu) for lu in added or []],
         deleted=list(deleted or []),
+        updated=[_lu_record(lu) for lu in updated or []],
         sync=False,
     )
     for peer in peers.all_peers(emu).values():
@@ -419,6 +598,13 @@ def _apply(emu: Emulator, msg: dict[str, Any]) -> dict[str, Any]:
         emu.store.add(lu)
         have[udid] = lu
         emu.publish("ADD_URI", lu)
+    for rec in msg.get("updated") or []:
+        el = x.parse(rec["xml"])
+        lu = have.get(el.findtext(x.q("UniqueDeviceID")) or "")
+        if lu is not None:
+            lu.elem = el
+            lu.bump()
+            emu.publish("MODIFY_URI", lu, "Other")
     for udid in msg.get("deleted") or []:
         lu = have.pop(udid, None)
         if lu is not None:
@@ -457,4 +643,6 @@ def register(emu: Emulator) -> None:
 
     vios.add_after_update(emu, after_vios_update)
     peers.on_added(emu, _sync_with)
+    emu.jobs.register("Cluster", "Create", lambda j: cluster_create(emu, j), collection=True)
+    emu.jobs.register("Cluster", "LULinkedClone", lambda j: lu_linked_clone(emu, j))
     emu.control_routes["/ssp/replicate"] = lambda body: (200, _apply(emu, body))
