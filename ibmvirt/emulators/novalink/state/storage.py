@@ -155,6 +155,13 @@ def _vg_update(emu: Emulator, res: Resource, new: etree._Element) -> None:
     who = f"VolumeGroup {vg_name!r} on VIOS {lpar.name_of(v.elem)!r}"
     if new.findtext(x.q("GroupName")) != vg_name:
         raise errors.bad_request(f"{who}: renaming a volume group is not supported")
+    # The I/O limits a client may set on the group's disks (ReadIOPS/WriteIOPS, CUD).
+    limits = {
+        p.findtext(x.q("UniqueDeviceID")): [
+            x.deep(c) for tag in ("ReadIOPS", "WriteIOPS") for c in p.findall(x.q(tag))
+        ]
+        for p in slots.items(new, "PhysicalVolumes", "PhysicalVolume")
+    }
     # Server-owned parts the client cannot change.
     for tag in ("PhysicalVolumes", "UniqueDeviceID", "GroupSerialID", "GroupCapacity"):
         src = old.find(x.q(tag))
@@ -164,6 +171,10 @@ def _vg_update(emu: Emulator, res: Resource, new: etree._Element) -> None:
                 new.replace(dst, x.deep(src))
             else:
                 schema.insert_ordered(new, x.deep(src))
+    for p in slots.items(new, "PhysicalVolumes", "PhysicalVolume"):
+        for c in limits.get(p.findtext(x.q("UniqueDeviceID")), []):
+            x.remove_all(p, [x.local(c)])
+            schema.insert_ordered(p, c)
     used_names = _lv_names(emu, v, exclude=res)
     mapped = slots.mapped_storage(emu)
     # -- virtual disks
