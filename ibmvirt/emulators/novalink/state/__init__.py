@@ -21,9 +21,12 @@ def register_all(emu: Emulator) -> None:
         "ssp",
         "fc",
         "network",
+        "sriov",
         "monitor",
         "migration",
         "console",
+        "scsibus",
+        "pool",
     ):
         try:
             mod = __import__(f"ibmvirt.emulators.novalink.state.{optional}", fromlist=["x"])

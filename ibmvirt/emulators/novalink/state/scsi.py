@@ -125,15 +125,6 @@ def scsi_hook(emu: Emulator, v: Resource, old: etree._Element, new: etree._Eleme
         if client is None:
             continue
         cname = lpar.name_of(client.elem)
-        if (
-            lpar.state(client) != lpar.NOT_ACTIVATED
-            and client.field("ResourceMonitoringControlState") != "active"
-        ):
-            raise errors.bad_request(
-                f"{who}: cannot add a virtual SCSI adapter to {cname!r} while it is "
-                f"{lpar.state(client)} without an active RMC connection",
-                errors.DLPAR_LIMIT,
-            )
         # Reuse the server adapter of an existing mapping to the same client slot.
         wanted_cslot = slots.int_of(m.find(x.q("ClientAdapter")), "VirtualSlotNumber")
         sibling = None
@@ -161,15 +152,20 @@ def scsi_hook(emu: Emulator, v: Resource, old: etree._Element, new: etree._Eleme
             sslot = slots.int_of(sa, "VirtualSlotNumber")
             cslot = wanted_cslot
         else:
+            # A new client adapter is a hot plug (DLPAR) into a running client;
+            # more storage on an existing adapter pair is not.
+            if (
+                lpar.state(client) != lpar.NOT_ACTIVATED
+                and client.field("ResourceMonitoringControlState") != "active"
+            ):
+                raise errors.bad_request(
+                    f"{who}: cannot add a virtual SCSI adapter to {cname!r} while it is "
+                    f"{lpar.state(client)} without an active RMC connection",
+                    errors.DLPAR_LIMIT,
+                )
             cache = client_slot_cache.get(client.uuid)
             if cache is None:
-                limit = int(
-                    client.field("PartitionIOConfiguration/MaximumVirtualIOSlots", "64") or 64
-                )
-                cache = slots.Slots(
-                    slots.client_slots_in_use(emu, client.uuid), slots.FIRST_CLIENT_SLOT, limit
-                )
-                client_slot_cache[client.uuid] = cache
+                cache = client_slot_cache[client.uuid] = client_slots(emu, client)
             cslot = cache.take(wanted_cslot, f"{who} for {cname!r}")
             sslot = sslots.take(None, who)
             vhost = slots.next_name(
@@ -247,6 +243,12 @@ def scsi_hook(emu: Emulator, v: Resource, old: etree._Element, new: etree._Eleme
             x.sub(dev, "TargetName", tname, kb="CUR")
             x.sub(dev, "UniqueDeviceID", "09" + storage.serial_of(f"{v.uuid}/{tname}")[:16])
             schema.insert_ordered(m, td)
+
+
+def client_slots(emu: Emulator, client: Resource) -> slots.Slots:
+    """The free virtual slots of a client partition (up to its maximum)."""
+    limit = int(client.field("PartitionIOConfiguration/MaximumVirtualIOSlots", "64") or 64)
+    return slots.Slots(slots.client_slots_in_use(emu, client.uuid), slots.FIRST_CLIENT_SLOT, limit)
 
 
 def _sig(m: etree._Element) -> tuple[int | None, Any, str | None]:
