@@ -145,14 +145,10 @@ class Emulator:
         try:
             el = x.parse(body)
         except etree.XMLSyntaxError as exc:
-            raise errors.bad_request(
-                f"{errors.UNMARSHAL} {kind} payload is not well-formed XML: {exc}",
-                errors.SCHEMA_ORDER,
-            ) from exc
+            raise errors.schema_error(f"{kind} payload is not well-formed XML: {exc}") from exc
         if el.tag != x.q(kind):
-            raise errors.bad_request(
-                f"{errors.UNMARSHAL} Expected a {kind} element in the uom namespace, got {el.tag}",
-                errors.SCHEMA_ORDER,
+            raise errors.schema_error(
+                f"Expected a {kind} element in the uom namespace, got {el.tag}"
             )
         if self.config.strict_schema:
             wrong = schema.structure_violation(el)
@@ -163,17 +159,13 @@ class Emulator:
                     if problem == "unknown"
                     else f"{child} appears more than once in {parent} but is not a list"
                 )
-                raise errors.bad_request(
-                    f"{errors.UNMARSHAL} {kind} payload violates the schema: {why}.",
-                    errors.SCHEMA_ORDER,
-                )
+                raise errors.schema_error(f"{kind} payload violates the schema: {why}.")
             bad = schema.order_violation(el)
             if bad:
                 parent, early, late = bad
-                raise errors.bad_request(
-                    f"{errors.UNMARSHAL} {kind} payload violates the schema: in {parent}, "
-                    f"{early} must come after {late}. Send children in schema order.",
-                    errors.SCHEMA_ORDER,
+                raise errors.schema_error(
+                    f"{kind} payload violates the schema: in {parent}, "
+                    f"{early} must come after {late}. Send children in schema order."
                 )
         return el
 

@@ -23,8 +23,21 @@ PARTITION_STATE_TEXT = (
 # IBM's ansible-power-hmc client); the emulator adds its own code and details.
 UNMARSHAL = "Failed to unmarshal input payload."
 
+# --- codes of the management console's REST layer, seen in error responses an
+# HMC (V10R3) returned for the same REST requests (recorded by the hmc-mcp
+# project, tests/fixtures/live and docs/api-patterns.md). NovaLink runs the same
+# REST layer; no NovaLink capture of these exists.
+SCHEMA_ORDER = "REST0001"  # 400, payload failed XML validation (order, unknown element)
+SCHEMA_REASON = "The supplied XML request body did not pass XML validation."
+NOT_FOUND = "REST029B"  # 404, the URI names no object
+NOT_FOUND_REASON = "The supplied URI does not identify a known resource."
+NO_SUCH_JOB = "REST0005"  # 404 "No such Job"
+# 500 "Unknown internal error." wraps a refusal of the PowerVM layer: REST0126 + HSCL code.
+POWERVM_REFUSAL = "REST0126"
+POWERVM_REASON = "Unknown internal error."
+PARTITION_NAME_IN_USE = "HSCL05DE"  # seen on a rename; the emulator uses it on create too
+
 # --- emulator-assigned codes (no real evidence of the exact number)
-SCHEMA_ORDER = "EMUL0001"
 READ_ONLY_FIELD = "EMUL0002"
 CREATE_ONLY_FIELD = "EMUL0003"
 DUPLICATE_NAME = "EMUL0004"
@@ -34,9 +47,14 @@ RUNNING_DELETE = "EMUL0007"
 IN_USE = "EMUL0008"
 BAD_VALUE = "EMUL0009"
 DLPAR_LIMIT = "EMUL0010"
-NOT_FOUND = "EMUL0011"
 UNSUPPORTED = "EMUL0012"
 NO_SPACE = "EMUL0013"
+# The host lacks a capability the request needs (IBM i, restricted I/O).
+NOT_CAPABLE = "EMUL0030"
+# A Mobile CoD request the Power Enterprise Pool or the system cannot meet.
+MOBILE_COD = "EMUL0031"
+# An SR-IOV adapter not in shared (SR-IOV) mode or not running.
+SRIOV_NOT_READY = "EMUL0040"
 INJECTED = "EMUL0099"
 
 
@@ -79,7 +97,21 @@ def bad_request(message: str, code: str = BAD_VALUE) -> RestError:
 
 def not_found(kind: str, ident: str) -> RestError:
     """404 naming the object the client asked for."""
-    return RestError(404, f"{kind} {ident} does not exist on this server", NOT_FOUND)
+    if kind == "Job":
+        return RestError(404, f"No such Job {ident}", NO_SUCH_JOB)
+    return RestError(
+        404, f"{kind} {ident} does not exist on this server", NOT_FOUND, NOT_FOUND_REASON
+    )
+
+
+def schema_error(message: str) -> RestError:
+    """400 for a payload the server cannot unmarshal."""
+    return RestError(400, f"{UNMARSHAL} {message}", SCHEMA_ORDER, SCHEMA_REASON)
+
+
+def powervm_refusal(hscl: str, message: str) -> RestError:
+    """500 as the REST layer reports a refusal of the PowerVM layer."""
+    return RestError(500, f"{hscl} {message}", POWERVM_REFUSAL, POWERVM_REASON)
 
 
 class JobFailure(Exception):

@@ -244,3 +244,18 @@ def test_target_without_the_virtual_switch_refuses(pair):
     with pytest.raises(pvm_exc.JobRequestFailed) as exc:
         pvm_mig.migrate_lpar(lpar, "pvm-host-b", validate_only=True)
     assert "no virtual switch 'PRIVATE'" in str(exc.value)
+
+
+def test_partition_with_a_direct_sriov_logical_port_does_not_move(pair):
+    from pypowervm.wrappers import iocard as pvm_card
+
+    a, b = pair
+    _peer(a.srv, b.srv, "pvm-host-b")
+    lpar = build(a.adapter, a.sys).create(parent=a.sys)
+    adapter_ = a.sys.asio_config.sriov_adapters[0]
+    pvm_card.SRIOVEthLPort.bld(
+        a.adapter, adapter_.sriov_adap_id, adapter_.phys_ports[0].port_id, pvid=5
+    ).create(parent=lpar)
+    with pytest.raises(pvm_exc.JobRequestFailed) as exc:
+        pvm_mig.migrate_lpar(lpar, "pvm-host-b", validate_only=True)
+    assert "SR-IOV logical ports assigned directly" in str(exc.value)

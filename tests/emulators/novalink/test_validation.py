@@ -35,7 +35,7 @@ def test_out_of_order_elements_are_refused(adapter, host):
         _put_raw(adapter, path, swapped)
     assert exc.value.response.status == 400
     msg = exc.value.her_wrap.message
-    assert "EMUL0001" in msg and "PartitionName" in msg and "AvailabilityPriority" in msg
+    assert "REST0001" in msg and "PartitionName" in msg and "AvailabilityPriority" in msg
     assert pvm_lpar.LPAR.search(adapter, name="vm1") == []
     # The same payload in schema order is accepted.
     _put_raw(adapter, path, xml)
@@ -169,7 +169,7 @@ def test_unknown_element_is_refused(adapter, host):
         _put_raw(adapter, _lpar_path(host), bogus)
     assert exc.value.response.status == 400
     msg = exc.value.her_wrap.message
-    assert "Failed to unmarshal input payload" in msg and "EMUL0001" in msg
+    assert "Failed to unmarshal input payload" in msg and "REST0001" in msg
     assert "BogusElement is not an element of LogicalPartition" in msg
     assert pvm_lpar.LPAR.search(adapter, name="vm1") == []
 

@@ -141,8 +141,10 @@ def validate_sizing(emu: Emulator, el: etree._Element, who: str) -> Sizing:
         )
     assert emu.ms is not None
     pc = "AssociatedSystemProcessorConfiguration"
+    # The system states its per-partition limits separately for IBM i.
+    per = "IBMi" if is_ibmi(el) else "AIXOrLinux"
     if s.dedicated:
-        limit = int(emu.ms.field(f"{pc}/CurrentMaximumProcessorsPerAIXOrLinuxPartition", "0") or 0)
+        limit = int(emu.ms.field(f"{pc}/CurrentMaximumProcessorsPer{per}Partition", "0") or 0)
         if limit and s.units_max > limit:
             raise errors.bad_request(
                 f"{who}: at most {limit} dedicated processors per partition on this system "
@@ -150,7 +152,7 @@ def validate_sizing(emu: Emulator, el: etree._Element, who: str) -> Sizing:
             )
     else:
         limit = int(
-            emu.ms.field(f"{pc}/CurrentMaximumVirtualProcessorsPerAIXOrLinuxPartition", "0") or 0
+            emu.ms.field(f"{pc}/CurrentMaximumVirtualProcessorsPer{per}Partition", "0") or 0
         )
         if limit and s.vp_max > limit:
             raise errors.bad_request(
@@ -314,6 +316,8 @@ def _create(emu: Emulator, parent: Resource | None, el: etree._Element) -> Resou
         )
     check_unique_name(emu, name)
     validate_sizing(emu, el, f"LogicalPartition {name!r}")
+    if ptype == IBMI:
+        check_ibmi(emu, el, None, f"LogicalPartition {name!r}")
     uuid = (x.text(el, "PartitionUUID") or str(uuidlib.uuid4())).strip().upper()
     if not _UUID_RE.match(uuid):
         raise errors.bad_request(
@@ -324,6 +328,8 @@ def _create(emu: Emulator, parent: Resource | None, el: etree._Element) -> Resou
             f"PartitionUUID {uuid} is already used by another partition", errors.DUPLICATE_NAME
         )
     res = finish_partition(emu, el, "LogicalPartition", uuid, NOT_ACTIVATED, "inactive")
+    if ptype == IBMI and el.find(x.q("DesignatedIPLSource")) is None:
+        schema.set_field(el, "DesignatedIPLSource", DEFAULT_IPL_SOURCE, kb="CUR")
     system.add_partition_link(emu, res)
     return res
 
@@ -344,6 +350,8 @@ def _update(emu: Emulator, res: Resource, new: etree._Element) -> None:
         check_unique_name(emu, name, exclude=res)
     old = Sizing(res.elem)
     s = validate_sizing(emu, new, who)
+    if is_ibmi(res.elem):
+        check_ibmi(emu, new, res.elem, who)
     running = state(res) != NOT_ACTIVATED
     if running:
         if s.limits() != old.limits():
@@ -354,7 +362,8 @@ def _update(emu: Emulator, res: Resource, new: etree._Element) -> None:
             )
         if (s.mem, s.units, s.vp) != (old.mem, old.units, old.vp):
             rmc = res.field("ResourceMonitoringControlState")
-            if rmc != "active" and res.kind == "LogicalPartition":
+            # IBM i is changed through the hypervisor, without RMC.
+            if rmc != "active" and res.kind == "LogicalPartition" and not is_ibmi(res.elem):
                 raise errors.bad_request(
                     f"{who}: dynamic changes need an active RMC connection (RMC is {rmc}); "
                     "wait for the OS to start RMC or power the partition off",
@@ -410,6 +419,143 @@ def _quick(emu: Emulator, res: Resource) -> dict[str, Any]:
     return out
 
 
+# ---- IBM i ------------------------------------------------------------------------
+# IBM i partitions (PartitionType OS400) differ from AIX/Linux in what the host must
+# support (ManagedSystem capabilities), their tagged I/O (load source and console
+# slots), IPL source and keylock, and in needing no RMC for DLPAR or OS shutdown
+# (pypowervm: LPAR._can_modify, PowerOffOpts.can_os_shutdown).
+IBMI = "OS400"
+CAPS = "AssociatedSystemCapabilities"
+IPL_SOURCES = ("a", "b", "c", "d")  # DesignatedIPLSource / PowerOn iIPLsource
+DEFAULT_IPL_SOURCE = "b"  # what lpar_ibmi.txt shows for a new partition
+KEYLOCKS = ("manual", "normal")  # KeylockPosition a client may set
+_KEYLOCK_PARAM = {"manual": "manual", "norm": "normal"}  # PowerOn 'keylock' values
+IBMI_ACTIVATE, IBMI_NETBOOT, IBMI_CHANGE_KEYLOCK = "activate", "netboot", "changeKeylock"
+_NETBOOT_PARAMS = ("IPAddress", "ServerIPAddress", "Gateway", "IBMiImageServerDirectory")
+_TAGGED_IO = {
+    # field: non-slot values it accepts besides a virtual slot number
+    "AlternateConsole": ("NONE",),
+    "AlternateLoadSource": ("NONE",),
+    "Console": ("HMC", "NONE"),
+    "LoadSource": ("NONE",),
+    "OperationsConsole": ("NONE",),
+}
+
+
+def is_ibmi(el: etree._Element) -> bool:
+    return x.text(el, "PartitionType") == IBMI
+
+
+def host_capable(emu: Emulator, capability: str) -> bool:
+    """A ManagedSystem capability flag (AssociatedSystemCapabilities/<capability>)."""
+    assert emu.ms is not None
+    return emu.ms.field(f"{CAPS}/{capability}", "false") == "true"
+
+
+def check_ibmi(emu: Emulator, el: etree._Element, stored: etree._Element | None, who: str) -> None:
+    """Refuse an IBM i partition the host cannot run or values it cannot take.
+
+    ``stored`` is the partition as it is (None on create); values echoed back
+    unchanged are not re-checked, so a client can always post what it read.
+    """
+
+    def changed(path: str) -> str | None:
+        value = (x.text(el, path) or "").strip() or None
+        before = None if stored is None else (x.text(stored, path) or "").strip() or None
+        return value if value != before else None
+
+    if stored is None and not host_capable(emu, "IBMiCapable"):
+        raise errors.bad_request(
+            f"{who}: this system cannot run IBM i partitions (IBMiCapable is false); "
+            "create an AIX/Linux partition or use an IBM i capable system",
+            errors.NOT_CAPABLE,
+        )
+    if changed("IsRestrictedIOPartition") == "true" and not host_capable(
+        emu, "IBMiRestrictedIOModeCapable"
+    ):
+        raise errors.bad_request(
+            f"{who}: this system does not support IBM i restricted I/O mode "
+            "(IBMiRestrictedIOModeCapable is false); set IsRestrictedIOPartition to false",
+            errors.NOT_CAPABLE,
+        )
+    ipl = changed("DesignatedIPLSource")
+    if ipl is not None and ipl not in IPL_SOURCES:
+        raise errors.bad_request(
+            f"{who}: DesignatedIPLSource {ipl!r} is not an IPL source; use one of "
+            f"{', '.join(IPL_SOURCES)}"
+        )
+    key = changed("KeylockPosition")
+    if key is not None and key not in KEYLOCKS:
+        raise errors.bad_request(
+            f"{who}: KeylockPosition {key!r} cannot be set; use one of {', '.join(KEYLOCKS)}"
+        )
+    slots_max = int(x.text(el, "PartitionIOConfiguration/MaximumVirtualIOSlots", "0") or 0)
+    for field, words in _TAGGED_IO.items():
+        value = changed(f"PartitionIOConfiguration/TaggedIO/{field}")
+        if value is None or value in words:
+            continue
+        if not value.isdigit() or (slots_max and int(value) >= slots_max):
+            raise errors.bad_request(
+                f"{who}: TaggedIO {field} {value!r} must be a virtual slot number below "
+                f"MaximumVirtualIOSlots ({slots_max}) or one of {', '.join(words)}"
+            )
+
+
+def ibmi_power_on_options(res: Resource, params: dict[str, str], who: str) -> dict[str, Any]:
+    """The IBM i parameters of a PowerOn job (pypowervm PowerOnOpts), checked."""
+    op = params.get("OperationType", IBMI_ACTIVATE)
+    if op not in (IBMI_ACTIVATE, IBMI_NETBOOT, IBMI_CHANGE_KEYLOCK):
+        raise errors.JobFailure(
+            f"{who}: OperationType {op!r} is not one of {IBMI_ACTIVATE}, {IBMI_NETBOOT}, "
+            f"{IBMI_CHANGE_KEYLOCK}",
+            errors.BAD_VALUE,
+        )
+    key = params.get("keylock")
+    if key is not None and key not in _KEYLOCK_PARAM:
+        raise errors.JobFailure(
+            f"{who}: keylock {key!r} is not one of {', '.join(_KEYLOCK_PARAM)}", errors.BAD_VALUE
+        )
+    ipl = params.get("iIPLsource")
+    if ipl is not None and ipl not in IPL_SOURCES:
+        raise errors.JobFailure(
+            f"{who}: iIPLsource {ipl!r} is not one of {', '.join(IPL_SOURCES)}",
+            errors.BAD_VALUE,
+        )
+    if op == IBMI_CHANGE_KEYLOCK and key is None:
+        raise errors.JobFailure(f"{who}: {op} needs a keylock parameter", errors.BAD_VALUE)
+    if op == IBMI_NETBOOT:
+        missing = [p for p in _NETBOOT_PARAMS if not params.get(p)]
+        if missing:
+            raise errors.JobFailure(
+                f"{who}: a netboot needs the parameters {', '.join(missing)}", errors.BAD_VALUE
+            )
+        ipl = ipl or "d"  # a network install is a D-mode IPL
+    return {"op": op, "keylock": _KEYLOCK_PARAM.get(key or ""), "ipl": ipl}
+
+
+def _apply_ibmi_ipl(res: Resource, opts: dict[str, Any]) -> None:
+    """Keylock and IPL source chosen at activation stay with the partition."""
+    if opts.get("keylock"):
+        schema.set_field(res.elem, "KeylockPosition", opts["keylock"], kb="CUD")
+    if opts.get("ipl"):
+        schema.set_field(res.elem, "DesignatedIPLSource", opts["ipl"], kb="CUR")
+
+
+def _change_keylock(emu: Emulator, res: Resource, opts: dict[str, Any]) -> dict[str, str]:
+    """OperationType changeKeylock: turn the key only, in any power state."""
+    with emu.lock:
+        if res.ext.get("operation"):
+            raise errors.JobFailure(
+                f"{errors.PARTITION_STATE_TEXT} Partition {name_of(res.elem)!r} is busy with "
+                f"{res.ext['operation']}.",
+                errors.PARTITION_STATE,
+            )
+        schema.set_field(res.elem, "KeylockPosition", opts["keylock"], kb="CUD")
+        res.bump()
+    emu.publish("MODIFY_URI", res, "Other")
+    return {}
+
+
 # ---- power ------------------------------------------------------------------------
 def _set_current(res: Resource, running: bool) -> None:
     """Current* values: what the hypervisor has allocated (zero when off)."""
@@ -457,6 +603,9 @@ def power_on(emu: Emulator, job: Job) -> dict[str, str]:
     res = job.target
     assert res is not None
     who = f"{res.kind} {name_of(res.elem)!r} ({res.uuid})"
+    ibmi = ibmi_power_on_options(res, job.params, who) if is_ibmi(res.elem) else None
+    if ibmi is not None and ibmi.get("op") == IBMI_CHANGE_KEYLOCK:
+        return _change_keylock(emu, res, ibmi)
     with emu.lock:
         if res.ext.get("operation") or state(res) == SHUTTING_DOWN:
             # Still going down (or another operation runs): not "already on",
@@ -481,6 +630,8 @@ def power_on(emu: Emulator, job: Job) -> dict[str, str]:
             raise
         mode = job.params.get("bootmode", "norm")
         schema.set_field(res.elem, "BootMode", "Normal" if mode == "norm" else mode, kb="CUD")
+        if ibmi is not None:
+            _apply_ibmi_ipl(res, ibmi)
         set_state(emu, res, STARTING)
     try:
         job.pause(0.5)
@@ -506,7 +657,11 @@ def power_off(emu: Emulator, job: Job) -> dict[str, str]:
             raise errors.JobFailure(
                 f"Partition {who} is already powered off.", errors.ALREADY_POWERED_OFF
             )
-        if op == "osshutdown" and res.field("ResourceMonitoringControlState") != "active":
+        if (
+            op == "osshutdown"
+            and res.field("ResourceMonitoringControlState") != "active"
+            and not is_ibmi(res.elem)  # IBM i shuts down through the hypervisor, no RMC
+        ):
             raise errors.JobFailure(
                 f"An OS shutdown of {who} needs an active RMC connection "
                 f"(RMC is {res.field('ResourceMonitoringControlState')}).",

@@ -62,6 +62,11 @@ def _check_source(emu: Emulator, res: Resource) -> list[dict[str, str]]:
     if res.field("IsManagementPartition") == "true":
         raise errors.JobFailure("The management partition cannot migrate")
     stg: list[dict[str, str]] = []
+    if emu.store.list("SRIOVEthernetLogicalPort", parent=res):
+        raise errors.JobFailure(
+            f"{who} has SR-IOV logical ports assigned directly; a partition with physical "
+            "I/O cannot migrate (use a vNIC or a virtual Ethernet adapter)"
+        )
     if emu.store.list("VirtualNICDedicated", parent=res):
         raise errors.JobFailure(
             f"{who} has SR-IOV vNICs; the emulator does not move vNICs between hosts "

@@ -21,7 +21,7 @@ from lxml import etree
 from ibmvirt.emulators.novalink import errors, schema
 from ibmvirt.emulators.novalink import xmlutil as x
 from ibmvirt.emulators.novalink.emulator import Emulator, Kind
-from ibmvirt.emulators.novalink.state import lpar, slots, vios
+from ibmvirt.emulators.novalink.state import lpar, slots, sriov, vios
 from ibmvirt.emulators.novalink.store import Resource
 
 MAX_VLANS_PER_TRUNK = 20
@@ -73,6 +73,8 @@ def _macs_in_use(emu: Emulator) -> set[str]:
     for vn in emu.store.list("VirtualNICDedicated"):
         for m in vn.elem.iter(x.q("MACAddress")):
             macs.add((m.text or "").upper())
+    for lp in emu.store.list(sriov.KIND):
+        macs.add((lp.field("MACAddress") or "").upper())
     return macs
 
 
@@ -372,6 +374,7 @@ def seed_network(emu: Emulator, inv: dict[str, Any]) -> None:
     x.sub(ipi, "State", "Active", kb="CUD")
     x.sub(s, "UniqueDeviceID", "10" + uuidlib.uuid5(uuidlib.NAMESPACE_DNS, v.uuid).hex[:16])
     x.sub(s, "LargeSend", "true", kb="CUD")
+    schema.set_field(s, "ConfigurationState", "Configured", kb="CUD")
     x.sub(nb, "UniqueDeviceID", "0")
     x.sub(nb, "VirtualNetworks", None)
     uuid = str(uuidlib.uuid5(uuidlib.NAMESPACE_DNS, f"{emu.ms.uuid}/nb/{v.uuid}"))
@@ -509,26 +512,9 @@ def _nb_update(emu: Emulator, res: Resource, new: etree._Element) -> None:
 
 
 # ---- SR-IOV vNICs ---------------------------------------------------------------------
-def sriov_ports(emu: Emulator) -> dict[tuple[str, str], etree._Element]:
-    """Physical ports keyed by (SRIOVAdapterID, PhysicalPortID)."""
-    assert emu.ms is not None
-    out = {}
-    for ad in emu.ms.elem.iter(x.q("SRIOVAdapter")):
-        aid = ad.findtext(x.q("SRIOVAdapterID")) or ""
-        for port in ad.iter():
-            pid = port.findtext(x.q("PhysicalPortID")) if isinstance(port.tag, str) else None
-            if pid is not None and x.local(port).endswith("PhysicalPort"):
-                out[(aid, pid)] = port
-    return out
-
-
-def _lp_counts(port: etree._Element) -> tuple[int, int]:
-    used = int(port.findtext(x.q("ConfiguredEthernetLogicalPorts")) or 0)
-    limit = int(port.findtext(x.q("ConfiguredMaxEthernetLogicalPorts")) or 4)
-    return used, limit
-
-
 def _vnic_create(emu: Emulator, parent: Resource | None, el: etree._Element) -> Resource:
+    """Each backing device takes a logical port on its physical port; the
+    server creates that port on the hosting VIOS and links it from the device."""
     assert parent is not None and emu.ms is not None
     who = f"vNIC on {lpar.name_of(parent.elem)!r}"
     _hotplug_ok(parent, "add a vNIC to")
@@ -544,51 +530,57 @@ def _vnic_create(emu: Emulator, parent: Resource | None, el: etree._Element) -> 
     backings = list(el.iter(x.q("VirtualNICSRIOVBackingDevice")))
     if not backings:
         raise errors.bad_request(f"{who}: at least one SR-IOV backing device is required")
-    ports = sriov_ports(emu)
-    taken: list[etree._Element] = []
-    for i, b in enumerate(backings):
-        key = (
-            b.findtext(x.q("RelatedSRIOVAdapterID")) or "",
-            b.findtext(x.q("RelatedSRIOVPhysicalPortID")) or "",
+    # Check every backing device before anything is allocated.
+    plan: list[tuple[etree._Element, Resource, sriov.Port, int, int]] = []
+    for b in backings:
+        port = sriov.find_port(
+            emu,
+            b.findtext(x.q("RelatedSRIOVAdapterID")),
+            b.findtext(x.q("RelatedSRIOVPhysicalPortID")),
+            who,
         )
-        port = ports.get(key)
-        if port is None:
+        if any(p.elem is port.elem for _b, _v, p, _c, _m in plan):
             raise errors.bad_request(
-                f"{who}: SR-IOV adapter {key[0]} has no physical port {key[1]}"
-            )
-        used, limit = _lp_counts(port) if port not in taken else (_lp_counts(port)[0], 0)
-        if used >= limit:
-            raise errors.bad_request(
-                f"{who}: SR-IOV port {key[0]}/{key[1]} has no free logical port "
-                f"({used} of {limit} in use)",
+                f"{who}: two backing devices on {port.label}; use a different physical "
+                "port for each backing device",
                 errors.IN_USE,
             )
         v_uuid = _link_uuid(b.find(x.q("AssociatedVirtualIOServer")))
-        if v_uuid and emu.store.find("VirtualIOServer", v_uuid) is None:
+        v = emu.store.find("VirtualIOServer", v_uuid) if v_uuid else None
+        if v_uuid and v is None:
             raise errors.bad_request(f"{who}: hosting VIOS {v_uuid} does not exist")
-        taken.append(port)
-        schema.set_field(b, "IsActive", "true" if i == 0 else "false")
-        schema.set_field(b, "Status", "OPERATIONAL")
-        # Capacity of the backing logical port: the client's request (or the
-        # vNIC's desired capacity, else 2 %), up to the whole port.
-        want = (
-            b.findtext(x.q("CurrentCapacityPercentage"))
-            or details.findtext(x.q("DesiredCapacityPercentage"))
-            or "2.0%"
-        )
-        want_max = b.findtext(x.q("MaxCapacityPercentage")) or "100.0%"
-        schema.set_field(b, "CurrentCapacityPercentage", want, kb="COD")
-        schema.set_field(b, "MaxCapacityPercentage", want_max, kb="COD")
-        schema.set_field(b, "DesiredCapacityPercentage", want)
-        schema.set_field(b, "DesiredMaxCapacityPercentage", want_max)
-    for port in taken:
-        used, _ = _lp_counts(port)
-        schema.set_field(port, "ConfiguredEthernetLogicalPorts", str(used + 1))
+        if v is None:
+            v = emu.store.list("VirtualIOServer")[0]
+        # No capacity asked: the platform uses the port's minimum granularity.
+        cap_text = b.findtext(x.q("CurrentCapacityPercentage"))
+        cap = sriov.percent(cap_text) if cap_text else port.granularity
+        max_text = b.findtext(x.q("MaxCapacityPercentage"))
+        max_cap = sriov.percent(max_text) if max_text else sriov.percent("100")
+        sriov.check_room(emu, port, cap, who)
+        plan.append((b, v, port, cap, max_cap))
     limit = int(parent.field("PartitionIOConfiguration/MaximumVirtualIOSlots", "64") or 64)
     used_slots = slots.client_slots_in_use(emu, parent.uuid) | _vnic_slots(emu, parent)
     slot = slots.Slots(used_slots, slots.FIRST_CLIENT_SLOT, limit).take(
         slots.int_of(el, "VirtualSlotNumber"), who
     )
+    for i, (b, v, port, cap, max_cap) in enumerate(plan):
+        lp = sriov.add_backing_port(emu, v, port, cap, max_cap, details, mac)
+        schema.set_field(b, "IsActive", "true" if i == 0 else "false")
+        schema.set_field(b, "Status", "OPERATIONAL")
+        schema.set_field(b, "CurrentCapacityPercentage", sriov.fmt_percent(cap), kb="COD")
+        schema.set_field(b, "MaxCapacityPercentage", sriov.fmt_percent(max_cap), kb="COD")
+        for old in b.findall(x.q("RelatedSRIOVLogicalPort")):
+            b.remove(old)
+        ln = etree.Element(
+            x.q("RelatedSRIOVLogicalPort"),
+            kb="ROR",
+            kxe="false",
+            href=emu.base + lp.path,
+            rel="related",
+        )
+        schema.insert_ordered(b, ln)
+        schema.set_field(b, "DesiredCapacityPercentage", sriov.fmt_percent(cap))
+        schema.set_field(b, "DesiredMaxCapacityPercentage", sriov.fmt_percent(max_cap))
     for tag in ("UseNextAvailableSlotID", "UseNextAvailableHighSlotID"):
         c = el.find(x.q(tag))
         if c is not None:
@@ -598,11 +590,10 @@ def _vnic_create(emu: Emulator, parent: Resource | None, el: etree._Element) -> 
     schema.set_field(el, "DynamicReconfigurationConnectorName", loc, kb="CUD")
     schema.set_field(el, "LocationCode", loc)
     schema.set_field(el, "LocalPartitionID", parent.field("PartitionID") or "0", kb="CUR")
-    if details.find(x.q("DesiredCapacityPercentage")) is None:
-        schema.set_field(details, "DesiredCapacityPercentage", "2.0%", kb="CUD")
+    # The vNIC's capacity is that of its active (first) backing device.
+    schema.set_field(details, "DesiredCapacityPercentage", sriov.fmt_percent(plan[0][3]), kb="ROO")
     uuid = str(uuidlib.uuid5(uuidlib.NAMESPACE_URL, f"{parent.uuid}/vnic/{mac}"))
     x.set_atom(el, uuid)
-    emu.ms.bump()
     return Resource("VirtualNICDedicated", uuid, el, parent=parent, rootable=False)
 
 
@@ -620,18 +611,9 @@ def _vnic_delete(emu: Emulator, res: Resource) -> None:
 
 
 def _release_vnic_ports(emu: Emulator, res: Resource) -> None:
-    assert emu.ms is not None
-    ports = sriov_ports(emu)
-    for b in res.elem.iter(x.q("VirtualNICSRIOVBackingDevice")):
-        key = (
-            b.findtext(x.q("RelatedSRIOVAdapterID")) or "",
-            b.findtext(x.q("RelatedSRIOVPhysicalPortID")) or "",
-        )
-        port = ports.get(key)
-        if port is not None:
-            used, _ = _lp_counts(port)
-            schema.set_field(port, "ConfiguredEthernetLogicalPorts", str(max(used - 1, 0)))
-    emu.ms.bump()
+    """The vNIC is going: its backing logical ports on the VIOSes go with it."""
+    for ln in res.elem.iter(x.q("RelatedSRIOVLogicalPort")):
+        sriov.release_backing_port(emu, ln.get("href"))
 
 
 def register(emu: Emulator) -> None:

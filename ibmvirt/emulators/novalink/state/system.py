@@ -54,6 +54,8 @@ def build(emu: Emulator, host: dict[str, Any]) -> Resource:
         for c in list(alp):
             alp.remove(c)
     _apply_sriov_labels(el, host.get("sriov_port_labels", {}))
+    _clear_sriov_port_use(el)
+    _apply_ibmi(el, host)
     res = Resource("ManagedSystem", ms_uuid, el)
     emu.store.add(res)
     emu.ms = res
@@ -69,12 +71,13 @@ def _update(emu: Emulator, res: Resource, new: Any) -> None:
     name = new.findtext(x.q("SystemName"))
     probe = x.deep(new)
     schema.set_field(probe, "SystemName", res.field("SystemName"), kb="CUR")
+    # Repeated children (SupportedIBMiConsoleCodePage) pair up by position.
     changed = sorted(
         x.local(c)
         for c in probe
         if isinstance(c.tag, str)
         and x.local(c) != "Metadata"
-        and not _same(c, res.elem.find(c.tag))
+        and not _same(c, _nth_like(res.elem, c))
     )
     if changed:
         raise errors.bad_request(
@@ -84,6 +87,13 @@ def _update(emu: Emulator, res: Resource, new: Any) -> None:
     if not name:
         raise errors.bad_request("ManagedSystem SystemName cannot be empty")
     schema.set_field(res.elem, "SystemName", name, kb="CUR")
+
+
+def _nth_like(stored: Any, c: Any) -> Any:
+    """The stored child at the same position among its same-named siblings as ``c``."""
+    index = [s for s in c.itersiblings(preceding=True) if s.tag == c.tag]
+    peers = stored.findall(c.tag)
+    return peers[len(index)] if len(index) < len(peers) else None
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -109,6 +119,34 @@ def _fmt_units(v: float) -> str:
     return f"{v:.2f}".rstrip("0").rstrip(".") if v != int(v) else str(int(v))
 
 
+def _apply_ibmi(el: Any, host: dict[str, Any]) -> None:
+    """IBM i support: the inventory's ``ibmi_capable`` / ``ibmi_restricted_io_capable``
+    switches, and the IBM i console code pages an IBM i capable system lists
+    (values of the captured ``managedsystem.txt``; the SR-IOV template has none)."""
+    caps = el.find(x.q("AssociatedSystemCapabilities"))
+    capable = bool(host.get("ibmi_capable", True))
+    restricted = capable and bool(host.get("ibmi_restricted_io_capable", True))
+    for tag, value in (
+        ("IBMiCapable", capable),
+        ("IBMiLogicalPartitionMobilityCapable", capable),
+        ("IBMiRestrictedIOModeCapable", restricted),
+    ):
+        schema.set_field(caps, tag, "true" if value else "false", kb="ROO")
+    for old in el.findall(x.q("SupportedIBMiConsoleCodePage")):
+        el.remove(old)
+    if capable:
+        real = captures.contents("managedsystem.txt")[0]
+        last = None
+        for page in real.findall(x.q("SupportedIBMiConsoleCodePage")):
+            new = etree.Element(page.tag, ksv="V1_8_0", kxe="false", kb="ROO")
+            new.text = (page.text or "").strip()
+            if last is None:
+                schema.insert_ordered(el, new)
+            else:
+                last.addnext(new)
+            last = new
+
+
 def _apply_sriov_labels(el: Any, labels: dict[Any, str]) -> None:
     """Set SR-IOV physical port labels, keyed by "SRIOVAdapterID/PhysicalPortID"."""
     for adapter in el.iter(x.q("SRIOVAdapter")):
@@ -120,6 +158,18 @@ def _apply_sriov_labels(el: Any, labels: dict[Any, str]) -> None:
             label = labels.get(f"{aid}/{pid}")
             if label is not None:
                 schema.set_field(port, "Label", label, kb="CUD")
+
+
+def _clear_sriov_port_use(el: Any) -> None:
+    """The capture's ports count logical ports of partitions this host does not
+    have: start from none, so the counters always match the served
+    SRIOVEthernetLogicalPort objects (state/sriov.py keeps them so)."""
+    for port in el.iter():
+        if isinstance(port.tag, str) and x.local(port).endswith("PhysicalPort"):
+            if port.find(x.q("ConfiguredEthernetLogicalPorts")) is not None:
+                schema.set_field(port, "ConfiguredEthernetLogicalPorts", "0")
+            if port.find(x.q("AllocatedCapacity")) is not None:
+                schema.set_field(port, "AllocatedCapacity", "0.0%")
 
 
 # ---- capacity -----------------------------------------------------------------
