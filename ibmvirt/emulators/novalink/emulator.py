@@ -106,6 +106,12 @@ class Emulator:
             )
         return k
 
+    def before_view(self, res: Resource) -> None:
+        """Refresh fields a type computes when read (a partition's Uptime)."""
+        hook = self.kinds.get(res.kind, Kind(res.kind)).extra.get("on_read")
+        if hook is not None:
+            hook(self, res)
+
     def counted(self) -> None:
         with self._count_lock:
             self.request_count += 1

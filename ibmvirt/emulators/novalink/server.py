@@ -269,6 +269,8 @@ class Handler(httpserver.TrackingHandler):
                 objs = emu.search(objs, "/".join(search))
             if not objs:
                 return self.send(204)
+            for o in objs:
+                emu.before_view(o)
             entries = [atom.entry(o, emu.base, groups, show_group) for o in objs]
             tag = str(sum(int(o.etag(groups)) for o in objs) & 0x7FFFFFFF)
         if self.headers.get("If-None-Match") == tag:
@@ -280,6 +282,7 @@ class Handler(httpserver.TrackingHandler):
         emu = self.emu
         if verb == "GET":
             with emu.lock:
+                emu.before_view(res)
                 tag = res.etag(groups)
                 if self.headers.get("If-None-Match") == tag:
                     return self.send(304)

@@ -52,8 +52,10 @@ def test_duplicate_name_refused(adapter, host):
     build(adapter, host).create(parent=host)
     with pytest.raises(pvm_exc.HttpError) as exc:
         build(adapter, host).create(parent=host)
-    assert exc.value.response.status == 400
-    assert "already exists" in exc.value.her_wrap.message
+    # As the console's REST layer reports a PowerVM refusal: 500, REST0126 + HSCL05DE.
+    assert exc.value.response.status == 500
+    msg = exc.value.her_wrap.message
+    assert "REST0126" in msg and "HSCL05DE" in msg and "already uses the name vm1" in msg
     assert len(pvm_lpar.LPAR.search(adapter, name="vm1")) == 1
 
 
@@ -194,7 +196,9 @@ def test_power_events_carry_partition_state(emulator, adapter, host):
     evs = [(e.etype, e.detail, e.data) for e in pvm_evt.Event.get(adapter, "nova")]
     mine = [(t, d) for t, d, data in evs if data.endswith("LogicalPartition/" + lpar.uuid)]
     assert mine[0] == ("ADD_URI", None)
-    assert ("MODIFY_URI", "PartitionState") in mine
+    # The real server's details (event_feed.txt): a comma-separated list.
+    assert ("MODIFY_URI", "PartitionState,Other") in mine
+    assert ("MODIFY_URI", "ReferenceCode,Other") in mine
     assert ("MODIFY_URI", "NVRAM") in mine
     assert mine[-1] == ("DELETE_URI", None)
     # NovaLink names partitions under their ManagedSystem in event data.
@@ -214,7 +218,7 @@ def test_event_listener_thread_receives_changes(emulator, session, adapter, host
         def process(self, events):
             for e in events:
                 seen.append((e.etype, e.detail))
-                if e.detail == "PartitionState":
+                if "PartitionState" in (e.detail or "").split(","):
                     got_state.set()
 
     listener = session.get_event_listener()

@@ -100,7 +100,8 @@ def test_rename_to_existing_name_refused(adapter, host):
     b.name = "a"
     with pytest.raises(pvm_exc.HttpError) as exc:
         b.update()
-    assert "EMUL0004" in exc.value.her_wrap.message
+    assert exc.value.response.status == 500
+    assert "HSCL05DE" in exc.value.her_wrap.message
 
 
 def test_management_partition_cannot_be_deleted(adapter):

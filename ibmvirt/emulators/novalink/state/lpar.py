@@ -190,10 +190,10 @@ def validate_sizing(emu: Emulator, el: etree._Element, who: str) -> Sizing:
 def check_unique_name(emu: Emulator, name: str, exclude: Resource | None = None) -> None:
     for p in all_partitions(emu):
         if p is not exclude and name_of(p.elem) == name:
-            raise errors.bad_request(
-                f"A partition named {name!r} already exists ({p.kind} {p.uuid}); choose another "
-                "name or delete that partition.",
-                errors.DUPLICATE_NAME,
+            raise errors.powervm_refusal(
+                errors.PARTITION_NAME_IN_USE,
+                f"A partition in the managed system already uses the name {name} "
+                f"({p.kind} {p.uuid}); choose another name or delete that partition.",
             )
 
 
@@ -574,8 +574,24 @@ def set_state(emu: Emulator, res: Resource, new_state: str, rmc: str | None = No
             schema.set_field(res.elem, "ResourceMonitoringControlState", rmc)
         _set_ref_code(res, new_state)
         _set_current(res, new_state != NOT_ACTIVATED)
+        if new_state == NOT_ACTIVATED:
+            res.ext.pop("booted_at", None)
+        else:
+            res.ext.setdefault("booted_at", time.time())
         res.bump()
-    emu.publish("MODIFY_URI", res, "PartitionState")
+    # The real server's detail for a state change (event_feed.txt); the new
+    # reference code follows as its own event.
+    emu.publish("MODIFY_URI", res, "PartitionState,Other")
+    emu.publish("MODIFY_URI", res, "ReferenceCode,Other")
+
+
+def show_uptime(_emu: Emulator, res: Resource) -> None:
+    """Uptime (seconds since activation) is computed when read; it changes no ETag."""
+    if state(res) == NOT_ACTIVATED:
+        up = 0
+    else:
+        up = int(time.time() - res.ext.setdefault("booted_at", time.time()))
+    schema.set_field(res.elem, "Uptime", str(up), kb="ROO")
 
 
 def _begin_operation(emu: Emulator, res: Resource, who: str, op: str) -> None:
@@ -703,6 +719,7 @@ def register(emu: Emulator) -> None:
             update=_update,
             delete=_delete,
             quick=_quick,
+            extra={"on_read": show_uptime},
         )
     )
     for kind in PARTITION_KINDS:

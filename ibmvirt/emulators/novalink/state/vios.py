@@ -149,6 +149,7 @@ def register(emu: Emulator) -> None:
             update=_update,
             quick=_quick,
             delete=_delete,
+            extra={"on_read": lpar.show_uptime},
         )
     )
 
