@@ -340,6 +340,20 @@ def _allowed(allowed, path):
     return any(path == a or path.startswith(a + ".") for a in allowed)
 
 
+def missing_fields(real_f, emu_f, allowed):
+    """Paths the real object fills that the emulated one does not (or with
+    another type), apart from the allowed ones; inputs are ``_filled`` maps."""
+    out = []
+    for path, kind in sorted(real_f.items()):
+        if _allowed(allowed, path):
+            continue
+        if path not in emu_f:
+            out.append(path)
+        elif emu_f[path] != kind:
+            out.append(f"{path} type {emu_f[path]} != {kind}")
+    return out
+
+
 @pytest.mark.parametrize("capture", CAPTURES + list(SAME_TYPE))
 def test_emulated_object_fills_the_fields_the_real_one_does(objects, capture):
     cls, emulated = objects[SAME_TYPE.get(capture, capture)]
@@ -349,14 +363,7 @@ def test_emulated_object_fills_the_fields_the_real_one_does(objects, capture):
     emu_f = {}
     for one in emulated if isinstance(emulated, list) else [emulated]:
         _filled(one, out=emu_f)
-    missing = []
-    for path, kind in sorted(real_f.items()):
-        if _allowed(allowed, path):
-            continue
-        if path not in emu_f:
-            missing.append(path)
-        elif emu_f[path] != kind:
-            missing.append(f"{path} type {emu_f[path]} != {kind}")
+    missing = missing_fields(real_f, emu_f, allowed)
     assert not missing, f"{cls.__name__} from {capture}: " + "; ".join(missing)
 
 

@@ -27,7 +27,7 @@ from pypowervm.wrappers.pcm import lpar as pcm_lpar
 from pypowervm.wrappers.pcm import phyp as pcm_phyp
 from pypowervm.wrappers.pcm import vios as pcm_vios
 
-from .test_fidelity import _allowed, _captured, _filled
+from .test_fidelity import _allowed, _captured, _filled, missing_fields
 from .test_lpar import build
 
 # Fields a capture fills that the emulator leaves empty, each with the reason.
@@ -86,15 +86,7 @@ class _All:
 
 
 def _missing(real, emulated, allowed):
-    out = []
-    for path, kind in sorted(real.items()):
-        if _allowed(allowed, path):
-            continue
-        if path not in emulated:
-            out.append(path)
-        elif emulated[path] != kind:
-            out.append(f"{path} type {emulated[path]} != {kind}")
-    return out
+    return missing_fields(real, emulated, allowed)
 
 
 def _stm_path(host_uuid):

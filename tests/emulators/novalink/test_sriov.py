@@ -18,7 +18,7 @@ from pypowervm.wrappers import virtual_io_server as pvm_vios
 
 from ibmvirt.emulators.novalink import app, inventory
 
-from .test_fidelity import NOT_MODELLED, _allowed, _captured, _filled
+from .test_fidelity import NOT_MODELLED, _captured, _filled, missing_fields
 from .test_lpar import build
 
 # Fields of the captured logical ports the emulator leaves out, and why.
@@ -46,16 +46,7 @@ def _refused(call):
 
 def _compare(real, emulated, allowed):
     """Paths the real object fills that the emulated one does not (or with another type)."""
-    real_f, emu_f = _filled(real), _filled(emulated)
-    missing = []
-    for path, kind in sorted(real_f.items()):
-        if _allowed(allowed, path):
-            continue
-        if path not in emu_f:
-            missing.append(path)
-        elif emu_f[path] != kind:
-            missing.append(f"{path} type {emu_f[path]} != {kind}")
-    return missing
+    return missing_fields(_filled(real), _filled(emulated), allowed)
 
 
 # ---- create / list / delete -------------------------------------------------------------

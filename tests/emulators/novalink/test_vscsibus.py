@@ -24,7 +24,7 @@ from pypowervm.wrappers import logical_partition as pvm_lpar
 from pypowervm.wrappers import storage as pvm_stg
 from pypowervm.wrappers import virtual_io_server as pvm_vios
 
-from .test_fidelity import _allowed, _captured, _filled
+from .test_fidelity import _captured, _filled, missing_fields
 from .test_lpar import build
 from .test_migration import _discover, _peer, _session, target  # noqa: F401 (fixture)
 
@@ -434,12 +434,5 @@ def test_emulated_bus_fills_the_fields_the_captured_feed_does(adapter, host, vio
     emu_f: dict[str, str] = {}
     for b in emulated:
         _filled(b, out=emu_f)
-    missing = []
-    for path, kind in sorted(real_f.items()):
-        if _allowed(NOT_MODELLED, path):
-            continue
-        if path not in emu_f:
-            missing.append(path)
-        elif emu_f[path] != kind:
-            missing.append(f"{path} type {emu_f[path]} != {kind}")
+    missing = missing_fields(real_f, emu_f, NOT_MODELLED)
     assert not missing, "VSCSIBus from vscsibus_feed.txt: " + "; ".join(missing)

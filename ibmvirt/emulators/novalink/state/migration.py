@@ -369,18 +369,7 @@ def migrate_in(emu: Emulator, body: dict[str, Any]) -> tuple[int, Any]:
         v = _target_vios_for(emu, item)
         assert v is not None
         new = x.deep(v.elem)
-        maps = vios.section(new, "VirtualSCSIMappings")
-        m = etree.SubElement(maps, x.q("VirtualSCSIMapping"), schemaVersion="V1_0")
-        md = etree.SubElement(m, x.q("Metadata"))
-        etree.SubElement(md, x.q("Atom"))
-        etree.SubElement(
-            m,
-            x.q("AssociatedLogicalPartition"),
-            kb="CUR",
-            kxe="false",
-            href=emu.base + res.path,
-            rel="related",
-        )
+        m = _new_mapping(emu, new, "VirtualSCSIMapping", res)
         stg = etree.SubElement(m, x.q("Storage"), kb="CUR", kxe="false")
         ref = etree.SubElement(stg, x.q(item["kind"]), schemaVersion="V1_0")
         etree.SubElement(ref, x.q("UniqueDeviceID")).text = item["udid"]
@@ -397,13 +386,11 @@ def migrate_in(emu: Emulator, body: dict[str, Any]) -> tuple[int, Any]:
     return 201, {"partition": uuid}
 
 
-def _map_vfc(
-    emu: Emulator, res: Resource, v: Resource, port: etree._Element, item: dict[str, str]
-) -> None:
-    """The client's virtual FC adapter, same WWPNs and slot, on a target VIOS port."""
-    new = x.deep(v.elem)
-    maps = vios.section(new, "VirtualFibreChannelMappings")
-    m = etree.SubElement(maps, x.q("VirtualFibreChannelMapping"), schemaVersion="V1_0")
+def _new_mapping(emu: Emulator, vios_el: etree._Element, tag: str, res: Resource) -> etree._Element:
+    """An empty client mapping for ``res`` (as a client would send it), appended
+    to the VIOS's list of that kind, for the VIOS update hooks to complete."""
+    maps = vios.section(vios_el, tag + "s")
+    m = etree.SubElement(maps, x.q(tag), schemaVersion="V1_0")
     md = etree.SubElement(m, x.q("Metadata"))
     etree.SubElement(md, x.q("Atom"))
     etree.SubElement(
@@ -414,6 +401,15 @@ def _map_vfc(
         href=emu.base + res.path,
         rel="related",
     )
+    return m
+
+
+def _map_vfc(
+    emu: Emulator, res: Resource, v: Resource, port: etree._Element, item: dict[str, str]
+) -> None:
+    """The client's virtual FC adapter, same WWPNs and slot, on a target VIOS port."""
+    new = x.deep(v.elem)
+    m = _new_mapping(emu, new, "VirtualFibreChannelMapping", res)
     ca = x.sub_container(m, "ClientAdapter")
     if item.get("slot"):
         x.sub(ca, "VirtualSlotNumber", item["slot"])
