@@ -16,7 +16,7 @@ import os_resource_classes as orc
 import os_traits
 import zhmcclient
 from nova import conf as nova_conf
-from nova import exception
+from nova import exception, objects
 from nova.objects import fields as obj_fields
 from nova.virt import driver, hardware
 from oslo_log import log as logging
@@ -256,10 +256,17 @@ class DPMDriver(driver.ComputeDriver):
             raise dpm_exc.PartitionPreparationFailed(
                 instance_id=instance.uuid, reason=f"{type(exc).__name__}: {exc}"
             ) from exc
-        instance.system_metadata[SYSMETA_WWPNS] = ",".join(prepared.wwpns)
+        sysmeta = {SYSMETA_WWPNS: ",".join(prepared.wwpns)}
         if prepared.boot_device_uri:
-            instance.system_metadata[SYSMETA_BOOT_DEVICE] = prepared.boot_device_uri
-        instance.save()
+            sysmeta[SYSMETA_BOOT_DEVICE] = prepared.boot_device_uri
+        # Saved through a copy of our own: while spawn prepares, the compute
+        # manager's network-allocation thread changes the Instance it passed
+        # us, and saving that object from here races with it ("Set changed
+        # size during iteration").
+        instance.system_metadata.update(sysmeta)
+        stored = objects.Instance(context=instance._context, uuid=instance.uuid)
+        stored.system_metadata = dict(instance.system_metadata)
+        stored.save()
 
     def _prepare(self, guest: dpm_partition.Guest) -> dpm_storage.Prepared:
         partition = guest.create()

@@ -189,6 +189,18 @@ def make_env(conf, gen: str, init: bool = True, op_delay: float = 0.0, **dpm) ->
     return Env(gen, session, client, ids, api, drv, log)
 
 
+@pytest.fixture(autouse=True)
+def saved_sysmeta(monkeypatch):
+    """Instance.save without a database: the system metadata each save wrote, by UUID."""
+    saved: dict[str, list[dict[str, str]]] = {}
+
+    def save(self, *args, **kwargs):
+        saved.setdefault(self.uuid, []).append(dict(self.system_metadata))
+
+    monkeypatch.setattr(objects.Instance, "save", save)
+    return saved
+
+
 @pytest.fixture(params=["z13", "z15"])
 def env(request, conf) -> Env:
     """A driver after init_host, on each CPC generation."""

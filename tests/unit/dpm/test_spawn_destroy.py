@@ -22,9 +22,12 @@ def _hbas(part):
     return list(part.hbas.list())
 
 
-def test_prepare_for_spawn_creates_stopped_partition_with_recorded_wwpns(env):
+def test_prepare_for_spawn_creates_stopped_partition_with_recorded_wwpns(env, saved_sysmeta):
     inst = env.instance(vcpus=3, memory_mb=4096)
     env.driver.prepare_for_spawn(inst)
+    # Persisted through a separate Instance object (not the compute manager's).
+    assert saved_sysmeta[inst.uuid][-1] == dict(inst.system_metadata)
+    assert saved_sysmeta[inst.uuid][-1]["dpm_wwpns"]
 
     part = env.partition(inst)
     assert part.properties["name"] == f"OpenStack-{HOST}-{inst.uuid}"
