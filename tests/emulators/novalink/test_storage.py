@@ -271,3 +271,19 @@ def test_disk_data_kept_for_snapshot_seam(tmp_path):
         sess._logoff()
         del sess, adapter
         gc.collect()
+
+
+def test_volume_group_physical_volume_changes_are_refused_not_dropped(adapter):
+    from pypowervm.wrappers import storage as pvm_stg
+    from pypowervm.wrappers import virtual_io_server as pvm_vios
+
+    vios1 = next(v for v in pvm_vios.VIOS.get(adapter, xag=[]) if v.name == "vios1")
+    vg = next(v for v in pvm_stg.VG.get(adapter, parent=vios1) if v.name == "datavg")
+    spare = next(p for p in vios1.phys_vols if p.name == "hdisk3")
+    vg.phys_vols.append(pvm_stg.PV.bld(adapter, spare.name, udid=spare.udid))
+    with pytest.raises(pvm_exc.HttpError) as exc:
+        vg.update()
+    assert exc.value.response.status == 501
+    assert "not emulated" in exc.value.her_wrap.message
+    again = next(v for v in pvm_stg.VG.get(adapter, parent=vios1) if v.name == "datavg")
+    assert [p.name for p in again.phys_vols] == ["hdisk2"]

@@ -155,6 +155,21 @@ def _vg_update(emu: Emulator, res: Resource, new: etree._Element) -> None:
     who = f"VolumeGroup {vg_name!r} on VIOS {lpar.name_of(v.elem)!r}"
     if new.findtext(x.q("GroupName")) != vg_name:
         raise errors.bad_request(f"{who}: renaming a volume group is not supported")
+
+    # Growing or shrinking the group (extendvg/reducevg) is not emulated: say so
+    # rather than keep the server's list and drop the client's change.
+    def _pv_ids(el: etree._Element) -> set[str]:
+        return {
+            p.findtext(x.q("UniqueDeviceID")) or p.findtext(x.q("VolumeName")) or ""
+            for p in slots.items(el, "PhysicalVolumes", "PhysicalVolume")
+        }
+
+    if new.find(x.q("PhysicalVolumes")) is not None and _pv_ids(new) != _pv_ids(old):
+        raise errors.RestError(
+            501,
+            f"{who}: adding or removing physical volumes is not emulated (extendvg/reducevg)",
+            errors.UNSUPPORTED,
+        )
     # The I/O limits a client may set on the group's disks (ReadIOPS/WriteIOPS, CUD).
     limits = {
         p.findtext(x.q("UniqueDeviceID")): [
