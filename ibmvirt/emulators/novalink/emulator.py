@@ -25,8 +25,14 @@ from ibmvirt.emulators.novalink.events import EventBus
 from ibmvirt.emulators.novalink.jobs import JobManager
 from ibmvirt.emulators.novalink.store import BASE, Groups, Resource, Store
 
-# Fields the captures mark read-only (HMC era) but NovaLink lets a client set.
-CLIENT_SETTABLE = {("LogicalPartition", "PartitionUUID")}
+# Fields the captures mark read-only (HMC era) but NovaLink lets a client set:
+# the partition UUID, and the side of a new virtual storage adapter that
+# pypowervm's VSCSIBus.bld sends (the bus type checks the value).
+CLIENT_SETTABLE = {
+    ("LogicalPartition", "PartitionUUID"),
+    ("ClientAdapter", "AdapterType"),
+    ("ServerAdapter", "AdapterType"),
+}
 
 
 @dataclass

@@ -345,16 +345,8 @@ def is_list_item(parent: str, child: str) -> bool:
     return child in _knowledge().repeated.get(parent, ())
 
 
-# Marked read-only in every capture, yet sent by pypowervm's builders in create
-# payloads meant for the real server: the side of a new virtual storage adapter
-# (VSCSIBus.bld writes AdapterType Client/Server; the type checks the value).
-_SENT_ON_CREATE = {("ClientAdapter", "AdapterType"), ("ServerAdapter", "AdapterType")}
-
-
 def is_read_only(parent: str, child: str) -> bool:
     """Server-computed field: the client may not set it."""
-    if (parent, child) in _SENT_ON_CREATE:
-        return False
     kinds = access(parent, child)
     return bool(kinds) and kinds <= READ_ONLY
 

@@ -85,10 +85,6 @@ class _All:
         return [self.cls.wrap(response)]
 
 
-def _missing(real, emulated, allowed):
-    return missing_fields(real, emulated, allowed)
-
-
 def _stm_path(host_uuid):
     return pvm_adpt.Adapter.build_path(
         pvm_mon.PCM_SERVICE,
@@ -237,7 +233,7 @@ def test_vm_metrics_pair_client_storage_and_network_with_the_vios(adapter, busy_
 def test_pcm_preferences_fill_what_the_capture_does(adapter, host):
     real = _filled(_captured(pvm_mon.PcmPref, "pcm_pref.txt"))
     emulated = _filled(_prefs(adapter, host.uuid)[1])
-    assert not _missing(real, emulated, NOT_MODELLED.get("pcm_pref.txt", {}))
+    assert not missing_fields(real, emulated, NOT_MODELLED.get("pcm_pref.txt", {}))
 
 
 @pytest.mark.parametrize(
@@ -257,7 +253,7 @@ def test_metric_feed_entries_fill_what_the_capture_does(adapter, host, capture, 
         _filled(w, out=real)  # plain properties, so _filled reads them too
     for w in emulated_all:
         _filled(w, out=emulated)
-    assert not _missing(real, emulated, NOT_MODELLED.get(capture, {}))
+    assert not missing_fields(real, emulated, NOT_MODELLED.get(capture, {}))
     # The Atom entry itself carries the same properties (id, title, link, ...).
     real_props = set().union(*(_entry_props(w) for w in real_all))
     emu_props = set().union(*(_entry_props(w) for w in emulated_all))
@@ -307,7 +303,7 @@ def test_pcm_json_fills_what_the_capture_does(adapter, busy_host, capture, cls):
     emulated = {}
     for obj in emulated_objs:
         _json_filled(obj, out=emulated)
-    missing = _missing(real, emulated, NOT_MODELLED.get(capture, {}))
+    missing = missing_fields(real, emulated, NOT_MODELLED.get(capture, {}))
     assert not missing, f"{cls.__name__} from {capture}: " + "; ".join(missing)
 
 
@@ -327,7 +323,7 @@ def test_event_entries_fill_what_the_capture_does(emulator, adapter, host):
         _filled(w, out=real)
     for w in emulated_all:
         _filled(w, out=emulated)
-    assert not _missing(real, emulated, allowed)
+    assert not missing_fields(real, emulated, allowed)
     real_props = {f"entry.{p}" for p in set().union(*(_entry_props(w) for w in real_all))}
     emu_props = {f"entry.{p}" for p in set().union(*(_entry_props(w) for w in emulated_all))}
     assert {p for p in real_props - emu_props if not _allowed(allowed, p)} == set()

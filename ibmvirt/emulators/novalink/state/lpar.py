@@ -187,6 +187,23 @@ def validate_sizing(emu: Emulator, el: etree._Element, who: str) -> Sizing:
     return s
 
 
+def check_hotplug(part: Resource, what: str) -> None:
+    """Adding or removing I/O on a running client partition is a dynamic
+    change (DLPAR), which needs an active RMC connection; VIOSes and the
+    management partition are always reachable."""
+    if (
+        part.kind == "LogicalPartition"
+        and state(part) != NOT_ACTIVATED
+        and part.field("ResourceMonitoringControlState") != "active"
+        and part.field("IsManagementPartition") != "true"
+    ):
+        raise errors.bad_request(
+            f"Cannot {what} {name_of(part.elem)!r} while it is {state(part)} without "
+            "an active RMC connection",
+            errors.DLPAR_LIMIT,
+        )
+
+
 def check_unique_name(emu: Emulator, name: str, exclude: Resource | None = None) -> None:
     for p in all_partitions(emu):
         if p is not exclude and name_of(p.elem) == name:

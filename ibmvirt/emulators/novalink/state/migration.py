@@ -141,13 +141,17 @@ def _payload(emu: Emulator, res: Resource, stg: list[dict[str, str]]) -> dict[st
     }
 
 
+def _checked_payload(emu: Emulator, res: Resource) -> dict[str, Any]:
+    """What the target needs to know, once the source side allows the move (under the lock)."""
+    return _payload(emu, res, _check_source(emu, res))
+
+
 def migrate_validate(emu: Emulator, job: Job) -> dict[str, str]:
     res = job.target
     assert res is not None
     peer = _job_peer(emu, job)
     with emu.lock:
-        stg = _check_source(emu, res)
-        payload = _payload(emu, res, stg)
+        payload = _checked_payload(emu, res)
     _call_peer(peer, "/migration/validate", payload)
     job.pause(1.0)
     return {}
@@ -158,8 +162,7 @@ def migrate(emu: Emulator, job: Job) -> dict[str, str]:
     assert res is not None
     peer = _job_peer(emu, job)
     with emu.lock:
-        stg = _check_source(emu, res)
-        payload = _payload(emu, res, stg)
+        payload = _checked_payload(emu, res)
         _set_migration_state(emu, res, "Migration Starting")
     try:
         _call_peer(peer, "/migration/validate", payload)

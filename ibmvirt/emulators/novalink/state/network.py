@@ -178,24 +178,10 @@ def _vnet_links(parent: etree._Element, hrefs: list[str]) -> None:
 
 
 # ---- client network adapters ------------------------------------------------------------------
-def _hotplug_ok(part: Resource, what: str) -> None:
-    if (
-        lpar.state(part) != lpar.NOT_ACTIVATED
-        and part.field("ResourceMonitoringControlState") != "active"
-        and part.field("IsManagementPartition") != "true"
-        and part.kind != ("VirtualIOServer")
-    ):
-        raise errors.bad_request(
-            f"Cannot {what} {lpar.name_of(part.elem)!r} while it is {lpar.state(part)} without "
-            "an active RMC connection",
-            errors.DLPAR_LIMIT,
-        )
-
-
 def _cna_create(emu: Emulator, parent: Resource | None, el: etree._Element) -> Resource:
     assert parent is not None
     who = f"ClientNetworkAdapter on {lpar.name_of(parent.elem)!r}"
-    _hotplug_ok(parent, "add a network adapter to")
+    lpar.check_hotplug(parent, "add a network adapter to")
     pvid = _vid(el.findtext(x.q("PortVLANID")), who, "PortVLANID")
     tagged = _check_tagged(el, pvid, who)
     vs = _vswitch_by_uuid(emu, _link_uuid(el.find(x.q("AssociatedVirtualSwitch"))))
@@ -257,7 +243,7 @@ def _cna_update(emu: Emulator, res: Resource, new: etree._Element) -> None:
 
 def _cna_delete(emu: Emulator, res: Resource) -> None:
     assert res.parent is not None
-    _hotplug_ok(res.parent, "remove a network adapter from")
+    lpar.check_hotplug(res.parent, "remove a network adapter from")
     _link_on_partition(emu, res.parent, res, add=False)
 
 
@@ -517,7 +503,7 @@ def _vnic_create(emu: Emulator, parent: Resource | None, el: etree._Element) -> 
     server creates that port on the hosting VIOS and links it from the device."""
     assert parent is not None and emu.ms is not None
     who = f"vNIC on {lpar.name_of(parent.elem)!r}"
-    _hotplug_ok(parent, "add a vNIC to")
+    lpar.check_hotplug(parent, "add a vNIC to")
     details = el.find(x.q("Details"))
     if details is None:
         raise errors.bad_request(f"{who}: the Details element is required")
@@ -606,7 +592,7 @@ def _vnic_slots(emu: Emulator, part: Resource) -> set[int]:
 
 def _vnic_delete(emu: Emulator, res: Resource) -> None:
     assert res.parent is not None
-    _hotplug_ok(res.parent, "remove a vNIC from")
+    lpar.check_hotplug(res.parent, "remove a vNIC from")
     _release_vnic_ports(emu, res)
 
 

@@ -215,7 +215,7 @@ def _seed_member(emu: Emulator, inv: dict[str, Any], pool: Resource, m: dict[str
             )
         # The host's proc_units/memory_mb are what is activated; dark resources
         # come on top of them in the installed figures.
-        _add_installed(emu, dark_p, dark_m * MB_PER_GB)
+        _add_to_host(emu, "Installed", dark_p, dark_m * MB_PER_GB)
         el.find(x.q("AssociatedManagedSystem")).set("href", emu.base + emu.ms.path)
         sync_local(emu, res)
     else:
@@ -241,18 +241,14 @@ def _seed_member(emu: Emulator, inv: dict[str, Any], pool: Resource, m: dict[str
     return res
 
 
-def _add_installed(emu: Emulator, units: int, mem_mb: int) -> None:
+def _add_to_host(emu: Emulator, figure: str, units: int, mem_mb: int) -> None:
+    """Add to the host's ``figure`` processor units and memory (Installed or Configurable)."""
     ms = emu.ms
     assert ms is not None
-    for path, delta in (
-        (f"{system.PROC}/InstalledSystemProcessorUnits", units),
-        (f"{system.MEM}/InstalledSystemMemory", mem_mb),
-    ):
-        node = x.find_path(ms.elem, path)
-        if path.endswith("Memory"):
-            node.text = str(int(node.text) + delta)
-        else:
-            node.text = system._fmt_units(float(node.text) + delta)
+    units_node = x.find_path(ms.elem, f"{system.PROC}/{figure}SystemProcessorUnits")
+    units_node.text = system._fmt_units(round(float(units_node.text) + units, 2))
+    mem_node = x.find_path(ms.elem, f"{system.MEM}/{figure}SystemMemory")
+    mem_node.text = str(int(mem_node.text) + mem_mb)
 
 
 def sync_local(emu: Emulator, member: Resource) -> None:
@@ -346,17 +342,7 @@ def _unit(kind: str) -> str:
 
 def _activate(emu: Emulator, units: int, mem_mb: int) -> None:
     """Mobile activations change what the host can give its partitions."""
-    ms = emu.ms
-    assert ms is not None
-    for path, delta in (
-        (f"{system.PROC}/ConfigurableSystemProcessorUnits", units),
-        (f"{system.MEM}/ConfigurableSystemMemory", mem_mb),
-    ):
-        node = x.find_path(ms.elem, path)
-        if path.endswith("Memory"):
-            node.text = str(int(node.text) + delta)
-        else:
-            node.text = system._fmt_units(round(float(node.text) + delta, 2))
+    _add_to_host(emu, "Configurable", units, mem_mb)
     system.release(emu, mem_mb, units)  # free figures move with it (negative = take)
 
 

@@ -154,15 +154,7 @@ def scsi_hook(emu: Emulator, v: Resource, old: etree._Element, new: etree._Eleme
         else:
             # A new client adapter is a hot plug (DLPAR) into a running client;
             # more storage on an existing adapter pair is not.
-            if (
-                lpar.state(client) != lpar.NOT_ACTIVATED
-                and client.field("ResourceMonitoringControlState") != "active"
-            ):
-                raise errors.bad_request(
-                    f"{who}: cannot add a virtual SCSI adapter to {cname!r} while it is "
-                    f"{lpar.state(client)} without an active RMC connection",
-                    errors.DLPAR_LIMIT,
-                )
+            lpar.check_hotplug(client, "add a virtual SCSI adapter to")
             cache = client_slot_cache.get(client.uuid)
             if cache is None:
                 cache = client_slot_cache[client.uuid] = client_slots(emu, client)

@@ -357,25 +357,10 @@ def _new(
 
 
 # ---- client requests ------------------------------------------------------------------
-def _dlpar_ok(part: Resource, what: str) -> None:
-    """Adding or removing I/O on a running client partition needs RMC (DLPAR)."""
-    if (
-        part.kind == "LogicalPartition"
-        and lpar.state(part) != lpar.NOT_ACTIVATED
-        and part.field("ResourceMonitoringControlState") != "active"
-        and part.field("IsManagementPartition") != "true"
-    ):
-        raise errors.bad_request(
-            f"Cannot {what} {lpar.name_of(part.elem)!r} while it is {lpar.state(part)} "
-            "without an active RMC connection",
-            errors.DLPAR_LIMIT,
-        )
-
-
 def _create(emu: Emulator, parent: Resource | None, el: etree._Element) -> Resource:
     assert parent is not None
     who = f"{KIND} on {lpar.name_of(parent.elem)!r}"
-    _dlpar_ok(parent, "add an SR-IOV logical port to")
+    lpar.check_hotplug(parent, "add an SR-IOV logical port to")
     port = find_port(emu, el.findtext(x.q("AdapterID")), el.findtext(x.q("PhysicalPortID")), who)
     s = parse(el, port, who)
     assert s.capacity is not None
@@ -402,7 +387,7 @@ def _update(emu: Emulator, res: Resource, new: etree._Element) -> None:
     who = f"{KIND} {res.field('LogicalPortID')} on {lpar.name_of(res.parent.elem)!r}"
     if _backs_vnic(res):
         raise errors.bad_request(f"{who} backs a vNIC; change the vNIC instead", errors.IN_USE)
-    _dlpar_ok(res.parent, "change an SR-IOV logical port of")
+    lpar.check_hotplug(res.parent, "change an SR-IOV logical port of")
     port = find_port(emu, res.field("AdapterID"), res.field("PhysicalPortID"), who)
     s = parse(new, port, who)
     assert s.capacity is not None
@@ -428,7 +413,7 @@ def _delete(emu: Emulator, res: Resource) -> None:
             "delete the vNIC instead",
             errors.IN_USE,
         )
-    _dlpar_ok(res.parent, "remove an SR-IOV logical port from")
+    lpar.check_hotplug(res.parent, "remove an SR-IOV logical port from")
 
 
 def _after_delete(emu: Emulator, res: Resource) -> None:
