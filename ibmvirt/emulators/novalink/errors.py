@@ -37,7 +37,8 @@ POWERVM_REFUSAL = "REST0126"
 POWERVM_REASON = "Unknown internal error."
 PARTITION_NAME_IN_USE = "HSCL05DE"  # seen on a rename; the emulator uses it on create too
 
-# --- emulator-assigned codes (no real evidence of the exact number)
+# --- emulator-assigned codes (no real evidence of the exact number). The
+# capacity, state and in-use ones travel inside a REST0126 500 (``refused``).
 READ_ONLY_FIELD = "EMUL0002"
 CREATE_ONLY_FIELD = "EMUL0003"
 DUPLICATE_NAME = "EMUL0004"
@@ -109,9 +110,15 @@ def schema_error(message: str) -> RestError:
     return RestError(400, f"{UNMARSHAL} {message}", SCHEMA_ORDER, SCHEMA_REASON)
 
 
-def powervm_refusal(hscl: str, message: str) -> RestError:
-    """500 as the REST layer reports a refusal of the PowerVM layer."""
-    return RestError(500, f"{hscl} {message}", POWERVM_REFUSAL, POWERVM_REASON)
+def refused(message: str, code: str) -> RestError:
+    """500 as the REST layer reports a refusal of the PowerVM layer.
+
+    Capacity, state and in-use rules are enforced below the REST layer; a real
+    console wraps their refusal in REST0126 "Unknown internal error." with the
+    lower layer's code first in the message (pypowervm also only reads VIOS
+    refusals out of 500 responses). ``code`` is that lower-layer code.
+    """
+    return RestError(500, f"{code} {message}", POWERVM_REFUSAL, POWERVM_REASON)
 
 
 class JobFailure(Exception):

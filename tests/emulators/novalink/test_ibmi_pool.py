@@ -25,6 +25,7 @@ from pypowervm.wrappers import managed_system as pvm_ms
 from ibmvirt.emulators.novalink import app, errors, inventory
 
 from .test_fidelity import _allowed, _captured, _filled
+from .test_lpar import refusal
 
 # Fields the captures fill that the emulated objects do not, and why.
 NOT_MODELLED = {
@@ -84,16 +85,6 @@ def custom(tmp_path):
     gc.collect()
     for srv in started:
         srv.stop()
-
-
-def _refused(exc_info, status=400, code=None, words=()):
-    her = exc_info.value.her_wrap
-    assert exc_info.value.response.status == status
-    if code:
-        assert code in her.message
-    for w in words:
-        assert w in her.message
-    return her.message
 
 
 # ---- IBM i ------------------------------------------------------------------------------
@@ -206,7 +197,7 @@ def test_ibmi_update_ipl_source_and_tagged_io(adapter, host):
     lpar.io_config.tagged_io.console = "500"  # beyond MaximumVirtualIOSlots
     with pytest.raises(pvm_exc.HttpError) as exc:
         lpar.update()
-    _refused(exc, code=errors.BAD_VALUE, words=("Console", "MaximumVirtualIOSlots"))
+    refusal(exc, 400, errors.BAD_VALUE, "Console", "MaximumVirtualIOSlots")
     assert lpar.refresh().io_config.tagged_io.console == "HMC"
 
 
@@ -215,7 +206,7 @@ def test_ibmi_partition_type_cannot_change_and_partition_deletes(adapter, host):
     lpar.set_parm_value("PartitionType", pvm_bp.LPARType.AIXLINUX)
     with pytest.raises(pvm_exc.HttpError) as exc:
         lpar.update()
-    _refused(exc, code=errors.CREATE_ONLY_FIELD, words=("PartitionType",))
+    refusal(exc, 400, errors.CREATE_ONLY_FIELD, "PartitionType")
     lpar = lpar.refresh()
     assert lpar.env == pvm_bp.LPARType.OS400
     lpar.delete()
@@ -229,7 +220,7 @@ def test_host_not_ibmi_capable_refuses_ibmi(custom):
     assert host.supported_ibmi_console_codepage == []
     with pytest.raises(pvm_exc.HttpError) as exc:
         build_ibmi(adapter, host).create(parent=host)
-    _refused(exc, code=errors.NOT_CAPABLE, words=("IBM i",))
+    refusal(exc, 500, errors.NOT_CAPABLE, "IBM i")
     assert pvm_lpar.LPAR.search(adapter, name="ibmi1") == []
     # AIX/Linux partitions are still fine there.
     from .test_lpar import build
@@ -247,7 +238,7 @@ def test_host_without_restricted_io_refuses_restricted_ibmi(custom):
     lpar.restrictedio = True
     with pytest.raises(pvm_exc.HttpError) as exc:
         lpar.update()
-    _refused(exc, code=errors.NOT_CAPABLE, words=("restricted I/O",))
+    refusal(exc, 500, errors.NOT_CAPABLE, "restricted I/O")
     assert lpar.refresh().restrictedio is False
 
 
@@ -320,13 +311,13 @@ def test_mobile_resources_refused_beyond_pool_or_dark_capacity(adapter, host):
     other.mobile_procs = pool.avail_mobile_procs + 1
     with pytest.raises(pvm_exc.HttpError) as exc:
         other.update()
-    _refused(exc, code=errors.MOBILE_COD, words=("available",))
+    refusal(exc, 500, errors.MOBILE_COD, "available")
     # The host has no inactive memory to put mobile memory into.
     me = members[host.system_name]
     me.mobile_mem = 1
     with pytest.raises(pvm_exc.HttpError) as exc:
         me.update()
-    _refused(exc, code=errors.MOBILE_COD, words=("inactive",))
+    refusal(exc, 500, errors.MOBILE_COD, "inactive")
     # Nothing moved.
     assert pool.refresh().avail_mobile_procs == pool.avail_mobile_procs
     assert pool.avail_mobile_mem == 192
@@ -349,7 +340,7 @@ def test_mobile_processors_in_use_cannot_be_returned(adapter, host):
     me.mobile_procs = 0
     with pytest.raises(pvm_exc.HttpError) as exc:
         me.update()
-    _refused(exc, code=errors.MOBILE_COD, words=("unused",))
+    refusal(exc, 500, errors.MOBILE_COD, "unused")
     assert host.refresh().proc_units_configurable == 40
     # What is unused can go back.
     me = me.refresh()
@@ -365,7 +356,7 @@ def test_pool_member_read_only_figures_refused(adapter, host):
     me.set_parm_value("InactiveProcUnits", "30")
     with pytest.raises(pvm_exc.HttpError) as exc:
         me.update()
-    _refused(exc, code=errors.READ_ONLY_FIELD, words=("InactiveProcUnits",))
+    refusal(exc, 400, errors.READ_ONLY_FIELD, "InactiveProcUnits")
 
 
 def test_renamed_host_is_renamed_in_its_pool(adapter, host):
@@ -382,7 +373,7 @@ def test_pool_can_be_renamed_but_not_its_figures(adapter):
     pool.set_parm_value("AvailableMobileCoDProcUnits", "99")
     with pytest.raises(pvm_exc.HttpError) as exc:
         pool.update()
-    _refused(exc, code=errors.READ_ONLY_FIELD, words=("AvailableMobileCoDProcUnits",))
+    refusal(exc, 400, errors.READ_ONLY_FIELD, "AvailableMobileCoDProcUnits")
     assert _pool(adapter).avail_mobile_procs == 16
 
 

@@ -15,6 +15,23 @@ from pypowervm.wrappers import base_partition as pvm_bp
 from pypowervm.wrappers import logical_partition as pvm_lpar
 
 
+def refusal(exc_info, status: int, code: str, *words: str) -> str:
+    """The refused request's message, checked as a client sees it.
+
+    Status and code must match; a 500 must carry the REST layer's REST0126
+    "Unknown internal error." wrapper around the PowerVM layer's code.
+    """
+    err = getattr(exc_info, "value", exc_info)
+    her = err.her_wrap
+    assert (err.response.status, code in her.message) == (status, True), her.message
+    if status == 500:
+        assert her.reason_code == "Unknown internal error."
+        assert her.message.startswith(f"[REST0126] {code} "), her.message
+    for word in words:
+        assert word in her.message
+    return her.message
+
+
 def build(adapter, host, name="vm1", mem=4096, vcpu=2, units=0.5, validate=True, **extra):
     attrs = {
         lpar_bldr.NAME: name,
@@ -143,7 +160,7 @@ def test_delete_refused_while_running_then_allowed(adapter, host):
     pvm_power.power_on(lpar, host.uuid)
     with pytest.raises(pvm_exc.HttpError) as exc:
         lpar.refresh().delete()
-    assert "power it off" in exc.value.her_wrap.message
+    refusal(exc, 500, "EMUL0007", "power it off")
     assert pvm_lpar.LPAR.get(adapter, uuid=lpar.uuid).state == "running"
     pvm_power.power_off_progressive(lpar.refresh())
     lpar.refresh().delete()
@@ -175,7 +192,7 @@ def test_dlpar_within_limits_while_running(adapter, host):
     lpar.mem_config.max = 16384  # limits cannot move while running
     with pytest.raises(pvm_exc.HttpError) as exc:
         lpar.update()
-    assert "only change while it is powered off" in exc.value.her_wrap.message
+    refusal(exc, 500, "EMUL0010", "only change while it is powered off")
     lpar = pvm_lpar.LPAR.get(adapter, uuid=lpar.uuid)
     lpar.mem_config.desired = 12288  # beyond the max: refused
     with pytest.raises(pvm_exc.HttpError) as exc:

@@ -9,7 +9,7 @@ import pypowervm.exceptions as pvm_exc
 import pytest
 from pypowervm.wrappers import logical_partition as pvm_lpar
 
-from .test_lpar import build
+from .test_lpar import build, refusal
 
 
 def _put_raw(adapter, path, xml):
@@ -82,7 +82,7 @@ def test_more_memory_than_the_system_refused(adapter, host):
     pending.mem_config.max = 1048576
     with pytest.raises(pvm_exc.HttpError) as exc:
         pending.create(parent=host)
-    assert "configurable memory" in exc.value.her_wrap.message
+    refusal(exc, 500, "EMUL0005", "configurable memory")
 
 
 def test_processing_units_per_virtual_processor(adapter, host):
@@ -100,16 +100,16 @@ def test_rename_to_existing_name_refused(adapter, host):
     b.name = "a"
     with pytest.raises(pvm_exc.HttpError) as exc:
         b.update()
-    assert exc.value.response.status == 500
-    assert "HSCL05DE" in exc.value.her_wrap.message
+    refusal(exc, 500, "HSCL05DE", "already uses the name a")
 
 
 def test_management_partition_cannot_be_deleted(adapter):
     from pypowervm.tasks import partition
 
     mgmt = partition.get_mgmt_partition(adapter)
-    with pytest.raises(pvm_exc.HttpError):
+    with pytest.raises(pvm_exc.HttpError) as exc:
         mgmt.delete()
+    refusal(exc, 500, "EMUL0007", "power it off")  # it always runs
     assert partition.get_mgmt_partition(adapter).uuid == mgmt.uuid
 
 

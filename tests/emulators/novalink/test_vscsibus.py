@@ -25,7 +25,7 @@ from pypowervm.wrappers import storage as pvm_stg
 from pypowervm.wrappers import virtual_io_server as pvm_vios
 
 from .test_fidelity import _captured, _filled, missing_fields
-from .test_lpar import build
+from .test_lpar import build, refusal
 from .test_migration import _discover, _peer, _session, target  # noqa: F401 (fixture)
 
 SMAP = [pvm_const.XAG.VIO_SMAP]
@@ -251,9 +251,7 @@ def test_delete_refused_with_storage_then_removes_the_pair(adapter, host, vios1,
     bus = new_bus(adapter, vios1, lpar, slot=5)
     bus.mappings.append(pvm_vios.STDev.bld(adapter, vdisk(adapter, vios1, "boot_vm1")))
     bus = bus.update()
-    err = refused(bus.delete)
-    assert err.response.status == 400
-    assert "[EMUL0008]" in err.her_wrap.message and "boot_vm1" in err.her_wrap.message
+    refusal(refused(bus.delete), 500, "EMUL0008", "boot_vm1")
     assert len(buses(adapter, vios1)) == 1
 
     bus.mappings = []
@@ -360,8 +358,7 @@ def test_running_client_without_rmc(emulator, adapter, host, vios1, lpar):
     pvm_power.power_on(lpar, host.uuid)
     bus.mappings.append(pvm_vios.STDev.bld(adapter, vdisk(adapter, vios1, "d1")))
     assert storage_names(bus.update()) == ["d1"]
-    err = refused(lambda: new_bus(adapter, vios1, lpar))
-    assert "RMC" in err.her_wrap.message and "[EMUL0010]" in err.her_wrap.message
+    refusal(refused(lambda: new_bus(adapter, vios1, lpar)), 500, "EMUL0010", "RMC")
 
 
 def test_bus_follows_a_migrating_partition(emulator, target, adapter, host, vios1, lpar):  # noqa: F811

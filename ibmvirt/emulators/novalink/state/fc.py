@@ -228,7 +228,7 @@ def vfc_hook(emu: Emulator, v: Resource, old: etree._Element, new: etree._Elemen
                 )
             avail = int(port.findtext(x.q("AvailablePorts")) or 0)
             if avail <= 0:
-                raise errors.bad_request(
+                raise errors.refused(
                     f"{who}: FC port {port.findtext(x.q('PortName'))} has no free NPIV ports",
                     errors.IN_USE,
                 )

@@ -123,7 +123,7 @@ def validate_sizing(emu: Emulator, el: etree._Element, who: str) -> Sizing:
                 f"({region} MB); round it to a multiple of {region}."
             )
     if s.mem_max > cfg_mem:
-        raise errors.bad_request(
+        raise errors.refused(
             f"{who}: MaximumMemory {s.mem_max} MB exceeds the system's configurable memory "
             f"({cfg_mem} MB)",
             errors.INSUFFICIENT_MEMORY,
@@ -134,7 +134,7 @@ def validate_sizing(emu: Emulator, el: etree._Element, who: str) -> Sizing:
             f"({s.units}) <= maximum ({s.units_max})"
         )
     if s.units_max > cfg_units:
-        raise errors.bad_request(
+        raise errors.refused(
             f"{who}: maximum processing units {s.units_max} exceed the system's configurable "
             f"{cfg_units}",
             errors.INSUFFICIENT_PROCESSORS,
@@ -197,7 +197,7 @@ def check_hotplug(part: Resource, what: str) -> None:
         and part.field("ResourceMonitoringControlState") != "active"
         and part.field("IsManagementPartition") != "true"
     ):
-        raise errors.bad_request(
+        raise errors.refused(
             f"Cannot {what} {name_of(part.elem)!r} while it is {state(part)} without "
             "an active RMC connection",
             errors.DLPAR_LIMIT,
@@ -207,10 +207,10 @@ def check_hotplug(part: Resource, what: str) -> None:
 def check_unique_name(emu: Emulator, name: str, exclude: Resource | None = None) -> None:
     for p in all_partitions(emu):
         if p is not exclude and name_of(p.elem) == name:
-            raise errors.powervm_refusal(
-                errors.PARTITION_NAME_IN_USE,
+            raise errors.refused(
                 f"A partition in the managed system already uses the name {name} "
                 f"({p.kind} {p.uuid}); choose another name or delete that partition.",
+                errors.PARTITION_NAME_IN_USE,
             )
 
 
@@ -372,7 +372,7 @@ def _update(emu: Emulator, res: Resource, new: etree._Element) -> None:
     running = state(res) != NOT_ACTIVATED
     if running:
         if s.limits() != old.limits():
-            raise errors.bad_request(
+            raise errors.refused(
                 f"{who} is {state(res)}: minimum/maximum memory and processor limits and the "
                 "processor mode can only change while it is powered off",
                 errors.DLPAR_LIMIT,
@@ -381,7 +381,7 @@ def _update(emu: Emulator, res: Resource, new: etree._Element) -> None:
             rmc = res.field("ResourceMonitoringControlState")
             # IBM i is changed through the hypervisor, without RMC.
             if rmc != "active" and res.kind == "LogicalPartition" and not is_ibmi(res.elem):
-                raise errors.bad_request(
+                raise errors.refused(
                     f"{who}: dynamic changes need an active RMC connection (RMC is {rmc}); "
                     "wait for the OS to start RMC or power the partition off",
                     errors.DLPAR_LIMIT,
@@ -391,7 +391,7 @@ def _update(emu: Emulator, res: Resource, new: etree._Element) -> None:
                 try:
                     system.reserve(emu, max(dmem, 0), max(dunits, 0), who)
                 except errors.JobFailure as exc:
-                    raise errors.bad_request(exc.message, errors.INSUFFICIENT_MEMORY) from exc
+                    raise errors.refused(exc.message, errors.INSUFFICIENT_MEMORY) from exc
             system.release(emu, max(-dmem, 0), max(-dunits, 0))
     res.elem = new
     _set_current(res, running)
@@ -399,13 +399,13 @@ def _update(emu: Emulator, res: Resource, new: etree._Element) -> None:
 
 def _delete(emu: Emulator, res: Resource) -> None:
     if state(res) != NOT_ACTIVATED:
-        raise errors.bad_request(
+        raise errors.refused(
             f"{res.kind} {name_of(res.elem)!r} ({res.uuid}) is {state(res)}; power it off "
             "before deleting it",
             errors.RUNNING_DELETE,
         )
     if res.field("IsManagementPartition") == "true":
-        raise errors.bad_request("The management partition cannot be deleted", errors.IN_USE)
+        raise errors.refused("The management partition cannot be deleted", errors.IN_USE)
     system.remove_partition_link(emu, res)
 
 
@@ -482,7 +482,7 @@ def check_ibmi(emu: Emulator, el: etree._Element, stored: etree._Element | None,
         return value if value != before else None
 
     if stored is None and not host_capable(emu, "IBMiCapable"):
-        raise errors.bad_request(
+        raise errors.refused(
             f"{who}: this system cannot run IBM i partitions (IBMiCapable is false); "
             "create an AIX/Linux partition or use an IBM i capable system",
             errors.NOT_CAPABLE,
@@ -490,7 +490,7 @@ def check_ibmi(emu: Emulator, el: etree._Element, stored: etree._Element | None,
     if changed("IsRestrictedIOPartition") == "true" and not host_capable(
         emu, "IBMiRestrictedIOModeCapable"
     ):
-        raise errors.bad_request(
+        raise errors.refused(
             f"{who}: this system does not support IBM i restricted I/O mode "
             "(IBMiRestrictedIOModeCapable is false); set IsRestrictedIOPartition to false",
             errors.NOT_CAPABLE,

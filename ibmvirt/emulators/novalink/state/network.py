@@ -476,7 +476,7 @@ def _nb_update(emu: Emulator, res: Resource, new: etree._Element) -> None:
                 _vid(str(vid), tw, "VLAN")
                 key = (sid, vid)
                 if key in seen or key in vlan_owner:
-                    raise errors.bad_request(
+                    raise errors.refused(
                         f"{tw}: VLAN {vid} on virtual switch {sid} is already bridged by "
                         f"{seen.get(key) or vlan_owner[key]}",
                         errors.IN_USE,
@@ -526,7 +526,7 @@ def _vnic_create(emu: Emulator, parent: Resource | None, el: etree._Element) -> 
             who,
         )
         if any(p.elem is port.elem for _b, _v, p, _c, _m in plan):
-            raise errors.bad_request(
+            raise errors.refused(
                 f"{who}: two backing devices on {port.label}; use a different physical "
                 "port for each backing device",
                 errors.IN_USE,

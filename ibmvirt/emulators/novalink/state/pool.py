@@ -299,14 +299,14 @@ def _member_update(emu: Emulator, res: Resource, new: etree._Element) -> None:
         if delta > 0:
             free_pool = int(pool.field(avail, "0") or 0)
             if delta > free_pool:
-                raise errors.bad_request(
+                raise errors.refused(
                     f"{who}: cannot add {delta} mobile {_unit(kind)}; the pool has only "
                     f"{free_pool} available ({avail})",
                     errors.MOBILE_COD,
                 )
             inactive = int(res.field(dark, "0") or 0)
             if delta > inactive:
-                raise errors.bad_request(
+                raise errors.refused(
                     f"{who}: cannot add {delta} mobile {_unit(kind)}; the system has only "
                     f"{inactive} inactive ({dark}) to activate",
                     errors.MOBILE_COD,
@@ -315,7 +315,7 @@ def _member_update(emu: Emulator, res: Resource, new: etree._Element) -> None:
         free_mem, free_units = system.available(emu)
         give_p, give_m = max(-deltas["proc"], 0), max(-deltas["mem"], 0) * MB_PER_GB
         if give_p > free_units + 1e-9 or give_m > free_mem:
-            raise errors.bad_request(
+            raise errors.refused(
                 f"{who}: cannot return {give_p} processors / {give_m // MB_PER_GB} GB of "
                 f"memory; only {free_units:g} processing units and {free_mem} MB are unused. "
                 "Power off or shrink partitions first.",

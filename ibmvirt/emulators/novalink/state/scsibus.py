@@ -427,7 +427,7 @@ def _delete(emu: Emulator, res: Resource) -> None:
     if attached:
         vhost = cur[0].findtext(f"{x.q('ServerAdapter')}/{x.q('AdapterName')}")
         names = ", ".join(f"{k[0]} {k[1]!r}" for k in attached if k)
-        raise errors.bad_request(
+        raise errors.refused(
             f"{_who(v)} {bus.uuid} ({vhost}) still has storage attached ({names}); remove "
             "the storage from the bus (update it without mappings) before deleting it",
             errors.IN_USE,

@@ -102,7 +102,7 @@ def find_port(emu: Emulator, aid: str | None, pid: str | None, who: str) -> Port
     mode = ad.findtext(x.q("AdapterMode")) or ""
     st = ad.findtext(x.q("AdapterState")) or ""
     if mode != "Sriov" or st != "Running":
-        raise errors.bad_request(
+        raise errors.refused(
             f"{who}: SR-IOV adapter {aid} at {ad.findtext(x.q('PhysicalLocation'))} is in "
             f"mode {mode!r}, state {st!r}; logical ports need mode 'Sriov' and state "
             "'Running'. Switch the adapter to shared (SR-IOV) mode first.",
@@ -147,14 +147,14 @@ def check_room(
     others = _on_port(emu, port, exclude)
     limit = port.num("ConfiguredMaxEthernetLogicalPorts", 0)
     if len(others) + (0 if exclude is not None else 1) > limit:
-        raise errors.bad_request(
+        raise errors.refused(
             f"{who}: {port.label} has no free logical port ({len(others)} of "
             f"{limit} configured); delete a logical port or vNIC on it, or use another port",
             errors.IN_USE,
         )
     used = sum(percent(o.field("ConfiguredCapacity")) for o in others)
     if used + capacity > _FULL:
-        raise errors.bad_request(
+        raise errors.refused(
             f"{who}: {port.label} has {fmt_percent(_FULL - used)} capacity left, "
             f"{fmt_percent(capacity)} requested; lower the capacity or use another port",
             errors.NO_SPACE,
@@ -166,7 +166,7 @@ def check_room(
         most = port.num(limit_tag, 1)
         have = sum(1 for o in others if o.field(tag) == "true")
         if flag and have >= most:
-            raise errors.bad_request(
+            raise errors.refused(
                 f"{who}: {port.label} allows {most} {what} logical port(s) and already has {have}",
                 errors.IN_USE,
             )
@@ -386,7 +386,7 @@ def _update(emu: Emulator, res: Resource, new: etree._Element) -> None:
     assert res.parent is not None
     who = f"{KIND} {res.field('LogicalPortID')} on {lpar.name_of(res.parent.elem)!r}"
     if _backs_vnic(res):
-        raise errors.bad_request(f"{who} backs a vNIC; change the vNIC instead", errors.IN_USE)
+        raise errors.refused(f"{who} backs a vNIC; change the vNIC instead", errors.IN_USE)
     lpar.check_hotplug(res.parent, "change an SR-IOV logical port of")
     port = find_port(emu, res.field("AdapterID"), res.field("PhysicalPortID"), who)
     s = parse(new, port, who)
@@ -408,7 +408,7 @@ def _update(emu: Emulator, res: Resource, new: etree._Element) -> None:
 def _delete(emu: Emulator, res: Resource) -> None:
     assert res.parent is not None
     if _backs_vnic(res):
-        raise errors.bad_request(
+        raise errors.refused(
             f"{KIND} {res.field('LogicalPortID')} backs a vNIC of another partition; "
             "delete the vNIC instead",
             errors.IN_USE,

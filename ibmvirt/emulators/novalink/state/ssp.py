@@ -283,7 +283,7 @@ def _lu_create(emu: Emulator, parent: Resource | None, el: etree._Element) -> Re
             )
     free = float(ssp.field("FreeSpace", "0") or 0)
     if not thin and cap > free:
-        raise errors.bad_request(
+        raise errors.refused(
             f"Shared storage pool {ssp.field('StoragePoolName')!r} has {free} GB free; "
             f"cannot create a {cap} GB thick logical unit",
             errors.NO_SPACE,
@@ -313,14 +313,14 @@ def _lu_create(emu: Emulator, parent: Resource | None, el: etree._Element) -> Re
 def _lu_delete(emu: Emulator, res: Resource) -> None:
     host = _mapped_on(emu, _udid(res))
     if host is not None:
-        raise errors.bad_request(
+        raise errors.refused(
             f"LogicalUnit {res.field('UnitName')!r} ({_udid(res)}) is mapped to a client "
             f"on {host}; remove its vSCSI mapping first",
             errors.IN_USE,
         )
     for other in emu.store.list("LogicalUnit"):
         if other is not res and other.field("ClonedFrom") == _udid(res):
-            raise errors.bad_request(
+            raise errors.refused(
                 f"LogicalUnit {res.field('UnitName')!r} is the source of linked clone "
                 f"{other.field('UnitName')!r}; delete the clone first",
                 errors.IN_USE,

@@ -237,7 +237,7 @@ def _vg_update(emu: Emulator, res: Resource, new: etree._Element) -> None:
     res.ext["next_lv"] = counter
     for name in set(old_disks) - seen:
         if mapped.get((v.uuid, "VirtualDisk", name)):
-            raise errors.bad_request(
+            raise errors.refused(
                 f"{who}: VirtualDisk {name!r} is mapped to a client; remove its vSCSI mapping "
                 "first",
                 errors.IN_USE,
@@ -246,7 +246,7 @@ def _vg_update(emu: Emulator, res: Resource, new: etree._Element) -> None:
     old_repo, new_repo = repo(old), repo(new)
     if old_repo is not None and new_repo is None:
         if vopts(old):
-            raise errors.bad_request(
+            raise errors.refused(
                 f"{who}: the media repository still holds media; remove them first", errors.IN_USE
             )
     if new_repo is not None:
@@ -259,7 +259,7 @@ def _vg_update(emu: Emulator, res: Resource, new: etree._Element) -> None:
         new_media = {m.findtext(x.q("MediaName")): m for m in vopts(new)}
         for name in set(old_media) - set(new_media):
             if mapped.get((v.uuid, "VirtualOpticalMedia", name)):
-                raise errors.bad_request(
+                raise errors.refused(
                     f"{who}: virtual optical media {name!r} is mapped to a client; remove its "
                     "vSCSI mapping first",
                     errors.IN_USE,
@@ -274,7 +274,7 @@ def _vg_update(emu: Emulator, res: Resource, new: etree._Element) -> None:
                 if src is not None and dst is not None:
                     dst.text = src.text
     if vg_used(new) > vg_capacity(new) + 1e-6:
-        raise errors.bad_request(
+        raise errors.refused(
             f"{who}: not enough free space ({gb(vg_capacity(old) - vg_used(old))} GB free, "
             f"{gb(vg_used(new) - vg_used(old))} GB more requested)",
             errors.NO_SPACE,

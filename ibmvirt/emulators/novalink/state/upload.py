@@ -248,7 +248,7 @@ def _receive(emu: Emulator, up: Upload, chunks: Any) -> None:
             held = sum(float(m.findtext(x.q("Size")) or 0) for m in storage.vopts(new))
             size = float(r.findtext(x.q("RepositorySize")) or 0)
             if held + n / 1024**3 > size + 1e-9:
-                raise errors.bad_request(
+                raise errors.refused(
                     f"Media repository {r.findtext(x.q('RepositoryName'))!r} on "
                     f"{lpar.name_of(v.elem)!r} is full ({storage.gb(held)} of "
                     f"{storage.gb(size)} GB used); "
