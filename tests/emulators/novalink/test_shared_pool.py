@@ -13,12 +13,14 @@ import pypowervm.adapter as pvm_adpt
 import pypowervm.const as pvm_const
 import pypowervm.exceptions as pvm_exc
 import pytest
+from pypowervm import util as pvm_util
 from pypowervm.tasks import cna as tsk_cna
 from pypowervm.tasks import migration as pvm_mig
 from pypowervm.tasks import power as pvm_power
 from pypowervm.tasks import scsi_mapper as tsk_map
 from pypowervm.tasks import storage as tsk_stg
 from pypowervm.tasks import vfc_mapper
+from pypowervm.wrappers import cluster as pvm_clust
 from pypowervm.wrappers import logical_partition as pvm_lpar
 from pypowervm.wrappers import managed_system as pvm_ms
 from pypowervm.wrappers import network as pvm_net
@@ -259,3 +261,38 @@ def test_partition_with_a_direct_sriov_logical_port_does_not_move(pair):
     with pytest.raises(pvm_exc.JobRequestFailed) as exc:
         pvm_mig.migrate_lpar(lpar, "pvm-host-b", validate_only=True)
     assert "SR-IOV logical ports assigned directly" in str(exc.value)
+
+
+def _this_hosts_vios_uuids(host):
+    """The cluster nodes on this host, picked the way nova-powervm's SSP disk
+    driver does: by the ManagedSystem UUID at the root of the node's VIOS link."""
+    nodes = pvm_clust.Cluster.get(host.adapter)[0].nodes
+    return sorted(
+        n.vios_uuid
+        for n in nodes
+        if n.vios_uri
+        and pvm_util.get_req_path_uuid(n.vios_uri, preserve_case=True, root=True) == host.sys.uuid
+    )
+
+
+def test_cluster_lists_every_hosts_nodes_and_links_only_its_own(pair):
+    a, b = pair
+    assert len(pvm_clust.Cluster.get(a.adapter)[0].nodes) == 2  # not peers yet
+    _peer(a.srv, b.srv, "pvm-host-b")
+    for me, other in ((a, b), (b, a)):
+        nodes = pvm_clust.Cluster.get(me.adapter)[0].nodes
+        by_host = {}
+        for n in nodes:
+            by_host.setdefault(n.mtms.mtms_str, []).append(n)
+        assert sorted(by_host) == sorted([me.sys.mtms.mtms_str, other.sys.mtms.mtms_str])
+        # The other host's VIOSes are members without a link (the real server
+        # links only VIOSes of its own system).
+        assert [(n.vios_uri, n.state) for n in by_host[other.sys.mtms.mtms_str]] == [
+            (None, "Up"),
+            (None, "Up"),
+        ]
+        mine = _this_hosts_vios_uuids(me)
+        assert mine == sorted(v.uuid for v in pvm_vios.VIOS.get(me.adapter))
+        # The link resolves on this server.
+        node = next(n for n in nodes if n.vios_uri)
+        assert pvm_vios.VIOS.wrap(me.adapter.read_by_href(node.vios_uri)).uuid == node.vios_uuid

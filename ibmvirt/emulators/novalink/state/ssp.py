@@ -131,7 +131,7 @@ def create_pool(
             x.q("VirtualIOServer"),
             kb="CUD",
             kxe="false",
-            href=emu.base + v.path,
+            href=_node_vios_href(emu, v),
             rel="related",
         )
         x.sub(node, "State", "Up")
@@ -175,6 +175,13 @@ def create_pool(
     )
     emu.store.add(Resource("Tier", tier_uuid, t, parent=ssp))
     return cluster
+
+
+def _node_vios_href(emu: Emulator, v: Resource) -> str:
+    """A node's VIOS as a child of its ManagedSystem, as the real server links it
+    (clients such as nova-powervm pick this host's nodes by that root UUID)."""
+    assert emu.ms is not None
+    return f"{emu.base}/rest/api/uom/ManagedSystem/{emu.ms.uuid}/VirtualIOServer/{v.uuid}"
 
 
 def _udid(lu: Resource) -> str:
@@ -523,11 +530,66 @@ def _lu_record(lu: Resource) -> dict[str, str]:
     return {"tier": lu.parent.uuid, "uuid": lu.uuid, "xml": x.tostring(lu.elem).decode()}
 
 
+def _cluster_of(emu: Emulator, cluster_id: str) -> Resource | None:
+    return next((c for c in emu.store.list("Cluster") if c.field("ClusterID") == cluster_id), None)
+
+
+def _local_nodes(emu: Emulator, cluster_id: str) -> list[str]:
+    """This host's nodes of the cluster as another host shows them: without the
+    VirtualIOServer link, which the real server sets only for its own VIOSes."""
+    cluster = _cluster_of(emu, cluster_id)
+    out = []
+    for node in _nodes(cluster):
+        link = node.find(x.q("VirtualIOServer"))
+        if link is not None:
+            copy = x.deep(node)
+            copy.remove(copy.find(x.q("VirtualIOServer")))
+            out.append(x.tostring(copy).decode())
+    return out
+
+
+def _nodes(cluster: Resource | None) -> list[etree._Element]:
+    if cluster is None:
+        return []
+    return [n for n in cluster.elem.iter(x.q("Node")) if n.find(x.q("Node")) is None]
+
+
+def _take_nodes(emu: Emulator, cluster_id: str, mtms: str, xmls: list[str]) -> None:
+    """Show a peer host's nodes (identified by its MTMS) in this host's Cluster."""
+    cluster = _cluster_of(emu, cluster_id)
+    container = cluster.elem.find(x.q("Node")) if cluster is not None else None
+    if cluster is None or container is None or not mtms:
+        return
+    theirs = [
+        n for n in _nodes(cluster) if _mtms(n) == mtms and n.find(x.q("VirtualIOServer")) is None
+    ]
+    new = [x.parse(xml) for xml in xmls]
+    if [x.tostring(n) for n in theirs] == [x.tostring(n) for n in new]:
+        return
+    for n in theirs:
+        container.remove(n)
+    container.extend(new)
+    cluster.bump()
+    emu.publish("MODIFY_URI", cluster, "Other")
+
+
+def _mtms(el: etree._Element | None) -> str:
+    m = el.find(x.q("MachineTypeModelAndSerialNumber")) if el is not None else None
+    if m is None:
+        return ""
+    return "{}-{}*{}".format(
+        *(m.findtext(x.q(t)) or "" for t in ("MachineType", "Model", "SerialNumber"))
+    )
+
+
 def _message(emu: Emulator, ssp: Resource, **extra: Any) -> dict[str, Any]:
+    cluster_id = ssp.ext["pool"].cluster_id
     return {
-        "cluster_id": ssp.ext["pool"].cluster_id,
+        "cluster_id": cluster_id,
         "host": _host_name(emu),
         "url": emu.base,
+        "mtms": _mtms(emu.ms.elem if emu.ms is not None else None),
+        "nodes": _local_nodes(emu, cluster_id),
         "in_use": sorted(_local_in_use(emu)),
         **extra,
     }
@@ -586,6 +648,7 @@ def _apply(emu: Emulator, msg: dict[str, Any]) -> dict[str, Any]:
         )
     pool: Pool = ssp.ext["pool"]
     pool.remote_in_use[str(msg.get("host"))] = set(msg.get("in_use") or [])
+    _take_nodes(emu, pool.cluster_id, str(msg.get("mtms") or ""), list(msg.get("nodes") or []))
     tiers = {t.uuid: t for t in emu.store.list("Tier", parent=ssp)}
     have = {_udid(lu): lu for lu in _lus(emu, ssp)}
     for rec in msg.get("added") or []:
