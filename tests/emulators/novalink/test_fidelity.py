@@ -8,6 +8,7 @@ from __future__ import annotations
 import inspect
 import io
 import os
+import re
 import warnings
 
 import pypowervm.const as pvm_const
@@ -365,6 +366,65 @@ def test_emulated_object_fills_the_fields_the_real_one_does(objects, capture):
         _filled(one, out=emu_f)
     missing = missing_fields(real_f, emu_f, allowed)
     assert not missing, f"{cls.__name__} from {capture}: " + "; ".join(missing)
+
+
+_UUID = re.compile(r"[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
+
+# Link lists the real server fills and the emulator does not keep. No pypowervm
+# wrapper property reads them (they appear only in the wrappers' child orders).
+UNLINKED = {
+    "AssociatedPartitionProfile": "partition profiles are an HMC object",
+    "PartitionProfiles/link": "partition profiles are an HMC object",
+    "ProcessorPool": "not read by any wrapper",
+    "VirtualSCSIClientAdapters/link": "served as LPAR children, not listed",
+    "VirtualFibreChannelClientAdapters/link": "served as LPAR children, not listed",
+    "StoragePools/link": "volume groups are served as VIOS children, not listed",
+    "ClientNetworkAdapters/link": "not read by any wrapper",
+    "AssociatedSystemIOConfiguration/AssociatedSystemVirtualNetwork/VirtualSwitches/link": (
+        "virtual switches are served as system children, not listed"
+    ),
+    "AssociatedSystemIOConfiguration/ChannelAdapter/link": "no host channel adapters",
+    "AssociatedSystemIOConfiguration/EthernetAdapter/link": "no host Ethernet adapters",
+    "AssociatedSystemIOConfiguration/SRIOVAdapters/link": (
+        "the adapters are inlined, as in sys_with_sriov.txt"
+    ),
+    "AssociatedSystemProcessorConfiguration/SharedProcessorPool/link": "not read by any wrapper",
+    "AssignedPartitions/link": "not read by any wrapper",
+}
+
+
+def _links(wrappers):
+    """Every link of the wrappers' XML: element path -> href shapes (server and
+    UUIDs blanked, query dropped)."""
+    out = {}
+    for w in wrappers if isinstance(wrappers, list) else [wrappers]:
+        root = getattr(w.element, "element", w.element)
+        for el in root.iter():
+            href = el.get("href")
+            if not href:
+                continue
+            path = []
+            node = el
+            while node is not None and node is not root:
+                path.append(re.sub(r"\{.*\}", "", node.tag))
+                node = node.getparent()
+            shape = _UUID.sub("{uuid}", re.sub(r"^https?://[^/]+", "", href).split("?")[0])
+            out.setdefault("/".join(reversed(path)), set()).add(shape)
+    return out
+
+
+@pytest.mark.parametrize("capture", CAPTURES + list(SAME_TYPE))
+def test_emulated_links_have_the_real_shape(objects, capture):
+    """Links name their target the way the real server does: a VIOS or partition
+    under its ManagedSystem, an SSP under its Cluster. Clients take UUIDs out of
+    these paths (nova-powervm picks its host's cluster nodes by the root UUID)."""
+    cls, emulated = objects[SAME_TYPE.get(capture, capture)]
+    real = _links(_captured(cls, capture))
+    emu = _links(emulated)
+    wrong = {k: (sorted(emu[k]), sorted(real[k])) for k in set(real) & set(emu) if emu[k] - real[k]}
+    assert not wrong, f"{capture}: emulated link shapes (emulated, real): {wrong}"
+    missing = sorted(set(real) - set(emu) - set(UNLINKED))
+    assert not missing, f"{capture}: links the real server fills: {missing}"
 
 
 # Captures compared by the test module of their area.

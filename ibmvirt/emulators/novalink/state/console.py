@@ -32,7 +32,8 @@ def seed(emu: Emulator, inv: dict[str, Any]) -> None:
     systems = el.find(x.q("ManagedSystems"))
     for c in list(systems):
         systems.remove(c)
-    etree.SubElement(systems, x.q("link"), href=emu.base + emu.ms.path, rel="related")
+    ms_href = f"{emu.base}/rest/api/uom/ManagementConsole/{uuid}/ManagedSystem/{emu.ms.uuid}"
+    etree.SubElement(systems, x.q("link"), href=ms_href, rel="related")
     # A key-shaped marker, unique per host; not a usable key.
     blob = base64.b64encode(b"\x00\x00\x00\x07ssh-rsa" + hashlib.sha256(host.encode()).digest())
     schema.set_field(el, "PublicSSHKey", f"ssh-rsa {blob.decode()} wlp@{host}", kb="ROO")

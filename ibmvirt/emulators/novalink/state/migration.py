@@ -401,7 +401,7 @@ def _new_mapping(emu: Emulator, vios_el: etree._Element, tag: str, res: Resource
         x.q("AssociatedLogicalPartition"),
         kb="CUR",
         kxe="false",
-        href=emu.base + res.path,
+        href=emu.base + res.ms_path,
         rel="related",
     )
     return m

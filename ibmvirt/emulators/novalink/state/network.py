@@ -334,7 +334,7 @@ def seed_network(emu: Emulator, inv: dict[str, Any]) -> None:
         x.q("AssignedVirtualIOServer"),
         kb="CUD",
         kxe="false",
-        href=emu.base + v.path,
+        href=emu.base + v.ms_path,
         rel="related",
     )
     bdc = x.sub(s, "BackingDeviceChoice", None, kb="CUD")
@@ -555,8 +555,18 @@ def _vnic_create(emu: Emulator, parent: Resource | None, el: etree._Element) -> 
         schema.set_field(b, "Status", "OPERATIONAL")
         schema.set_field(b, "CurrentCapacityPercentage", sriov.fmt_percent(cap), kb="COD")
         schema.set_field(b, "MaxCapacityPercentage", sriov.fmt_percent(max_cap), kb="COD")
-        for old in b.findall(x.q("RelatedSRIOVLogicalPort")):
+        for old in b.findall(x.q("RelatedSRIOVLogicalPort")) + b.findall(
+            x.q("AssociatedVirtualIOServer")
+        ):
             b.remove(old)
+        hosting = etree.Element(
+            x.q("AssociatedVirtualIOServer"),
+            kb="COR",
+            kxe="false",
+            href=emu.base + v.ms_path,
+            rel="related",
+        )
+        schema.insert_ordered(b, hosting)
         ln = etree.Element(
             x.q("RelatedSRIOVLogicalPort"),
             kb="ROR",

@@ -134,6 +134,9 @@ def client_of(emu: Emulator, m: etree._Element, who: str) -> Resource | None:
         raise errors.bad_request(
             f"{who}: AssociatedLogicalPartition {uuid} is not a partition on this system"
         )
+    # Stored as the real server renders it, whatever form the client sent
+    # (pypowervm builds a ROOT link; real responses show it under the system).
+    link.set("href", emu.base + client.ms_path)
     return client
 
 

@@ -131,7 +131,9 @@ def create_pool(
             x.q("VirtualIOServer"),
             kb="CUD",
             kxe="false",
-            href=_node_vios_href(emu, v),
+            # Under the ManagedSystem, as the real server links it: clients such as
+            # nova-powervm pick this host's nodes by that root UUID.
+            href=emu.base + v.ms_path,
             rel="related",
         )
         x.sub(node, "State", "Up")
@@ -170,18 +172,11 @@ def create_pool(
         x.q("AssociatedSharedStoragePool"),
         kb="CUD",
         kxe="false",
-        href=f"{emu.base}/rest/api/uom/SharedStoragePool/{ssp_uuid}",
+        href=f"{emu.base}/rest/api/uom/Cluster/{cluster_uuid}/SharedStoragePool/{ssp_uuid}",
         rel="related",
     )
     emu.store.add(Resource("Tier", tier_uuid, t, parent=ssp))
     return cluster
-
-
-def _node_vios_href(emu: Emulator, v: Resource) -> str:
-    """A node's VIOS as a child of its ManagedSystem, as the real server links it
-    (clients such as nova-powervm pick this host's nodes by that root UUID)."""
-    assert emu.ms is not None
-    return f"{emu.base}/rest/api/uom/ManagedSystem/{emu.ms.uuid}/VirtualIOServer/{v.uuid}"
 
 
 def _udid(lu: Resource) -> str:
