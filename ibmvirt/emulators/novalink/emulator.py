@@ -52,6 +52,10 @@ class Kind:
     quick: Callable[[Emulator, Resource], dict[str, Any]] | None = None
     # Event detail for a plain update (LPAR state changes say PartitionState).
     modify_detail: str = "Other"
+    # Fields the real server names in an update's event detail when they change
+    # (event_feed.txt: a VIOS mapping change says VirtualSCSIMappings); other
+    # changes add "Other".
+    detail_fields: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -208,6 +212,10 @@ class Emulator:
             res = kind.create(self, parent, el)
             self.store.add(res)
         self.publish("ADD_URI", res)
+        after = kind.extra.get("after_create")
+        if after is not None:
+            with self.lock:
+                after(self, res)
         return res
 
     def update(self, res: Resource, body: bytes, groups: Groups, if_match: str | None) -> Resource:
@@ -220,14 +228,16 @@ class Emulator:
             self.check_update_fields(res, el, groups)
             merged = merge_sections(res, el, groups)
             before = _section_digests(res.elem)
+            fields_before = _field_digests(res.elem)
             with _bad_values(res.kind):
                 kind.update(self, res, merged)
             after = _section_digests(res.elem)
             changed = [s for s in set(before) | set(after) if before.get(s) != after.get(s)]
             for s in changed:
                 res.bump(s)
+            detail = _modify_detail(kind, fields_before, _field_digests(res.elem))
         if changed:
-            self.publish("MODIFY_URI", res, kind.modify_detail)
+            self.publish("MODIFY_URI", res, detail)
         return res
 
     def delete(self, res: Resource, if_match: str | None, groups: Groups) -> None:
@@ -427,6 +437,31 @@ def _restore_nested_groups(stored: etree._Element, merged: etree._Element, group
             schema.insert_ordered(target, x.deep(node))
 
 
+def _canonical(el: etree._Element) -> bytes:
+    """An element's content, blind to namespace prefixes: a client's payload
+    and the stored one spell the same namespace with different prefixes."""
+
+    def walk(e: etree._Element) -> tuple[Any, ...]:
+        kids = tuple(walk(c) for c in e if isinstance(c.tag, str))
+        return (e.tag, sorted(e.attrib.items()), (e.text or "").strip(), kids)
+
+    return repr(walk(el)).encode()
+
+
+def _field_digests(el: etree._Element) -> dict[str, bytes]:
+    return {etree.QName(c).localname: _canonical(c) for c in el if isinstance(c.tag, str)}
+
+
+def _modify_detail(kind: Kind, before: dict[str, bytes], after: dict[str, bytes]) -> str:
+    if not kind.detail_fields:
+        return kind.modify_detail
+    changed = {f for f in set(before) | set(after) if before.get(f) != after.get(f)}
+    named = [f for f in kind.detail_fields if f in changed]
+    if changed - set(named) or not named:
+        named.append("Other")
+    return ",".join(named)
+
+
 def _section_digests(el: etree._Element) -> dict[str, bytes]:
     out: dict[str, list[bytes]] = {}
     for c in el:
@@ -434,5 +469,5 @@ def _section_digests(el: etree._Element) -> dict[str, bytes]:
             continue
         g = c.get("group")
         sec = g if g and g != "None" else BASE
-        out.setdefault(sec, []).append(etree.tostring(c, method="c14n"))
+        out.setdefault(sec, []).append(_canonical(c))
     return {k: b"".join(v) for k, v in out.items()}

@@ -125,5 +125,7 @@ class JobFailure(Exception):
     """A job ends COMPLETED_WITH_ERROR with this message in its results."""
 
     def __init__(self, message: str, code: str | None = None) -> None:
+        self.code = code
+        self.text = message
         self.message = f"{code} {message}" if code else message
         super().__init__(self.message)

@@ -197,7 +197,7 @@ def test_dlpar_within_limits_while_running(adapter, host):
     lpar.mem_config.desired = 12288  # beyond the max: refused
     with pytest.raises(pvm_exc.HttpError) as exc:
         lpar.update()
-    assert exc.value.response.status == 400
+    refusal(exc, 400, "EMUL0009")
     assert pvm_lpar.LPAR.get(adapter, uuid=lpar.uuid).mem_config.desired == 4096
 
 
@@ -212,7 +212,8 @@ def test_power_events_carry_partition_state(emulator, adapter, host):
     lpar.refresh().delete()
     evs = [(e.etype, e.detail, e.data) for e in pvm_evt.Event.get(adapter, "nova")]
     mine = [(t, d) for t, d, data in evs if data.endswith("LogicalPartition/" + lpar.uuid)]
-    assert mine[0] == ("ADD_URI", None)
+    # A new partition's NVRAM event follows its ADD_URI (event_feed.txt).
+    assert mine[:2] == [("ADD_URI", None), ("MODIFY_URI", "NVRAM")]
     # The real server's details (event_feed.txt): a comma-separated list.
     assert ("MODIFY_URI", "PartitionState,Other") in mine
     assert ("MODIFY_URI", "ReferenceCode,Other") in mine
@@ -336,3 +337,21 @@ def test_wrong_password_message_names_real_options(session, emulator):
     text = str(exc.value) + str(getattr(exc.value, "response", None) and exc.value.response.body)
     assert "--password" not in text
     assert "IBMVIRT_NOVALINK_EMULATOR_PASSWORD" in text
+
+
+def test_dlpar_growth_beyond_free_memory_is_refused(adapter, host):
+    region = host.memory_region_size
+    lpar = build(adapter, host, mem=2048).create(parent=host)
+    lpar.mem_config.max = host.memory_configurable // region * region
+    lpar = lpar.update()
+    pvm_power.power_on(lpar, host.uuid)
+    free = host.refresh().memory_free
+    lpar = lpar.refresh()
+    lpar.mem_config.desired = (2048 + free + region) // region * region
+    assert lpar.mem_config.desired <= lpar.mem_config.max
+    with pytest.raises(pvm_exc.HttpError) as exc:
+        lpar.update()
+    msg = refusal(exc, 500, "EMUL0005", "MB available")
+    assert msg.count("EMUL0005") == 1
+    assert pvm_lpar.LPAR.get(adapter, uuid=lpar.uuid).mem_config.desired == 2048
+    assert host.refresh().memory_free == free

@@ -16,7 +16,7 @@ from pypowervm.tasks import vopt as tsk_vopt
 from pypowervm.wrappers import storage as pvm_stg
 from pypowervm.wrappers import virtual_io_server as pvm_vios
 
-from .test_lpar import build
+from .test_lpar import build, refusal
 
 
 def vios_named(adapter, name, xag=()):
@@ -57,7 +57,7 @@ def test_vdisk_larger_than_free_space_refused(adapter):
     vg = vg_named(adapter, vios1, "datavg")
     with pytest.raises(pvm_exc.HttpError) as exc:
         tsk_stg.crt_vdisk(adapter, vios1.uuid, vg.uuid, "huge", 10000)
-    assert "not enough free space" in exc.value.her_wrap.message
+    refusal(exc, 500, "EMUL0013", "not enough free space")
     assert [d.name for d in vg_named(adapter, vios1, "datavg").virtual_disks] == []
 
 
@@ -159,11 +159,13 @@ def test_vscsi_mappings_across_both_vioses_with_feedtask(emulator, adapter, host
     assert m1[0].client_adapter.lpar_slot_num != m2[0].client_adapter.lpar_slot_num
     assert m1[0].client_adapter.lpar_id == lpar.id
     assert m1[0].target_dev.lua.startswith("0x8")
+    # pypowervm sent a ROOT client link; the server shows it under the system.
+    assert f"/ManagedSystem/{host.uuid}/LogicalPartition/{lpar.uuid}" in m1[0].client_lpar_href
 
     # Deleting a mapped disk is refused while the mapping exists.
     with pytest.raises(pvm_exc.HttpError) as exc:
         tsk_stg.rm_vg_storage(vg_named(adapter, vios1, "datavg"), vdisks=[vdisk])
-    assert "remove its vSCSI mapping first" in exc.value.her_wrap.message
+    refusal(exc, 500, "EMUL0008", "remove its vSCSI mapping first")
 
     # Remove every mapping of the LPAR on both VIOSes, again via FeedTask.
     ftsk = pvm_part.build_active_vio_feed_task(adapter, xag=[pvm_const.XAG.VIO_SMAP])
@@ -183,7 +185,31 @@ def test_mapping_to_missing_storage_refused(adapter, host):
     ref = pvm_stg.VDisk.bld_ref(adapter, "nosuchdisk")
     with pytest.raises(pvm_exc.HttpError) as exc:
         tsk_map.add_vscsi_mapping(host.uuid, vios1, lpar.uuid, ref)
-    assert "no virtual disk 'nosuchdisk'" in exc.value.her_wrap.message
+    refusal(exc, 400, "EMUL0009", "no virtual disk 'nosuchdisk'")
+
+
+def test_mapping_change_event_names_the_mappings(emulator, adapter, host):
+    from pypowervm.wrappers import event as pvm_evt
+
+    emulator.emu.events.wait = 0.2
+    pvm_evt.Event.get(adapter, "maps")
+    lpar = build(adapter, host).create(parent=host)
+    vios1 = vios_named(adapter, "vios1", [pvm_const.XAG.VIO_SMAP])
+    vg = vg_named(adapter, vios1, "datavg")
+    vdisk = tsk_stg.crt_vdisk(adapter, vios1.uuid, vg.uuid, "boot_vm1", 1)
+    pvm_evt.Event.get(adapter, "maps")
+    fc_view = vios_named(adapter, "vios1", [pvm_const.XAG.VIO_FMAP]).etag
+    tsk_map.add_vscsi_mapping(host.uuid, vios1, lpar.uuid, vdisk)
+    # The Fibre Channel view did not change, nor did its ETag.
+    assert vios_named(adapter, "vios1", [pvm_const.XAG.VIO_FMAP]).etag == fc_view
+    assert vios_named(adapter, "vios1", [pvm_const.XAG.VIO_SMAP]).etag != vios1.etag
+    mine = [
+        (e.etype, e.detail)
+        for e in pvm_evt.Event.get(adapter, "maps")
+        if e.data.endswith(f"/ManagedSystem/{host.uuid}/VirtualIOServer/{vios1.uuid}")
+    ]
+    # As in the real event_feed.txt: the detail names the changed mappings.
+    assert mine == [("MODIFY_URI", "VirtualSCSIMappings")]
 
 
 def test_comprehensive_scrub_cleans_mappings_of_deleted_lpar(adapter, host):

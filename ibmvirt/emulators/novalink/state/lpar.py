@@ -391,7 +391,7 @@ def _update(emu: Emulator, res: Resource, new: etree._Element) -> None:
                 try:
                     system.reserve(emu, max(dmem, 0), max(dunits, 0), who)
                 except errors.JobFailure as exc:
-                    raise errors.refused(exc.message, errors.INSUFFICIENT_MEMORY) from exc
+                    raise errors.refused(exc.text, exc.code or errors.INSUFFICIENT_MEMORY) from exc
             system.release(emu, max(-dmem, 0), max(-dunits, 0))
     res.elem = new
     _set_current(res, running)
@@ -736,7 +736,9 @@ def register(emu: Emulator) -> None:
             update=_update,
             delete=_delete,
             quick=_quick,
-            extra={"on_read": show_uptime},
+            # The new partition's NVRAM is written right after it is created;
+            # the real server follows ADD_URI with an NVRAM event (event_feed.txt).
+            extra={"on_read": show_uptime, "after_create": _touch_nvram},
         )
     )
     for kind in PARTITION_KINDS:

@@ -149,6 +149,7 @@ def register(emu: Emulator) -> None:
             update=_update,
             quick=_quick,
             delete=_delete,
+            detail_fields=("VirtualSCSIMappings", "VirtualFibreChannelMappings"),
             extra={"on_read": lpar.show_uptime},
         )
     )
