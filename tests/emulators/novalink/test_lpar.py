@@ -355,3 +355,22 @@ def test_dlpar_growth_beyond_free_memory_is_refused(adapter, host):
     assert msg.count("EMUL0005") == 1
     assert pvm_lpar.LPAR.get(adapter, uuid=lpar.uuid).mem_config.desired == 2048
     assert host.refresh().memory_free == free
+
+
+def test_reserved_memory_query_adds_the_hardware_page_table(adapter, host):
+    from pypowervm.tasks import memory as pvm_mem
+
+    # sys_with_sriov.txt: DefaultHardwarePageTableRatio 6, i.e. 1:64.
+    shape = {"desired_mem": 4096, "max_mem": 65536}
+    overhead, avail = pvm_mem.calculate_memory_overhead_on_host(adapter, host.uuid, shape)
+    assert (overhead, avail) == (65536 // 64, host.memory_free)
+    # A small table still takes a whole memory region.
+    shape = {"desired_mem": 2048, "max_mem": 4096}
+    overhead, _ = pvm_mem.calculate_memory_overhead_on_host(adapter, host.uuid, shape)
+    assert overhead == host.memory_region_size
+    # A refused query: pypowervm falls back to its default (and logs the error).
+    shape = {"desired_mem": 8192, "max_mem": 4096}
+    assert pvm_mem.calculate_memory_overhead_on_host(adapter, host.uuid, shape, default=-1) == (
+        -1,
+        None,
+    )

@@ -64,6 +64,63 @@ def build(emu: Emulator, host: dict[str, Any]) -> Resource:
 
 def register(emu: Emulator) -> None:
     emu.register(Kind("ManagedSystem", update=_update))
+    emu.jobs.register(
+        "ManagedSystem",
+        "QueryReservedMemoryRequiredForPartition",
+        lambda job: reserved_memory_query(emu, job),
+    )
+
+
+# IBM i partitions use a 1:64 hardware page table whatever the system default
+# (IBM's "Introduction to LPAR on IBM System i5": HPT = memory / 64).
+_IBMI_HPT_RATIO = 6
+_ENVIRONMENTS = ("AIX/Linux", "OS400", "Virtual IO Server")
+
+
+def hpt_mb(emu: Emulator, max_mem_mb: int, env: str) -> int:
+    """Hypervisor memory for a partition's hardware page table: its maximum
+    memory divided by 2**ratio (the system's DefaultHardwarePageTableRatio, an
+    exponent: 6 is 1:64, 7 is 1:128), rounded up to whole memory regions."""
+    assert emu.ms is not None
+    ratio = (
+        _IBMI_HPT_RATIO
+        if env == "OS400"
+        else int(emu.ms.field(f"{MEM}/DefaultHardwarePageTableRatio", "7") or 7)
+    )
+    region = region_size(emu)
+    table = -(-max_mem_mb // (1 << ratio))
+    return -(-table // region) * region
+
+
+def reserved_memory_query(emu: Emulator, job: Any) -> dict[str, str]:
+    """ManagedSystem/do/QueryReservedMemoryRequiredForPartition (pypowervm
+    tasks.memory): the memory a partition of this shape needs from the host,
+    desired memory plus its hardware page table. Virtual adapters' share of
+    hypervisor memory is not modelled (no figure is published)."""
+    env = job.params.get("LogicalPartitionEnvironment", "AIX/Linux")
+    if env not in _ENVIRONMENTS:
+        raise errors.JobFailure(
+            f"LogicalPartitionEnvironment {env!r} is not one of {', '.join(_ENVIRONMENTS)}"
+        )
+    figures = {}
+    for name in (
+        "DesiredMemory",
+        "MaximumMemory",
+        "NumberOfVirtualEthernetAdapter",
+        "NumberOfVirtualSCSIAdapter",
+        "NumberOfVirtualFibreChannelAdapter",
+    ):
+        raw = job.params.get(name, "0")
+        if not raw.isdigit():
+            raise errors.JobFailure(f"{name} must be a whole number, not {raw!r}")
+        figures[name] = int(raw)
+    desired, maximum = figures["DesiredMemory"], figures["MaximumMemory"]
+    if desired > maximum:
+        raise errors.JobFailure(f"DesiredMemory {desired} MB is above MaximumMemory {maximum} MB")
+    with emu.lock:
+        required = desired + hpt_mb(emu, maximum, env)
+        free_mem, _units = available(emu)
+    return {"RequiredMemory": str(required), "CurrentAvailableSystemMemory": str(free_mem)}
 
 
 def _update(emu: Emulator, res: Resource, new: Any) -> None:
