@@ -143,11 +143,17 @@ def deep(el: etree._Element) -> etree._Element:
     return copy.deepcopy(el)
 
 
+def related(tag: str, href: str, kb: str = "CUD") -> etree._Element:
+    """A link element (href + rel="related"), as references are written; not
+    yet placed, for callers that insert it in schema order."""
+    return etree.Element(q(tag), attrib={"kb": kb, "kxe": "false", "href": href, "rel": "related"})
+
+
 def link(parent: etree._Element, tag: str, href: str, kb: str = "CUD") -> etree._Element:
-    """Child link element (href + rel="related"), as references are written."""
-    return etree.SubElement(
-        parent, q(tag), attrib={"kb": kb, "kxe": "false", "href": href, "rel": "related"}
-    )
+    """Child link element appended to ``parent``."""
+    el = related(tag, href, kb)
+    parent.append(el)
+    return el
 
 
 def children_named(parent: etree._Element | None, tag: str) -> list[etree._Element]:

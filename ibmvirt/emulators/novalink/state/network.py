@@ -555,26 +555,12 @@ def _vnic_create(emu: Emulator, parent: Resource | None, el: etree._Element) -> 
         schema.set_field(b, "Status", "OPERATIONAL")
         schema.set_field(b, "CurrentCapacityPercentage", sriov.fmt_percent(cap), kb="COD")
         schema.set_field(b, "MaxCapacityPercentage", sriov.fmt_percent(max_cap), kb="COD")
-        for old in b.findall(x.q("RelatedSRIOVLogicalPort")) + b.findall(
-            x.q("AssociatedVirtualIOServer")
+        for tag, href, kb in (
+            ("AssociatedVirtualIOServer", emu.base + v.ms_path, "COR"),
+            ("RelatedSRIOVLogicalPort", emu.base + lp.path, "ROR"),
         ):
-            b.remove(old)
-        hosting = etree.Element(
-            x.q("AssociatedVirtualIOServer"),
-            kb="COR",
-            kxe="false",
-            href=emu.base + v.ms_path,
-            rel="related",
-        )
-        schema.insert_ordered(b, hosting)
-        ln = etree.Element(
-            x.q("RelatedSRIOVLogicalPort"),
-            kb="ROR",
-            kxe="false",
-            href=emu.base + lp.path,
-            rel="related",
-        )
-        schema.insert_ordered(b, ln)
+            x.remove_all(b, [tag])
+            schema.insert_ordered(b, x.related(tag, href, kb))
         schema.set_field(b, "DesiredCapacityPercentage", sriov.fmt_percent(cap))
         schema.set_field(b, "DesiredMaxCapacityPercentage", sriov.fmt_percent(max_cap))
     for tag in ("UseNextAvailableSlotID", "UseNextAvailableHighSlotID"):
