@@ -308,6 +308,19 @@ class Emulator:
             )
         return json.dumps(props[prop]).encode()
 
+    def quick_all(self, kind_name: str, parent: Resource | None) -> bytes:
+        """Quick properties of every object of a collection in one JSON list,
+        each with its UUID (``ManagedSystem/{ms}/LogicalPartition/quick/All``:
+        how a client reads every partition's state in one request)."""
+        kind = self.kind(kind_name)
+        if kind.quick is None:
+            raise errors.RestError(404, f"{kind_name} has no quick properties", errors.UNSUPPORTED)
+        with self.lock:
+            out = [
+                {**kind.quick(self, r), "UUID": r.uuid} for r in self.store.list(kind_name, parent)
+            ]
+        return json.dumps(out).encode()
+
 
 @contextlib.contextmanager
 def _bad_values(kind: str) -> Iterator[None]:

@@ -216,6 +216,10 @@ class Handler(httpserver.TrackingHandler):
                 return self._collection(
                     verb, kind, parent, segs[i + 2 :] if nxt else [], groups, show_group, body, path
                 )
+            if nxt == "quick":
+                if verb != "GET" or segs[i + 2 :] != ["All"]:
+                    raise errors.RestError(404, f"A {kind} collection offers only GET quick/All")
+                return self.send(200, emu.quick_all(kind, parent), "application/json")
             if nxt == "do":
                 # Collection-level jobs (Cluster/do/Create), and the templates
                 # pypowervm reads there for jobs it then runs on one object.

@@ -98,6 +98,30 @@ def test_quick_properties_are_json(adapter):
     assert allq["PartitionID"] == mgmt.id and allq["PartitionName"] == "novalink"
 
 
+def test_quick_all_of_a_collection_is_one_json_list(adapter, host):
+    """``ManagedSystem/{ms}/LogicalPartition/quick/All`` (the path IBM's
+    ansible-power-hmc client reads): every partition's quick properties and
+    UUID in one request."""
+    states = json.loads(
+        adapter.read(
+            "ManagedSystem",
+            root_id=host.uuid,
+            child_type="LogicalPartition",
+            suffix_type="quick",
+            suffix_parm="All",
+        ).body
+    )
+    lpars = pvm_lpar.LPAR.get(adapter)
+    assert {q["UUID"]: q["PartitionState"] for q in states} == {lp.uuid: lp.state for lp in lpars}
+    vioses = json.loads(
+        adapter.read("VirtualIOServer", suffix_type="quick", suffix_parm="All").body
+    )
+    assert sorted(q["PartitionName"] for q in vioses) == ["vios1", "vios2"]
+    with pytest.raises(pvm_exc.HttpError) as exc:
+        adapter.read("LogicalPartition", suffix_type="quick", suffix_parm="PartitionState")
+    assert exc.value.response.status == 404
+
+
 def test_extended_groups_change_payload_and_etag(adapter):
     vios = pvm_vios.VIOS.get(adapter)[0]
     base = adapter.read("VirtualIOServer", root_id=vios.uuid)  # group=None
