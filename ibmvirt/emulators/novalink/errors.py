@@ -56,6 +56,9 @@ NOT_CAPABLE = "EMUL0030"
 MOBILE_COD = "EMUL0031"
 # An SR-IOV adapter not in shared (SR-IOV) mode or not running.
 SRIOV_NOT_READY = "EMUL0040"
+# The file or RBD image behind a File I/O / RBD mapping does not exist on the
+# management partition.
+BACKING_NOT_FOUND = "EMUL0050"
 INJECTED = "EMUL0099"
 
 

@@ -57,6 +57,7 @@ def normalise(inv: dict[str, Any]) -> dict[str, Any]:
     inv.setdefault(
         "management_partition", {"name": "novalink", "memory_mb": 2048, "proc_units": 0.5}
     )
+    _management_io(inv["management_partition"])
     vioses = inv.setdefault("vioses", [{"name": "vios1"}, {"name": "vios2"}])
     if not isinstance(vioses, list) or len(vioses) > 2:
         raise InventoryError(
@@ -89,6 +90,47 @@ def normalise(inv: dict[str, Any]) -> dict[str, Any]:
     behaviour.setdefault("event_wait", 10.0)
     inv.setdefault("users", {"neo": "passw0rd"})
     return inv
+
+
+def _management_io(mgmt: Any) -> None:
+    """Check ``io_server`` and the files and RBD images it serves.
+
+    Only a management partition served as an I/O server (NovaLink hosting
+    File I/O and RBD storage) has files and images to map, so declaring them
+    without ``io_server: true`` is a mistake worth naming at start-up.
+    """
+    where = "management_partition"
+    if not isinstance(mgmt, dict):
+        raise InventoryError(f"'{where}' must be a mapping (name, memory_mb, proc_units, ...)")
+    io_server = mgmt.setdefault("io_server", False)
+    if not isinstance(io_server, bool):
+        raise InventoryError(f"{where}.io_server must be true or false, got {io_server!r}")
+    for key, ident in (("files", "path"), ("rbd_images", "name")):
+        entries = mgmt.get(key) or []
+        if entries and not io_server:
+            raise InventoryError(
+                f"{where}.{key} needs {where}.io_server: true (only an I/O server "
+                "management partition maps File I/O and RBD storage)"
+            )
+        if not isinstance(entries, list):
+            raise InventoryError(f"{where}.{key} must be a list of {ident}s")
+        mgmt[key] = [backing_entry(e, ident, f"{where}.{key}[{i}]") for i, e in enumerate(entries)]
+
+
+def backing_entry(entry: Any, ident: str, where: str) -> dict[str, Any]:
+    """A declared file (``path``) or RBD image (``name``): a bare string or a
+    mapping with ``size_gb`` (default 1). Files need absolute paths, as the
+    management partition resolves no relative ones. Also used by the control
+    endpoint, whose callers get the same messages."""
+    if isinstance(entry, str):
+        entry = {ident: entry}
+    if not isinstance(entry, dict) or not isinstance(entry.get(ident), str) or not entry[ident]:
+        raise InventoryError(f"{where} needs a '{ident}' (a string), got {entry!r}")
+    out = {ident: entry[ident], "size_gb": entry.get("size_gb", 1)}
+    if ident == "path" and not out["path"].startswith("/"):
+        raise InventoryError(f"{where}: file path {out['path']!r} must be absolute")
+    _positive(out, where, "size_gb", float)
+    return out
 
 
 def _positive(section: dict[str, Any], where: str, key: str, typ: type) -> None:

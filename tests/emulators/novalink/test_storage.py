@@ -188,6 +188,18 @@ def test_mapping_to_missing_storage_refused(adapter, host):
     refusal(exc, 400, "EMUL0009", "no virtual disk 'nosuchdisk'")
 
 
+def test_mapped_device_keeps_the_clients_tag(adapter, host):
+    """Drivers tag a volume's device when they map it (nova-powervm: the volume
+    id); the mapping shows the tag afterwards."""
+    lpar = build(adapter, host).create(parent=host)
+    vios1 = vios_named(adapter, "vios1", [pvm_const.XAG.VIO_SMAP])
+    pv = pvm_stg.PV.bld(adapter, "hdisk1", tag="vol-9f3c")
+    tsk_map.add_vscsi_mapping(host.uuid, vios1, lpar.uuid, pv)
+    vios1 = vios_named(adapter, "vios1", [pvm_const.XAG.VIO_SMAP])
+    (mapping,) = tsk_map.find_maps(vios1.scsi_mappings, client_lpar_id=lpar.uuid)
+    assert (mapping.backing_storage.name, mapping.backing_storage.tag) == ("hdisk1", "vol-9f3c")
+
+
 def test_mapping_change_event_names_the_mappings(emulator, adapter, host):
     from pypowervm.wrappers import event as pvm_evt
 

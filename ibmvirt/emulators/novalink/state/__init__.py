@@ -27,6 +27,7 @@ def register_all(emu: Emulator) -> None:
         "console",
         "scsibus",
         "pool",
+        "mgmt_io",
     ):
         try:
             mod = __import__(f"ibmvirt.emulators.novalink.state.{optional}", fromlist=["x"])
@@ -44,7 +45,11 @@ def build(emu: Emulator, inv: dict[str, Any]) -> None:
     register_all(emu)
     system.build(emu, inv["host"])
     mgmt = dict(inv["management_partition"], management=True, state="running")
-    lpar.seed_lpar(emu, mgmt)
+    if mgmt.get("io_server"):
+        # NovaLink hosting I/O itself: served as a VirtualIOServer (mgmt_io.py).
+        vios.seed(emu, mgmt, 0, management=True)
+    else:
+        lpar.seed_lpar(emu, mgmt)
     for i, spec in enumerate(inv["vioses"]):
         vios.seed(emu, spec, i)
     for spec in inv["lpars"]:

@@ -332,6 +332,8 @@ def _npiv_plan(emu: Emulator, items: list[dict[str, str]]) -> list[tuple[Resourc
 
 def _target_vios_for(emu: Emulator, item: dict[str, str]) -> Resource | None:
     for v in emu.store.list("VirtualIOServer"):
+        if vios.is_management_io(v):
+            continue  # NovaLink hosting I/O serves files and RBD, not SSP LUs or hdisks
         if item["kind"] == "LogicalUnit":
             if any(
                 lu.field("UniqueDeviceID") == item["udid"] for lu in emu.store.list("LogicalUnit")

@@ -12,7 +12,7 @@ from lxml import etree
 from ibmvirt.emulators.novalink import errors, schema
 from ibmvirt.emulators.novalink import xmlutil as x
 from ibmvirt.emulators.novalink.emulator import Emulator
-from ibmvirt.emulators.novalink.state import lpar, slots, storage, vios
+from ibmvirt.emulators.novalink.state import lpar, mgmt_io, slots, storage, vios
 from ibmvirt.emulators.novalink.store import Resource
 
 TARGET_DEV = {
@@ -24,9 +24,23 @@ TARGET_DEV = {
 
 
 def resolve_storage(emu: Emulator, v: Resource, item: etree._Element, who: str) -> etree._Element:
-    """The server's full element for a client's storage reference (or refuse)."""
+    """The server's full element for a client's storage reference (or refuse),
+    carrying the client's device attributes: the real server tags the mapped
+    device with the ``Tag`` (and emulate-model flag) the client sent, which is
+    how drivers mark a volume's mapping (pypowervm ``PV.bld(..., tag=...)``)."""
+    out = _server_storage(emu, v, item, who)
+    for attr in ("Tag", "EmulateModel"):
+        value = item.findtext(x.q(attr))
+        if value is not None:
+            schema.set_field(out, attr, value, kb="CUD")
+    return out
+
+
+def _server_storage(emu: Emulator, v: Resource, item: etree._Element, who: str) -> etree._Element:
     kind = x.local(item)
     vname = lpar.name_of(v.elem)
+    if kind == "VirtualDisk" and mgmt_io.is_file_or_rbd(item):
+        return mgmt_io.resolve(emu, v, item, who)
     if kind == "VirtualDisk":
         name = item.findtext(x.q("DiskName"))
         udid = item.findtext(x.q("UniqueDeviceID"))
@@ -219,7 +233,7 @@ def scsi_hook(emu: Emulator, v: Resource, old: etree._Element, new: etree._Eleme
             lua = given_lua
             n = 1
             while lua is None or (lua in luas and given_lua is None):
-                lua = f"0x8{n:01x}00000000000000"
+                lua = _lua(v, n)
                 n += 1
             tname = given_name or slots.next_name(
                 v,
@@ -233,8 +247,24 @@ def scsi_hook(emu: Emulator, v: Resource, old: etree._Element, new: etree._Eleme
             etree.SubElement(dmd, x.q("Atom"))
             x.sub(dev, "LogicalUnitAddress", lua, kb="CUR")
             x.sub(dev, "TargetName", tname, kb="CUR")
-            x.sub(dev, "UniqueDeviceID", "09" + storage.serial_of(f"{v.uuid}/{tname}")[:16])
+            x.sub(dev, "UniqueDeviceID", _target_udid(v, tname, sslot, lua))
             schema.insert_ordered(m, td)
+
+
+def _lua(v: Resource, n: int) -> str:
+    """The n-th logical unit address on a server adapter. The NovaLink
+    partition's Linux SCSI target numbers LUNs (``lun1``), where a VIOS
+    gives a SCSI LUN in hex, as their captured mappings show."""
+    return f"lun{n}" if vios.is_management_io(v) else f"0x8{n:01x}00000000000000"
+
+
+def _target_udid(v: Resource, tname: str, sslot: int | None, lua: str) -> str:
+    """A target device's UDID: on the NovaLink partition the adapter's
+    0x30000000 + slot and the LUN (``30000010-lun1`` for slot 16, as
+    captured), on a VIOS derived from the device name."""
+    if vios.is_management_io(v):
+        return f"{0x30000000 + (sslot or 0):08x}-{lua}"
+    return "09" + storage.serial_of(f"{v.uuid}/{tname}")[:16]
 
 
 def client_slots(emu: Emulator, client: Resource) -> slots.Slots:

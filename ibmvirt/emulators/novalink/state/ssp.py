@@ -78,7 +78,8 @@ def seed(emu: Emulator, inv: dict[str, Any]) -> None:
         spec.get("tier", "SYSTEM"),
         pv_els[0] if pv_els else None,
         pv_els,
-        emu.store.list("VirtualIOServer"),
+        # SSP is a VIOS feature: a NovaLink partition hosting I/O is no node.
+        [v for v in emu.store.list("VirtualIOServer") if not vios.is_management_io(v)],
         float(spec.get("size_gb", 1024)),
     )
 
@@ -439,6 +440,11 @@ def cluster_create(emu: Emulator, job: Job) -> dict[str, str]:
         raise errors.JobFailure(f"Pool {pname!r} needs at least one physical volume")
     with emu.lock:
         v = _node_vios(emu, nodes[0])
+        if vios.is_management_io(v):
+            raise errors.JobFailure(
+                f"{lpar.name_of(v.elem)!r} is the NovaLink partition; shared storage pool "
+                "nodes are Virtual I/O Servers"
+            )
         for other in emu.store.list("Cluster"):
             members = {
                 n.find(x.q("VirtualIOServer")).get("href", "").rsplit("/", 1)[-1].upper()

@@ -51,16 +51,35 @@ def template(index: int, base: str) -> etree._Element:
     return captures.rebase(vioses[index % len(vioses)], base)
 
 
-def seed(emu: Emulator, spec: dict[str, Any], index: int) -> Resource:
-    """Create a running VIOS (RMC active) from an inventory entry."""
-    el = template(index, emu.base)
+def management_template(base: str) -> etree._Element:
+    """A fresh copy of the NovaLink partition a real NovaLink lists among its
+    VIOSes when it hosts I/O itself (first entry of
+    ``fake_vios_hosting_vios_feed.txt``: PartitionType AIX/Linux,
+    IsManagementPartition true, File I/O mappings), without its partition
+    profile's adapters (they describe the captured host's clients)."""
+    el = captures.rebase(captures.contents("fake_vios_hosting_vios_feed.txt")[0], base)
+    x.remove_all(el.find(x.q("PartitionIOConfiguration")), ["ProfileVirtualIOAdapters"])
+    return el
+
+
+def is_management_io(res: Resource) -> bool:
+    """The NovaLink partition served as an I/O server (inventory
+    ``management_partition.io_server``): the only VIOS that maps File I/O and
+    RBD storage, and not an SSP node or a migration target for shared disks."""
+    return res.kind == "VirtualIOServer" and res.field("IsManagementPartition") == "true"
+
+
+def seed(emu: Emulator, spec: dict[str, Any], index: int, management: bool = False) -> Resource:
+    """Create a running VIOS (RMC active) from an inventory entry; with
+    ``management``, the NovaLink partition itself as an I/O server."""
+    el = management_template(emu.base) if management else template(index, emu.base)
     for name in _EMPTIED:
         c = el.find(x.q(name))
         if c is not None:
             for kid in list(c):
                 c.remove(kid)
     schema.set_field(el, "PartitionName", spec["name"], kb="CUR")
-    schema.set_field(el, "IsManagementPartition", "false")
+    schema.set_field(el, "IsManagementPartition", "true" if management else "false")
     _set_fc_ports(emu, el, spec)
     for tag in ("PartitionID", "PartitionUUID", "PartitionState"):
         c = el.find(x.q(tag))
