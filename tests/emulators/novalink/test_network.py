@@ -70,7 +70,10 @@ def test_trunk_adapter_on_management_partition(adapter, host):
         adapter, parent_type=pvm_ms.System, parent_uuid=host.uuid, one_result=True, name="ETHERNET0"
     )
     trunk = pvm_net.CNA.bld(adapter, 2000, vs.related_href, trunk_pri=1).create(parent=mgmt)
-    assert trunk.is_trunk and trunk.dev_name.startswith("ent")
+    assert trunk.is_trunk and trunk.dev_name.startswith("ibmveth")  # Linux
+    # A device name the client chooses (nova-powervm's OVS driver: tap...) stays.
+    named = pvm_net.CNA.bld(adapter, 2001, vs.related_href, trunk_pri=1, dev_name="tap0a1b2c3d-4e")
+    assert named.create(parent=mgmt).dev_name == "tap0a1b2c3d-4e"
 
 
 def test_hotplug_needs_rmc(emulator, adapter, host):

@@ -411,3 +411,12 @@ def test_cluster_create_refuses_the_management_partition_as_a_node(adapter, mgmt
     with pytest.raises(pvm_exc.JobRequestFailed) as exc:
         cluster_ssp.crt_cluster_ssp("c2", "p2", vios1.phys_vols[0], node, vios1.phys_vols[1:])
     assert "nodes are Virtual I/O Servers" in str(exc.value)
+
+
+def test_trunk_adapters_on_the_io_partition_get_linux_device_names(adapter, host, mgmt):
+    from pypowervm.tasks import cna as pvm_cna
+
+    (trunk,) = pvm_cna.crt_trunk_with_free_vlan(
+        adapter, host.uuid, [mgmt.uuid], "OVSSW", crt_vswitch=True
+    )
+    assert trunk.is_trunk and trunk.dev_name.startswith("ibmveth")

@@ -213,10 +213,12 @@ def _cna_create(emu: Emulator, parent: Resource | None, el: etree._Element) -> R
     schema.set_field(el, "VirtualSwitchID", vs.field("SwitchID"))
     if el.find(x.q("TaggedVLANSupported")) is None:
         schema.set_field(el, "TaggedVLANSupported", "true" if tagged else "false", kb="CUA")
-    if parent.kind == "LogicalPartition" and parent.field("IsManagementPartition") == "true":
-        if el.find(x.q("DeviceName")) is None:
-            n = len(emu.store.list("ClientNetworkAdapter", parent=parent))
-            schema.set_field(el, "DeviceName", f"ent{n + 1}")
+    if parent.field("IsManagementPartition") == "true" and el.find(x.q("DeviceName")) is None:
+        # The NovaLink partition runs Linux: its adapters are ibmveth devices
+        # (the NovaLink partition in fake_vios_hosting_vios_feed.txt shows
+        # ibmveth3), unless the client named one (OVS: tap...).
+        n = len(emu.store.list("ClientNetworkAdapter", parent=parent))
+        schema.set_field(el, "DeviceName", f"ibmveth{n + 1}")
     vnets = [ensure_vnet(emu, vs, pvid, False)] + [ensure_vnet(emu, vs, t, True) for t in tagged]
     links = el.find(x.q("VirtualNetworks"))
     if links is None:
