@@ -228,14 +228,18 @@ class Emulator:
             self.check_update_fields(res, el, groups)
             merged = merge_sections(res, el, groups)
             before = _section_digests(res.elem)
-            fields_before = _field_digests(res.elem)
+            fields_before = _field_digests(res.elem) if kind.detail_fields else {}
             with _bad_values(res.kind):
                 kind.update(self, res, merged)
             after = _section_digests(res.elem)
             changed = [s for s in set(before) | set(after) if before.get(s) != after.get(s)]
             for s in changed:
                 res.bump(s)
-            detail = _modify_detail(kind, fields_before, _field_digests(res.elem))
+            detail = (
+                _modify_detail(kind.detail_fields, fields_before, _field_digests(res.elem))
+                if kind.detail_fields
+                else kind.modify_detail
+            )
         if changed:
             self.publish("MODIFY_URI", res, detail)
         return res
@@ -465,11 +469,12 @@ def _field_digests(el: etree._Element) -> dict[str, bytes]:
     return {etree.QName(c).localname: _canonical(c) for c in el if isinstance(c.tag, str)}
 
 
-def _modify_detail(kind: Kind, before: dict[str, bytes], after: dict[str, bytes]) -> str:
-    if not kind.detail_fields:
-        return kind.modify_detail
+def _modify_detail(
+    fields: tuple[str, ...], before: dict[str, bytes], after: dict[str, bytes]
+) -> str:
+    """The changed ``fields`` by name, "Other" for any other change."""
     changed = {f for f in set(before) | set(after) if before.get(f) != after.get(f)}
-    named = [f for f in kind.detail_fields if f in changed]
+    named = [f for f in fields if f in changed]
     if changed - set(named) or not named:
         named.append("Other")
     return ",".join(named)

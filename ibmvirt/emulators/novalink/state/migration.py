@@ -398,14 +398,7 @@ def _new_mapping(emu: Emulator, vios_el: etree._Element, tag: str, res: Resource
     m = etree.SubElement(maps, x.q(tag), schemaVersion="V1_0")
     md = etree.SubElement(m, x.q("Metadata"))
     etree.SubElement(md, x.q("Atom"))
-    etree.SubElement(
-        m,
-        x.q("AssociatedLogicalPartition"),
-        kb="CUR",
-        kxe="false",
-        href=emu.base + res.ms_path,
-        rel="related",
-    )
+    x.link(m, "AssociatedLogicalPartition", emu.base + res.ms_path, kb="CUR")
     return m
 
 

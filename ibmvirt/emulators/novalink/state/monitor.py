@@ -71,11 +71,7 @@ def _stamp(t: float, fmt: str = "%Y-%m-%dT%H:%M:%S.000Z") -> str:
 
 def _mtms(emu: Emulator) -> str:
     assert emu.ms is not None
-    m = emu.ms.elem.find(x.q("MachineTypeModelAndSerialNumber"))
-    return (
-        f"{m.findtext(x.q('MachineType'))}-{m.findtext(x.q('Model'))}*"
-        f"{m.findtext(x.q('SerialNumber'))}"
-    )
+    return system.mtms_of(emu.ms.elem)
 
 
 def _pref_feed(emu: Emulator) -> etree._Element:

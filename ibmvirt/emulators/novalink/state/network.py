@@ -331,14 +331,7 @@ def seed_network(emu: Emulator, inv: dict[str, Any]) -> None:
     x.sub(nb, "PortVLANID", str(pvid), kb="COR")
     seas = x.sub(nb, "SharedEthernetAdapters", None, kb="CUD")
     s = x.sub_container(seas, "SharedEthernetAdapter")
-    etree.SubElement(
-        s,
-        x.q("AssignedVirtualIOServer"),
-        kb="CUD",
-        kxe="false",
-        href=emu.base + v.ms_path,
-        rel="related",
-    )
+    x.link(s, "AssignedVirtualIOServer", emu.base + v.ms_path)
     bdc = x.sub(s, "BackingDeviceChoice", None, kb="CUD")
     eth = x.sub_container(bdc, "EthernetBackingDevice")
     x.sub(eth, "AdapterID", "1")

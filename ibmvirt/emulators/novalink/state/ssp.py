@@ -30,7 +30,7 @@ from ibmvirt.emulators.novalink import errors, schema
 from ibmvirt.emulators.novalink import xmlutil as x
 from ibmvirt.emulators.novalink.emulator import Emulator, Kind
 from ibmvirt.emulators.novalink.jobs import Job
-from ibmvirt.emulators.novalink.state import lpar, peers, slots, storage, vios
+from ibmvirt.emulators.novalink.state import lpar, peers, slots, storage, system, vios
 from ibmvirt.emulators.novalink.store import Resource
 
 
@@ -109,14 +109,7 @@ def create_pool(
     repo = x.sub(cl, "RepositoryDisk", None, kb="CUD")
     if repo_pv is not None:
         repo.append(x.deep(repo_pv))
-    etree.SubElement(
-        cl,
-        x.q("ClusterSharedStoragePool"),
-        kb="CUD",
-        kxe="false",
-        href=f"{emu.base}/rest/api/uom/SharedStoragePool/{ssp_uuid}",
-        rel="related",
-    )
+    x.link(cl, "ClusterSharedStoragePool", f"{emu.base}/rest/api/uom/SharedStoragePool/{ssp_uuid}")
     nodes = x.sub(cl, "Node", None, kb="CUD")
     assert emu.ms is not None
     mtms = emu.ms.elem.find(x.q("MachineTypeModelAndSerialNumber"))
@@ -127,16 +120,9 @@ def create_pool(
         if mtms is not None:
             node.append(x.deep(mtms))
         x.sub(node, "VirtualIOServerLevel", "3.1.3.00", kb="CUD")
-        etree.SubElement(
-            node,
-            x.q("VirtualIOServer"),
-            kb="CUD",
-            kxe="false",
-            # Under the ManagedSystem, as the real server links it: clients such as
-            # nova-powervm pick this host's nodes by that root UUID.
-            href=emu.base + v.ms_path,
-            rel="related",
-        )
+        # Under the ManagedSystem, as the real server links it: clients such as
+        # nova-powervm pick this host's nodes by that root UUID.
+        x.link(node, "VirtualIOServer", emu.base + v.ms_path)
         x.sub(node, "State", "Up")
     cluster = Resource("Cluster", cluster_uuid, cl)
     emu.store.add(cluster)
@@ -168,13 +154,10 @@ def create_pool(
     x.sub(t, "IsDefault", "true", kb="CUD")
     x.sub(t, "Capacity", storage.gb(size_gb))
     x.sub(t, "MirrorState", "NotMirrored")
-    etree.SubElement(
+    x.link(
         t,
-        x.q("AssociatedSharedStoragePool"),
-        kb="CUD",
-        kxe="false",
-        href=f"{emu.base}/rest/api/uom/Cluster/{cluster_uuid}/SharedStoragePool/{ssp_uuid}",
-        rel="related",
+        "AssociatedSharedStoragePool",
+        f"{emu.base}/rest/api/uom/Cluster/{cluster_uuid}/SharedStoragePool/{ssp_uuid}",
     )
     emu.store.add(Resource("Tier", tier_uuid, t, parent=ssp))
     return cluster
@@ -562,7 +545,9 @@ def _take_nodes(emu: Emulator, cluster_id: str, mtms: str, xmls: list[str]) -> N
     if cluster is None or container is None or not mtms:
         return
     theirs = [
-        n for n in _nodes(cluster) if _mtms(n) == mtms and n.find(x.q("VirtualIOServer")) is None
+        n
+        for n in _nodes(cluster)
+        if system.mtms_of(n) == mtms and n.find(x.q("VirtualIOServer")) is None
     ]
     new = [x.parse(xml) for xml in xmls]
     if [x.tostring(n) for n in theirs] == [x.tostring(n) for n in new]:
@@ -574,22 +559,13 @@ def _take_nodes(emu: Emulator, cluster_id: str, mtms: str, xmls: list[str]) -> N
     emu.publish("MODIFY_URI", cluster, "Other")
 
 
-def _mtms(el: etree._Element | None) -> str:
-    m = el.find(x.q("MachineTypeModelAndSerialNumber")) if el is not None else None
-    if m is None:
-        return ""
-    return "{}-{}*{}".format(
-        *(m.findtext(x.q(t)) or "" for t in ("MachineType", "Model", "SerialNumber"))
-    )
-
-
 def _message(emu: Emulator, ssp: Resource, **extra: Any) -> dict[str, Any]:
     cluster_id = ssp.ext["pool"].cluster_id
     return {
         "cluster_id": cluster_id,
         "host": _host_name(emu),
         "url": emu.base,
-        "mtms": _mtms(emu.ms.elem if emu.ms is not None else None),
+        "mtms": system.mtms_of(emu.ms.elem if emu.ms is not None else None),
         "nodes": _local_nodes(emu, cluster_id),
         "in_use": sorted(_local_in_use(emu)),
         **extra,

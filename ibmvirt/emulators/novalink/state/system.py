@@ -166,6 +166,16 @@ def _same(a: Any, b: Any) -> bool:
     return len(ka) == len(kb) and all(_same(p, q) for p, q in zip(ka, kb, strict=True))
 
 
+def mtms_of(el: etree._Element | None) -> str:
+    """``MT-M*S`` of an element's MachineTypeModelAndSerialNumber (a system,
+    a cluster node), the form PCM and peers name a machine by; "" if none."""
+    m = el.find(x.q("MachineTypeModelAndSerialNumber")) if el is not None else None
+    if m is None:
+        return ""
+    mt, model, serial = (m.findtext(x.q(t)) or "" for t in ("MachineType", "Model", "SerialNumber"))
+    return f"{mt}-{model}*{serial}"
+
+
 def _split_mtms(mtms: str) -> tuple[str, str, str]:
     type_model, _, serial = mtms.partition("*")
     mt, _, model = type_model.partition("-")
