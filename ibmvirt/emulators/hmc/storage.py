@@ -429,13 +429,17 @@ class StorageOps:
             )
         return Response(200, {"partitions": result})
 
-    def attach(self, req: Request) -> Response:
+    def _partition_and_group(self, req: Request) -> tuple[Any, Any]:
+        """The partition of the URI and the storage group its body names."""
         part = self.engine.lookup("/api/partitions/" + req.match.group("pid"), what="partition")
         body = self.engine.require_body(req)
         sg_uri = body.get("storage-group-uri")
         if not sg_uri:
             raise HMCError(errors.FIELD_MISSING, "storage-group-uri is required")
-        sg = self.engine.lookup(sg_uri, errors.REFERENCED_NOT_FOUND, "storage group")
+        return part, self.engine.lookup(sg_uri, errors.REFERENCED_NOT_FOUND, "storage group")
+
+    def attach(self, req: Request) -> Response:
+        part, sg = self._partition_and_group(req)
         status = part.properties.get("status")
         if status in ("starting", "stopping"):
             raise HMCError(errors.WRONG_STATE, f"Partition {part.name} is {status}")
@@ -494,12 +498,7 @@ class StorageOps:
         return Response(204)
 
     def detach(self, req: Request) -> Response:
-        part = self.engine.lookup("/api/partitions/" + req.match.group("pid"), what="partition")
-        body = self.engine.require_body(req)
-        sg_uri = body.get("storage-group-uri")
-        if not sg_uri:
-            raise HMCError(errors.FIELD_MISSING, "storage-group-uri is required")
-        sg = self.engine.lookup(sg_uri, errors.REFERENCED_NOT_FOUND, "storage group")
+        part, sg = self._partition_and_group(req)
         if sg.uri not in part.properties.get("storage-group-uris", []):
             raise HMCError(
                 errors.SG_NOT_ATTACHED,
