@@ -50,7 +50,9 @@ dpm_opts = [
     cfg.StrOpt(
         "hmc_ca_file",
         help="CA bundle (PEM) used to verify the HMC's TLS certificate. If unset, "
-        "the system trust store is used.",
+        "the system trust store is used (OpenSSL's default CA file or directory, "
+        "e.g. /etc/ssl/certs/ca-certificates.crt; SSL_CERT_FILE overrides it), "
+        "not the certifi bundle of Python requests.",
     ),
     cfg.BoolOpt(
         "hmc_insecure",

@@ -9,6 +9,7 @@ which partitions are ours, their statuses) with as few HMC requests as possible.
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -38,6 +39,23 @@ STATUS_CACHE_SECONDS = 30.0
 OPERATION_STATUS_SECONDS = 2.0
 
 
+def system_trust_store() -> str:
+    """The system's CA trust store (a PEM bundle, else a hashed directory).
+
+    OpenSSL's default verify paths, so SSL_CERT_FILE and SSL_CERT_DIR apply as
+    they do to every other TLS client on the host.
+    """
+    paths = ssl.get_default_verify_paths()
+    store = paths.cafile or paths.capath
+    if not store:
+        raise dpm_exc.DPMConfigurationError(
+            reason="[dpm] hmc_ca_file is unset and this system has no CA trust store "
+            f"({paths.openssl_cafile} or {paths.openssl_capath}); set [dpm] hmc_ca_file "
+            "to the CA bundle that signed the HMC certificate"
+        )
+    return store
+
+
 def build_client(conf: cfg.ConfigOpts) -> zhmcclient.Client:
     """Create the zhmcclient Client from [dpm] options (logon happens lazily)."""
     dpm = conf.dpm
@@ -50,7 +68,7 @@ def build_client(conf: cfg.ConfigOpts) -> zhmcclient.Client:
         raise dpm_exc.DPMConfigurationError(
             reason=f"{', '.join(missing)} must be set to reach the HMC"
         )
-    verify: bool | str = True
+    verify: bool | str
     if dpm.hmc_insecure:
         LOG.warning(
             "[dpm] hmc_insecure is set: the HMC certificate is not verified, so the "
@@ -59,6 +77,10 @@ def build_client(conf: cfg.ConfigOpts) -> zhmcclient.Client:
         verify = False
     elif dpm.hmc_ca_file:
         verify = dpm.hmc_ca_file
+    else:
+        # zhmcclient's verify_cert=True would mean the certifi bundle shipped
+        # with requests, not the system store the option's help promises.
+        verify = system_trust_store()
     rt_config = zhmcclient.RetryTimeoutConfig(
         operation_timeout=dpm.operation_timeout, status_timeout=dpm.status_timeout
     )

@@ -9,12 +9,14 @@ that property is checked before any NIC is created.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import zhmcclient
 from oslo_log import log as logging
 
 from ibmvirt import contract
+from ibmvirt.conf.types import OBJECT_ID_PATTERN
 from ibmvirt.dpm import bootparams
 from ibmvirt.dpm import exceptions as dpm_exc
 from ibmvirt.dpm.host import Host
@@ -25,6 +27,9 @@ BOOT_PARAMS = "boot-os-specific-parameters"
 #: First device number of the NICs of a new partition (OSA and HiperSockets NICs
 #: occupy three consecutive subchannels each).
 NIC_DEVNO_BASE = 0x0100
+#: A virtual switch's object-id, as the DPM agent reports it in vif_details; it
+#: goes into an HMC URI, so anything else ("../", "?x=1") is refused.
+_OBJECT_ID = re.compile(f"^{OBJECT_ID_PATTERN}$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -56,10 +61,17 @@ class VifSpec:
                 reason=f"port {port_id} has no virtual switch in its binding "
                 f"(vif_details[{contract.VIF_DETAILS_DPM_VSWITCH_ID!r}])"
             )
+        if not isinstance(vswitch_id, str) or not _OBJECT_ID.fullmatch(vswitch_id):
+            raise dpm_exc.InvalidVIF(
+                reason=f"port {port_id}: vif_details[{contract.VIF_DETAILS_DPM_VSWITCH_ID!r}] "
+                f"{vswitch_id!r} is not an HMC object-id (a UUID such as "
+                "'a1b2c3d4-0000-4000-8000-000000000001'); the binding comes from the "
+                "Neutron DPM agent of this host: fix its virtual switch mapping and rebind the port"
+            )
         return cls(
             port_id=port_id,
             mac=vif["address"].lower(),
-            vswitch_id=vswitch_id,
+            vswitch_id=vswitch_id.lower(),
         )
 
 

@@ -150,8 +150,12 @@ class StorageGroupPath(StoragePath):
 
     @staticmethod
     def _delete_volume(group: zhmcclient.StorageGroup, sv_name: str) -> None:
-        for sv in group.storage_volumes.list(filter_args={"name": sv_name}):
-            sv.delete()
+        # Names are compared exactly here: an HMC name filter is a regular
+        # expression, and sv_name carries a Cinder volume id ("<id>|.*" would
+        # otherwise match every volume of the group, the boot volume included).
+        for sv in group.storage_volumes.list():
+            if sv.name == sv_name:
+                sv.delete()
 
     def cleanup_orphans(self) -> list[str]:
         groups = self._groups.list(

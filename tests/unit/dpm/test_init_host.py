@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
 
 import pytest
 from nova import exception
@@ -129,9 +130,10 @@ def _client(conf, **dpm):
     return dpm_host.build_client(CONF)
 
 
-def test_session_verifies_tls_by_default(conf):
+def test_session_verifies_tls_by_default_against_the_system_trust_store(conf):
     session = _client(conf).session
-    assert session.verify_cert is True
+    paths = ssl.get_default_verify_paths()
+    assert session.verify_cert == (paths.cafile or paths.capath)
     assert session.port == 6794
 
 
