@@ -183,3 +183,22 @@ def test_setmac_interface_name_that_looks_like_code_is_only_a_name(guest: FakeGu
     assert guest.macs_set() == {"enc4": "0a:00:00:00:00:04"}
     assert payload not in result.stderr
     assert not (guest.root / "x").exists()
+
+
+def test_sysfs_interface_name_and_port_are_logged_printable(guest: FakeGuest) -> None:
+    """A name in sysfs may hold any byte but '/': escape sequences must not reach
+    the log lines (stderr, the journal) as they are."""
+    guest.add_qeth("0004")
+    net = guest.root / "sys/devices/qeth/0.0.0004/net"
+    (enc4,) = net.iterdir()
+    enc4.rename(net / "\x1b]0;owned\x07\x1b[2Jenc4")
+    (guest.root / "sys/devices/qeth/0.0.0004/portno").write_text("\x1b[31m0\n")
+    guest.set_cmdline("ro " + VALID)
+
+    result = guest.netconfig()
+
+    logged = result.stderr + "\n".join(guest.journal())
+    assert "\x1b" not in logged and "\x07" not in logged
+    assert "already configured and online (interface ?]0;owned??[2Jenc4)" in result.stderr
+    assert "0.0.0004 uses port ?[31m0, but its NIC record says port 1" in result.stderr
+    assert guest.configured() == {"0.0.0007": 0}
