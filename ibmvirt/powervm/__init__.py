@@ -1,0 +1,1 @@
+"""Nova compute driver for IBM PowerVM, through the NovaLink REST API (pypowervm)."""
