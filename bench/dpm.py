@@ -29,6 +29,7 @@ from nova.virt import virtapi
 from oslo_config import cfg
 
 import ibmvirt.conf  # noqa: F401  (registers [dpm])
+from ibmvirt.common import nodes
 from ibmvirt.dpm import driver as dpm_driver
 from ibmvirt.dpm import naming
 from ibmvirt.emulators.hmc import HMCEmulator, inventories
@@ -115,7 +116,7 @@ def periodic(inventory: str, partitions: int, delays: dict) -> list[Row]:
         def resources():
             drv.get_available_resource("bench")
             tree = provider_tree.ProviderTree()
-            tree.new_root("bench", naming.node_uuid(ids.cpc, "bench"))
+            tree.new_root("bench", nodes.node_uuid(ids.cpc, "bench"))
             drv.update_provider_tree(tree, "bench")
 
         rows.append(_measure(emu, "power-state sync", sync, fresh=True))

@@ -10,8 +10,6 @@ calls: the CPC subset is :class:`~ibmvirt.dpm.host.Host`, a partition is a
 
 from __future__ import annotations
 
-import contextlib
-
 import os_resource_classes as orc
 import os_traits
 import zhmcclient
@@ -24,8 +22,9 @@ from oslo_serialization import jsonutils
 from oslo_utils import excutils
 
 import ibmvirt.conf  # noqa: F401  (registers [dpm])
+from ibmvirt.common import nodes, vifwait
+from ibmvirt.common import sysmeta as sysmeta_store
 from ibmvirt.dpm import exceptions as dpm_exc
-from ibmvirt.dpm import naming
 from ibmvirt.dpm import nic as dpm_nic
 from ibmvirt.dpm import partition as dpm_partition
 from ibmvirt.dpm import storage as dpm_storage
@@ -134,7 +133,7 @@ class DPMDriver(driver.ComputeDriver):
         share; the derived id is stable across restarts and needs no file.
         """
         (node,) = self.get_available_nodes(refresh)
-        return {naming.node_uuid(CONF.dpm.cpc_object_id, node): node}
+        return {nodes.node_uuid(CONF.dpm.cpc_object_id, node): node}
 
     def get_available_resource(self, nodename: str) -> dict:
         """The CPC subset as a Nova node; static, so it costs no HMC request."""
@@ -150,7 +149,7 @@ class DPMDriver(driver.ComputeDriver):
             "hypervisor_type": obj_fields.HVType.PRSM,
             "hypervisor_version": self.host.hypervisor_version,
             "hypervisor_hostname": nodename,
-            "uuid": naming.node_uuid(dpm.cpc_object_id, nodename),
+            "uuid": nodes.node_uuid(dpm.cpc_object_id, nodename),
             "cpu_info": jsonutils.dumps(
                 {
                     "arch": obj_fields.Architecture.S390X,
@@ -259,14 +258,7 @@ class DPMDriver(driver.ComputeDriver):
         sysmeta = {SYSMETA_WWPNS: ",".join(prepared.wwpns)}
         if prepared.boot_device_uri:
             sysmeta[SYSMETA_BOOT_DEVICE] = prepared.boot_device_uri
-        # Saved through a copy of our own: while spawn prepares, the compute
-        # manager's network-allocation thread changes the Instance it passed
-        # us, and saving that object from here races with it ("Set changed
-        # size during iteration").
-        instance.system_metadata.update(sysmeta)
-        stored = objects.Instance(context=instance._context, uuid=instance.uuid)
-        stored.system_metadata = dict(instance.system_metadata)
-        stored.save()
+        sysmeta_store.save(instance, sysmeta)
 
     def _prepare(self, guest: dpm_partition.Guest) -> dpm_storage.Prepared:
         partition = guest.create()
@@ -298,7 +290,7 @@ class DPMDriver(driver.ComputeDriver):
             volume, data_volumes = self._volumes(instance, block_device_info)
             partition = guest.get()
             prepared = self._prepared(instance, partition)
-            with self._vifs_plugged(instance, network_info or []):
+            with vifwait.vifs_plugged(self.virtapi, instance, network_info):
                 props = self._storage.boot_properties(partition, guest.name, volume, prepared)
                 for data in data_volumes:
                     self._storage.attach_volume(partition, guest.name, data)
@@ -348,39 +340,6 @@ class DPMDriver(driver.ComputeDriver):
             wwpns=wwpns.split(","),
             boot_device_uri=instance.system_metadata.get(SYSMETA_BOOT_DEVICE),
         )
-
-    @staticmethod
-    def _vif_events(network_info) -> list[tuple[str, str]]:
-        if not CONF.vif_plugging_timeout:
-            return []
-        return [
-            ("network-vif-plugged", vif["id"])
-            for vif in network_info
-            if vif.get("active", True) is False
-        ]
-
-    @contextlib.contextmanager
-    def _vifs_plugged(self, instance, network_info):
-        """Run the NIC creation inside Nova's wait for network-vif-plugged events."""
-        events = self._vif_events(network_info)
-        try:
-            with self.virtapi.wait_for_instance_event(
-                instance,
-                events,
-                timeout=CONF.vif_plugging_timeout,
-                error_callback=self._neutron_failed,
-            ):
-                yield
-        except exception.InstanceEventTimeout:
-            LOG.warning("Timeout waiting for network-vif-plugged events", instance=instance)
-            if CONF.vif_plugging_is_fatal:
-                raise exception.VirtualInterfaceCreateException() from None
-
-    @staticmethod
-    def _neutron_failed(event_name, instance) -> None:
-        LOG.error("Neutron reported failure on event %s", event_name, instance=instance)
-        if CONF.vif_plugging_is_fatal:
-            raise exception.VirtualInterfaceCreateException()
 
     def destroy(
         self,
@@ -531,8 +490,6 @@ class DPMDriver(driver.ComputeDriver):
     @staticmethod
     def _volume_size(context, instance, volume_id: str) -> int | None:
         """The volume's size from its block device mapping (the HMC wants it)."""
-        from nova import objects
-
         if not volume_id or context is None:
             return None
         try:

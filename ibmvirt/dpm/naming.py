@@ -9,7 +9,6 @@ without seeing each other's partitions.
 from __future__ import annotations
 
 import re
-import uuid
 
 #: Partition and storage-group names are String(1-64) on the HMC.
 MAX_NAME_LENGTH = 64
@@ -59,12 +58,3 @@ def instance_uuid_from_name(host: str, name: str) -> str | None:
     """The instance UUID in a partition name owned by ``host``, else None."""
     m = owned_name_pattern(host).match(name or "")
     return m.group(1) if m else None
-
-
-#: Namespace of the compute node UUIDs of CPC subsets.
-_NODE_NAMESPACE = uuid.UUID("0d6a2a0e-8f7e-4b59-9a39-5c1f7b1d2e30")
-
-
-def node_uuid(cpc_object_id: str, host: str) -> str:
-    """Compute node UUID of the CPC subset ``host`` on CPC ``cpc_object_id``."""
-    return str(uuid.uuid5(_NODE_NAMESPACE, f"{cpc_object_id.lower()}/{host}"))

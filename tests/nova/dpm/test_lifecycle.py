@@ -11,7 +11,7 @@ from oslo_utils.fixture import uuidsentinel as uuids
 
 from ibmvirt.dpm import bootparams
 from ibmvirt.emulators.hmc import inventories
-from ibmvirt.sandbox import dpm
+from ibmvirt.sandbox import dpm, fcarray
 
 
 class LifecycleScenarios:
@@ -175,7 +175,7 @@ class TestZ13(LifecycleScenarios, dpm.DPMSingleComputeTestBase):
         hbas = {h["element-uri"]: h for h in self.view.hbas(self._partition_name(server))}
         boot_hba = hbas[partition["boot-storage-device"]]
         self.assertIn(self.ids.fcp_adapters[0], boot_hba["adapter-port-uri"])
-        self.assertIn(partition["boot-world-wide-port-name"].lower(), dpm.ARRAY_TARGET_WWPNS)
+        self.assertIn(partition["boot-world-wide-port-name"].lower(), fcarray.ARRAY_TARGET_WWPNS)
         lun = self.array.lun_of(volume_id)
         self.assertEqual(f"{lun:04x}000000000000", partition["boot-logical-unit-number"])
 
