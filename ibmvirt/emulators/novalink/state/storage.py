@@ -232,8 +232,12 @@ def _vg_update(emu: Emulator, res: Resource, new: etree._Element) -> None:
                 x.q("VolumeGroup"), kb="ROR", kxe="false", href=emu.base + res.path, rel="related"
             )
             schema.insert_ordered(d, link)
-            schema.set_field(d, "UniqueDeviceID", f"0300{serial}.{counter}")
+            udid = f"0300{serial}.{counter}"
+            schema.set_field(d, "UniqueDeviceID", udid)
             counter += 1
+            base = d.findtext(x.q("BaseImage"))
+            if base:
+                _copy_base_image(emu, who, old, name, base, udid)
     res.ext["next_lv"] = counter
     for name in set(old_disks) - seen:
         if mapped.get((v.uuid, "VirtualDisk", name)):
@@ -352,3 +356,23 @@ def register(emu: Emulator) -> None:
         Kind("VolumeGroup", rootable=False, parents=("VirtualIOServer",), update=_vg_update)
     )
     emu.seed_hooks.append(seed)
+
+
+def _copy_base_image(
+    emu: Emulator, who: str, vg: etree._Element, name: str, base: str, udid: str
+) -> None:
+    """A disk created from ``BaseImage`` (pypowervm crt_copy_vdisk) holds a full
+    copy of that disk, which must be a virtual disk of the same volume group.
+
+    Guess (no capture shows it): the real VIOS copies with the LV tools, which
+    need the source in the same volume group; the emulator records the copy
+    as sharing the source's data, since clients never write to it.
+    """
+    sources = {e.findtext(x.q("UniqueDeviceID")) for e in vdisks(vg)}
+    if base not in sources:
+        raise errors.bad_request(
+            f"{who}: VirtualDisk {name!r}: BaseImage {base} is not a virtual disk of this "
+            "volume group"
+        )
+    if base in emu.uploads:
+        emu.uploads[udid] = {**emu.uploads[base], "copy_of": base}

@@ -1,0 +1,35 @@
+"""Virtual disks created as copies of another (pypowervm crt_copy_vdisk)."""
+
+from __future__ import annotations
+
+import io
+
+import pypowervm.exceptions as pvm_exc
+import pytest
+from pypowervm.tasks import storage as tsk_stg
+
+from .test_storage import vg_named, vios_named
+
+
+def test_a_copy_holds_the_source_disk_data(emulator, adapter):
+    vios = vios_named(adapter, "vios1")
+    vg = vg_named(adapter, vios, "datavg")
+    data = b"\x07" * 4096
+    image, _ = tsk_stg.upload_new_vdisk(
+        adapter, vios.uuid, vg.uuid, io.BytesIO(data), "i_img", 4096
+    )
+    copy = tsk_stg.crt_copy_vdisk(adapter, vios.uuid, vg.uuid, image.udid, 4096, "b_copy")
+    uploads = emulator.emu.uploads
+    assert uploads[copy.udid]["sha256"] == uploads[image.udid]["sha256"]
+    assert uploads[copy.udid]["copy_of"] == image.udid
+    assert copy.capacity >= 1
+
+
+def test_a_copy_of_a_disk_of_another_volume_group_is_refused(emulator, adapter):
+    vios = vios_named(adapter, "vios1")
+    rootvg, datavg = vg_named(adapter, vios, "rootvg"), vg_named(adapter, vios, "datavg")
+    src = tsk_stg.crt_vdisk(adapter, vios.uuid, rootvg.uuid, "src", 1)
+    with pytest.raises(pvm_exc.HttpError) as err:
+        tsk_stg.crt_copy_vdisk(adapter, vios.uuid, datavg.uuid, src.udid, 1024, "b_copy")
+    assert err.value.response.status == 400
+    assert "BaseImage" in err.value.her_wrap.message
