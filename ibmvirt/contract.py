@@ -53,3 +53,37 @@ def parse_dpm_nic_description(description: str) -> tuple[str, str] | None:
     if not m:
         return None
     return m.group("host"), m.group("mac").lower()
+
+
+# --- PowerVM ------------------------------------------------------------------
+
+#: binding:vif_type of a port bridged by a VIOS Shared Ethernet Adapter: Nova
+#: creates a client network adapter on the port's VLAN, the SEA agent puts the
+#: VLAN on the SEA (networking-powervm's value).
+VIF_TYPE_PVM_SEA = "pvm_sea"
+
+#: binding:vif_type of a port on Open vSwitch in the NovaLink partition: Nova
+#: pairs a client adapter with a trunk adapter whose tap joins the OVS bridge.
+VIF_TYPE_OVS = "ovs"
+
+#: binding:vif_type of an SR-IOV vNIC port (networking-powervm's value).
+VIF_TYPE_PVM_SRIOV = "pvm_sriov"
+
+#: binding:vif_details key with the VLAN of a pvm_sea port (a string, as
+#: networking-powervm sent it; absent or None on flat networks).
+VIF_DETAILS_PVM_VLAN = "vlan"
+
+#: Custom REST event Nova pushes after plugging or unplugging a PowerVM NIC,
+#: so that the L2 agent provisions it without waiting for its next scan.
+#: Its detail is JSON: {"provider": PVM_VIF_EVENT_PROVIDER, "action":
+#: "plug"|"unplug", "mac": <MAC>, "type": <vif type>}.
+PVM_VIF_EVENT_PROVIDER = "NOVA_PVM_VIF"
+
+#: Virtual switch and VLAN of the RMC management adapter Nova gives each LPAR.
+PVM_MGMT_VSWITCH = "MGMTSWITCH"
+PVM_MGMT_VLAN = 4094
+
+
+def pvm_mac(mac: str) -> str:
+    """A MAC as PowerVM writes it (12 upper-case hex digits)."""
+    return mac.replace(":", "").replace("-", "").upper()

@@ -6,8 +6,9 @@ groups there lets operators put them in nova.conf.
 
 from oslo_config import cfg
 
-from ibmvirt.conf import dpm
+from ibmvirt.conf import dpm, powervm
 
 CONF = cfg.CONF
 
 dpm.register_opts(CONF)
+powervm.register_opts(CONF)

@@ -80,12 +80,20 @@ def test_sample_config_is_current(tmp_path):
     )
 
 
-def test_a_driver_not_shipped_yet_fails_with_a_clear_import_error():
+def test_both_drivers_load_through_the_shim():
+    """compute_driver = ibmvirt.DPMDriver / ibmvirt.PowerVMDriver resolve as Nova loads them."""
+    import nova.virt.ibmvirt as shim
+
+    assert shim.PowerVMDriver.__module__ == "ibmvirt.powervm.driver"
+    assert shim.DPMDriver.__module__ == "ibmvirt.dpm.driver"
+
+
+def test_an_unknown_driver_name_is_an_attribute_error():
     import nova.virt.ibmvirt as shim
 
     try:
-        shim.PowerVMDriver  # noqa: B018
-    except ImportError as exc:
-        assert "does not ship ibmvirt.powervm.driver" in str(exc)
+        shim.ZVMDriver  # noqa: B018
+    except AttributeError:
+        pass
     else:
-        raise AssertionError("PowerVMDriver resolved although ibmvirt.powervm does not exist")
+        raise AssertionError("an unknown driver name resolved")

@@ -26,5 +26,5 @@ def __getattr__(name):
             raise
         raise ImportError(
             f"compute_driver = ibmvirt.{name}: this version of ibmvirt does not "
-            f"ship {module} yet; available: ibmvirt.DPMDriver"
+            f"ship {module}; available: {', '.join('ibmvirt.' + d for d in _DRIVERS)}"
         ) from exc

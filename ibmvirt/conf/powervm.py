@@ -1,0 +1,190 @@
+"""``[powervm]`` options of the PowerVM compute driver.
+
+A nova-compute service with ``compute_driver = ibmvirt.PowerVMDriver`` manages
+the client LPARs of one IBM Power managed system through its NovaLink REST API,
+usually from the NovaLink partition itself (local file logon), or remotely
+with a user and password over verified HTTPS. Option names and defaults are
+those of the retired nova-powervm where they still mean the same thing.
+Everything is checked when nova-compute starts (init_host).
+"""
+
+from __future__ import annotations
+
+from oslo_config import cfg
+
+powervm_group = cfg.OptGroup(
+    "powervm",
+    title="IBM PowerVM options",
+    help="Options for ibmvirt.PowerVMDriver, the Nova driver for IBM Power "
+    "servers managed through NovaLink (the PowerVM REST API).",
+)
+
+connection_opts = [
+    cfg.HostAddressOpt(
+        "novalink_host",
+        help="Host name or IP address of a remote NovaLink partition's REST API. "
+        "Unset (the default) means nova-compute runs on the NovaLink partition "
+        "and logs on locally with NovaLink's file-based logon (the service user "
+        "must be in the pvm_admin group); no password is then needed.",
+    ),
+    cfg.PortOpt(
+        "novalink_port",
+        help="TCP port of the REST API. Default: 12443 for https, 12080 for http "
+        "(the local logon uses http on the partition's loopback).",
+    ),
+    cfg.StrOpt(
+        "novalink_protocol",
+        choices=["https", "http"],
+        help="Protocol of a remote NovaLink. Default: https remotely, http for "
+        "the local logon. Plain http to a remote host sends the password in clear.",
+    ),
+    cfg.StrOpt(
+        "novalink_username",
+        help="NovaLink user for a remote logon (a member of pvm_admin). Required "
+        "with novalink_host.",
+    ),
+    cfg.StrOpt(
+        "novalink_password",
+        secret=True,
+        help="Password of novalink_username. Required with novalink_host.",
+    ),
+    cfg.StrOpt(
+        "novalink_ca_file",
+        help="CA bundle (PEM) that signed the remote NovaLink's TLS certificate. "
+        "Unset: the system trust store. Every request is verified, not only the "
+        "logon.",
+    ),
+    cfg.BoolOpt(
+        "novalink_insecure",
+        default=False,
+        help="Do not verify the remote NovaLink's TLS certificate. Only for test "
+        "systems: anyone on the network path can then read the password.",
+    ),
+    cfg.IntOpt(
+        "vios_ready_timeout",
+        default=300,
+        min=0,
+        help="Seconds init_host waits for the Virtual I/O Servers to be running "
+        "with RMC active (after a host reboot they come up after NovaLink).",
+    ),
+    cfg.FloatOpt(
+        "lifecycle_event_delay",
+        default=15.0,
+        min=0.0,
+        help="Seconds after the last state change of an LPAR made outside Nova "
+        "(from the NovaLink CLI, or by its OS) before it is reported to Nova, "
+        "so that a burst such as a reboot gives one event, in its final state.",
+    ),
+]
+
+compute_opts = [
+    cfg.FloatOpt(
+        "proc_units_factor",
+        default=0.1,
+        min=0.05,
+        max=1.0,
+        help="Physical processor units each vCPU of a flavor gets "
+        "(powervm:proc_units overrides it per flavor). The host offers "
+        "processor units / proc_units_factor VCPUs to placement.",
+    ),
+    cfg.IntOpt(
+        "uncapped_proc_weight",
+        default=64,
+        min=1,
+        max=255,
+        help="Uncapped weight of shared-processor LPARs (powervm:shared_weight "
+        "overrides it per flavor).",
+    ),
+    cfg.StrOpt(
+        "disk_driver",
+        default="localdisk",
+        choices=[
+            ("localdisk", "boot disks are logical volumes in a VIOS volume group"),
+            ("ssp", "boot disks are linked clones in a Shared Storage Pool"),
+        ],
+        help="Where the boot disk of an image-booted instance lives.",
+    ),
+    cfg.StrOpt(
+        "volume_group_name",
+        default="",
+        help="localdisk: the VIOS volume group holding boot disks and cached "
+        "images. Empty: the one volume group other than rootvg, if there is "
+        "exactly one on the host's VIOSes.",
+    ),
+    cfg.StrOpt(
+        "cluster_name",
+        default="",
+        help="ssp: the cluster whose Shared Storage Pool holds boot disks. "
+        "Empty: the only cluster this host's VIOSes belong to.",
+    ),
+    cfg.StrOpt(
+        "vopt_media_volume_group",
+        default="rootvg",
+        help="Volume group in which the virtual media repository (for config "
+        "drives) is created when no VIOS has one.",
+    ),
+    cfg.IntOpt(
+        "vopt_media_rep_size",
+        default=1,
+        min=1,
+        help="Size in GB of the virtual media repository created when missing.",
+    ),
+    cfg.BoolOpt(
+        "remove_vopt_media_on_boot",
+        default=False,
+        help="Remove the config drive from the LPAR remove_vopt_media_time "
+        "minutes after it boots (it is always removed on destroy).",
+    ),
+    cfg.IntOpt(
+        "remove_vopt_media_time",
+        default=60,
+        min=0,
+        help="Minutes after power-on at which the config drive is removed, with "
+        "remove_vopt_media_on_boot.",
+    ),
+    cfg.BoolOpt(
+        "use_rmc_mgmt_vif",
+        default=True,
+        help="Give every LPAR an adapter on the MGMTSWITCH virtual switch "
+        "(VLAN 4094) so RMC, which DLPAR operations such as attaching "
+        "interfaces and volumes to a running LPAR need, reaches NovaLink. "
+        "Skipped when the host has no MGMTSWITCH.",
+    ),
+    cfg.BoolOpt(
+        "use_rmc_ipv6_scheme",
+        default=True,
+        help="Put an IPv6 link-local address for the RMC adapter in the config "
+        "drive's network data.",
+    ),
+    cfg.StrOpt(
+        "pvm_vswitch_for_novalink_io",
+        default="NovaLinkVEABridge",
+        help="Virtual switch pairing the client adapters of ovs VIFs with their "
+        "trunk adapters on the NovaLink partition (created when missing).",
+    ),
+    cfg.IntOpt(
+        "vscsi_vios_connections_required",
+        default=1,
+        min=1,
+        help="Minimum number of VIOSes that must see a Fibre Channel volume "
+        "(vSCSI) for an attach to succeed; 2 for dual-VIOS redundancy.",
+    ),
+    cfg.BoolOpt(
+        "volume_use_multipath",
+        default=False,
+        help="Tell Cinder the host uses multipath (sent in the volume connector).",
+    ),
+]
+
+powervm_opts = connection_opts + compute_opts
+
+
+def register_opts(conf: cfg.ConfigOpts) -> None:
+    """Register the [powervm] group on ``conf`` (idempotent)."""
+    conf.register_group(powervm_group)
+    conf.register_opts(powervm_opts, group=powervm_group)
+
+
+def list_opts() -> list[tuple[cfg.OptGroup, list[cfg.Opt]]]:
+    """Entry point for oslo-config-generator (namespace ``ibmvirt.powervm``)."""
+    return [(powervm_group, powervm_opts)]

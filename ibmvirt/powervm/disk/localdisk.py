@@ -1,0 +1,146 @@
+"""Boot disks as logical volumes in one VIOS volume group (``disk_driver = localdisk``).
+
+Each image is uploaded once into the volume group as ``i_<image id>`` (the
+cache Nova's image cache manager ages out); a boot disk ``b_<instance uuid>``
+is a copy of it. Names are cut to the 15 characters a logical volume may have.
+"""
+
+from __future__ import annotations
+
+from oslo_concurrency import lockutils
+from oslo_log import log as logging
+from pypowervm import exceptions as pvm_ex
+from pypowervm.tasks import storage as pvm_stg
+from pypowervm.wrappers import storage as pvm_stor
+from pypowervm.wrappers import virtual_io_server as pvm_vios
+
+from ibmvirt.powervm import exceptions as pvm_exc
+from ibmvirt.powervm.disk import GB, Capabilities, DiskDriver, GlanceImageFile
+
+LOG = logging.getLogger(__name__)
+
+LV_NAME_MAX = 15
+IMAGE_PREFIX = "i_"
+BOOT_PREFIX = "b_"
+
+
+def image_disk_name(image_id: str) -> str:
+    return (IMAGE_PREFIX + image_id.replace("-", ""))[:LV_NAME_MAX]
+
+
+def boot_disk_name(instance) -> str:
+    return (BOOT_PREFIX + instance.uuid.replace("-", ""))[:LV_NAME_MAX]
+
+
+class LocalDisk(DiskDriver):
+    name = "localdisk"
+    capabilities = Capabilities(shared_storage=False, has_imagecache=True, snapshot=True)
+
+    def __init__(self, host, conf) -> None:
+        super().__init__(host, conf)
+        self.vios_uuid: str | None = None
+        self.vg_uuid: str | None = None
+        self.vg_name: str | None = None
+
+    def check(self) -> None:
+        wanted = self.conf.powervm.volume_group_name
+        found = []
+        for vios_w in pvm_vios.VIOS.get(self.adapter, xag=[]):
+            for vg_w in pvm_stor.VG.get(self.adapter, parent=vios_w):
+                if (wanted and vg_w.name == wanted) or (not wanted and vg_w.name != "rootvg"):
+                    found.append((vios_w, vg_w))
+        if len(found) != 1:
+            if wanted:
+                reason = (
+                    f"no volume group {wanted!r} on this host's VIOSes"
+                    if not found
+                    else f"{len(found)} VIOSes have a volume group {wanted!r}"
+                )
+            else:
+                reason = (
+                    "empty, and the VIOSes have "
+                    f"{len(found)} volume groups other than rootvg"
+                    f"{': ' + ', '.join(f'{v.name}/{g.name}' for v, g in found) if found else ''}"
+                    "; name one"
+                )
+            raise pvm_exc.ConfigError(option="volume_group_name", reason=reason)
+        vios_w, vg_w = found[0]
+        self.vios_uuid, self.vg_uuid, self.vg_name = vios_w.uuid, vg_w.uuid, vg_w.name
+        LOG.info("Boot disks go to volume group %s on VIOS %s", vg_w.name, vios_w.name)
+
+    @property
+    def vios_uuids(self) -> list[str]:
+        return [self.vios_uuid]
+
+    def _vg(self) -> pvm_stor.VG:
+        return pvm_stor.VG.get(
+            self.adapter, uuid=self.vg_uuid, parent_type=pvm_vios.VIOS, parent_uuid=self.vios_uuid
+        )
+
+    def capacity_gb(self) -> tuple[float, float]:
+        vg = self._vg()
+        return float(vg.capacity), float(vg.capacity) - float(vg.available_size)
+
+    def _image_disk(self, context, image_meta) -> pvm_stor.VDisk:
+        name = image_disk_name(image_meta.id)
+        with lockutils.lock(f"powervm-image-{image_meta.id}"):
+            existing = [d for d in self._vg().virtual_disks if d.name == name]
+            if existing:
+                return existing[0]
+            LOG.info("Uploading image %s into volume group %s", image_meta.id, self.vg_name)
+            vdisk, _ = pvm_stg.upload_new_vdisk(
+                self.adapter,
+                self.vios_uuid,
+                self.vg_uuid,
+                GlanceImageFile(context, image_meta.id),
+                name,
+                image_meta.size,
+                file_format=pvm_stor.FileFormatType.RAW,
+            )
+            return vdisk
+
+    def create_from_image(self, context, instance, image_meta, size_gb: int):
+        image = self._image_disk(context, image_meta)
+        return pvm_stg.crt_copy_vdisk(
+            self.adapter,
+            self.vios_uuid,
+            self.vg_uuid,
+            image.udid,
+            image_meta.size,
+            boot_disk_name(instance),
+            d_size=max(size_gb * GB, image_meta.size),
+        )
+
+    def find_boot_disk(self, instance):
+        name = boot_disk_name(instance)
+        return next((d for d in self._vg().virtual_disks if d.name == name), None)
+
+    def is_boot_disk(self, instance, storage) -> bool:
+        return isinstance(storage, pvm_stor.VDisk) and storage.name == boot_disk_name(instance)
+
+    def delete_boot_disk(self, instance) -> None:
+        vg = self._vg()
+        disks = [d for d in vg.virtual_disks if d.name == boot_disk_name(instance)]
+        if disks:
+            pvm_stg.rm_vg_storage(vg, vdisks=disks)
+
+    # -- image cache (Nova's image cache manager) ------------------------------
+
+    def cached_images(self) -> dict[str, pvm_stor.VDisk]:
+        """Cached image disks by name."""
+        return {d.name: d for d in self._vg().virtual_disks if d.name.startswith(IMAGE_PREFIX)}
+
+    def remove_unused_images(self, used_image_ids: set[str]) -> list[str]:
+        """Delete cached image disks no instance of this host was built from."""
+        used = {image_disk_name(i) for i in used_image_ids}
+        vg = self._vg()
+        unused = [
+            d for d in vg.virtual_disks if d.name.startswith(IMAGE_PREFIX) and d.name not in used
+        ]
+        if unused:
+            try:
+                pvm_stg.rm_vg_storage(vg, vdisks=unused)
+            except pvm_ex.Error as exc:
+                LOG.warning("Could not remove unused cached images: %s", exc)
+                return []
+        return [d.name for d in unused]

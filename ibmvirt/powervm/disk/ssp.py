@@ -1,0 +1,125 @@
+"""Boot disks as linked clones in a Shared Storage Pool (``disk_driver = ssp``).
+
+An image is uploaded once per cluster as the image LU ``image_<image id>``:
+pypowervm's get_or_upload_image_lu coordinates hosts that upload the same image
+at once through marker LUs, so concurrent spawns on several hosts leave one
+image LU. A boot disk ``boot_<instance uuid>`` is a linked clone of it,
+mapped through every VIOS of this host in the cluster (multipath).
+"""
+
+from __future__ import annotations
+
+from oslo_log import log as logging
+from pypowervm.tasks import cluster_ssp as pvm_cssp
+from pypowervm.tasks import storage as pvm_stg
+from pypowervm.wrappers import cluster as pvm_clust
+from pypowervm.wrappers import storage as pvm_stor
+
+from ibmvirt.powervm import exceptions as pvm_exc
+from ibmvirt.powervm.disk import GB, Capabilities, DiskDriver, GlanceImageFile
+
+LOG = logging.getLogger(__name__)
+
+IMAGE_PREFIX = "image_"
+BOOT_PREFIX = "boot_"
+
+
+def image_lu_name(image_id: str) -> str:
+    return IMAGE_PREFIX + image_id
+
+
+def boot_lu_name(instance) -> str:
+    return BOOT_PREFIX + instance.uuid
+
+
+class SSPDisk(DiskDriver):
+    name = "ssp"
+    capabilities = Capabilities(shared_storage=True, has_imagecache=False, snapshot=True)
+
+    def __init__(self, host, conf) -> None:
+        super().__init__(host, conf)
+        self.cluster: pvm_clust.Cluster | None = None
+        self.ssp_uuid: str | None = None
+        self._vios_uuids: list[str] = []
+
+    def check(self) -> None:
+        wanted = self.conf.powervm.cluster_name
+        clusters = (
+            pvm_clust.Cluster.search(self.adapter, name=wanted)
+            if wanted
+            else pvm_clust.Cluster.get(self.adapter)
+        )
+        if len(clusters) != 1:
+            names = ", ".join(c.name for c in clusters) or "none"
+            raise pvm_exc.ConfigError(
+                option="cluster_name",
+                reason=f"no cluster named {wanted!r} (clusters: {names})"
+                if wanted
+                else f"empty, and this host's VIOSes are in {len(clusters)} clusters "
+                f"({names}); name one",
+            )
+        self.cluster = clusters[0]
+        self.ssp_uuid = pvm_stor.SSP.get_by_href(self.adapter, self.cluster.ssp_uri).uuid
+        host = self.host.uuid.upper()
+        # The cluster's nodes on this host: the VIOS link names this managed system.
+        self._vios_uuids = [
+            n.vios_uuid for n in self.cluster.nodes if n.vios_uri and host in n.vios_uri.upper()
+        ]
+        if not self._vios_uuids:
+            raise pvm_exc.ConfigError(
+                option="cluster_name",
+                reason=f"cluster {self.cluster.name!r} has no node on this host's VIOSes",
+            )
+
+    @property
+    def vios_uuids(self) -> list[str]:
+        return list(self._vios_uuids)
+
+    def _ssp(self) -> pvm_stor.SSP:
+        return pvm_stor.SSP.get(self.adapter, uuid=self.ssp_uuid)
+
+    def _tier(self):
+        return pvm_stg.default_tier_for_ssp(self._ssp())
+
+    def capacity_gb(self) -> tuple[float, float]:
+        ssp = self._ssp()
+        return float(ssp.capacity), float(ssp.capacity) - float(ssp.free_space)
+
+    def create_from_image(self, context, instance, image_meta, size_gb: int):
+        tier = self._tier()
+        image_lu = pvm_cssp.get_or_upload_image_lu(
+            tier,
+            image_lu_name(image_meta.id),
+            self._vios_uuids[0],
+            GlanceImageFile(context, image_meta.id),
+            image_meta.size,
+            upload_type=pvm_stg.UploadType.IO_STREAM,
+        )
+        size = max(size_gb, -(-image_meta.size // GB))
+        _, boot = pvm_stg.crt_lu(
+            tier, boot_lu_name(instance), size, typ=pvm_stor.LUType.DISK, clone=image_lu
+        )
+        return boot
+
+    def _boot_lus(self, instance) -> list:
+        name = boot_lu_name(instance)
+        return [
+            lu for lu in pvm_stor.LUEnt.get(self.adapter, parent=self._tier()) if lu.name == name
+        ]
+
+    def find_boot_disk(self, instance):
+        lus = self._boot_lus(instance)
+        return lus[0] if lus else None
+
+    def is_boot_disk(self, instance, storage) -> bool:
+        return isinstance(storage, (pvm_stor.LU, pvm_stor.LUEnt)) and storage.name == boot_lu_name(
+            instance
+        )
+
+    def delete_boot_disk(self, instance) -> None:
+        tier = self._tier()
+        lus = [lu for lu in pvm_stor.LUEnt.get(self.adapter, parent=tier)]
+        mine = [lu for lu in lus if lu.name == boot_lu_name(instance)]
+        if mine:
+            # The image LU stays: other hosts of the cluster may clone it next.
+            pvm_stg.rm_tier_storage(mine, lufeed=lus, del_unused_images=False)

@@ -1,0 +1,512 @@
+"""Nova compute driver for IBM Power servers managed through NovaLink.
+
+Loaded by Nova as ``compute_driver = ibmvirt.PowerVMDriver``. Each Nova
+instance is one client LPAR of the managed system (:mod:`ibmvirt.powervm.vm`),
+with its boot disk from a disk driver (:mod:`~ibmvirt.powervm.disk`), Cinder
+volumes through a connector (:mod:`~ibmvirt.powervm.volume`), ports through a
+VIF driver (:mod:`~ibmvirt.powervm.vif`) and a config drive
+(:mod:`~ibmvirt.powervm.media`). Operations are TaskFlow flows of the tasks in
+:mod:`~ibmvirt.powervm.tasks`; this module only assembles them.
+"""
+
+from __future__ import annotations
+
+import os_resource_classes as orc
+import os_traits
+from nova import conf as nova_conf
+from nova import exception
+from nova.objects import fields as obj_fields
+from nova.virt import configdrive, driver, hardware
+from oslo_log import log as logging
+from oslo_serialization import jsonutils
+from oslo_utils import excutils
+from pypowervm import const as pvm_const
+from pypowervm import exceptions as pvm_ex
+from pypowervm.tasks import partition as pvm_par
+from pypowervm.tasks import power_opts as pvm_popts
+from pypowervm.tasks import scsi_mapper as pvm_map
+from taskflow.patterns import linear_flow
+
+import ibmvirt.conf  # noqa: F401  (registers [powervm])
+from ibmvirt.common import nodes
+from ibmvirt.powervm import disk as pvm_disk
+from ibmvirt.powervm import exceptions as pvm_exc
+from ibmvirt.powervm import media, tasks, vm
+from ibmvirt.powervm import vif as pvm_vif
+from ibmvirt.powervm import volume as pvm_volume
+from ibmvirt.powervm.host import Host
+from ibmvirt.powervm.tasks import network as tf_net
+from ibmvirt.powervm.tasks import storage as tf_stg
+from ibmvirt.powervm.tasks import vm as tf_vm
+
+LOG = logging.getLogger(__name__)
+CONF = nova_conf.CONF
+
+_IMAGE_TYPES = ("aki", "ami", "ari", "iso", "qcow2", "raw", "vdi", "vhd", "vhdx", "vmdk", "ploop")
+
+
+def _failure(exc: Exception) -> str:
+    """What went wrong, in words an operator can act on."""
+    if isinstance(exc, pvm_ex.HttpError) and exc.her_wrap is not None:
+        return f"NovaLink refused a request: {exc.her_wrap.message}"
+    if isinstance(exc, pvm_ex.Error):
+        return f"NovaLink request failed: {exc}"
+    if isinstance(exc, exception.NovaException):
+        return exc.format_message()
+    return f"{type(exc).__name__}: {exc}"
+
+
+class PowerVMDriver(driver.ComputeDriver):
+    """PowerVM implementation of ComputeDriver."""
+
+    capabilities = {
+        "has_imagecache": False,
+        "supports_evacuate": False,
+        "supports_migrate_to_same_host": False,
+        "supports_attach_interface": True,
+        "supports_device_tagging": False,
+        "supports_tagged_attach_interface": False,
+        "supports_tagged_attach_volume": False,
+        "supports_extend_volume": False,
+        "supports_multiattach": False,
+        "supports_trusted_certs": False,
+        "supports_pcpus": False,
+        "supports_accelerators": False,
+        "supports_remote_managed_ports": False,
+        "supports_address_space_passthrough": False,
+        "supports_address_space_emulated": False,
+        "supports_stateless_firmware": False,
+        "supports_virtio_fs": False,
+        "supports_mem_backing_file": False,
+        **{f"supports_image_type_{t}": False for t in _IMAGE_TYPES},
+    }
+
+    def __init__(self, virtapi, adapter=None) -> None:
+        """``adapter`` lets tests and tools inject a pypowervm Adapter."""
+        super().__init__(virtapi)
+        self.host = Host(CONF, adapter)
+        self.disk: pvm_disk.DiskDriver = pvm_disk.load(CONF.powervm.disk_driver, self.host, CONF)
+        caps = self.disk.capabilities
+        self.capabilities = {
+            **self.capabilities,
+            "has_imagecache": caps.has_imagecache,
+            **{f"supports_image_type_{t}": True for t in self.disk.image_formats},
+        }
+        self.config_drive: media.ConfigDrive | None = None
+
+    # -- host -----------------------------------------------------------------
+
+    def init_host(self, host: str) -> None:
+        """Connect, check the system, VIOSes and storage, start the event feed."""
+        self.host.start(self.emit_event)
+        self.disk.check()
+        self.config_drive = media.ConfigDrive(self.host.adapter, self.host.uuid, CONF)
+
+    def cleanup_host(self, host: str) -> None:
+        self.host.stop()
+
+    def get_available_nodes(self, refresh: bool = False) -> list[str]:
+        return [CONF.host]
+
+    def get_nodenames_by_uuid(self, refresh: bool = False) -> dict[str, str]:
+        """One node per managed system, its UUID derived from system and host name."""
+        return {nodes.node_uuid(self.host.uuid, CONF.host): CONF.host}
+
+    def get_available_resource(self, nodename: str) -> dict:
+        system = self.host.refresh_system()
+        total_gb, used_gb = self.disk.capacity_gb()
+        return {
+            "vcpus": self.host.vcpus(),
+            "memory_mb": self.host.memory_mb(),
+            "local_gb": int(total_gb),
+            "vcpus_used": 0,
+            "memory_mb_used": self.host.memory_mb() - int(system.memory_free),
+            "local_gb_used": int(used_gb),
+            "hypervisor_type": obj_fields.HVType.PHYP,
+            "hypervisor_version": 8,
+            "hypervisor_hostname": nodename,
+            "uuid": nodes.node_uuid(self.host.uuid, nodename),
+            "cpu_info": jsonutils.dumps({"vendor": "ibm", "arch": "ppc64"}),
+            "disk_available_least": int(total_gb - used_gb),
+            "supported_instances": [
+                (obj_fields.Architecture.PPC64, obj_fields.HVType.PHYP, obj_fields.VMMode.HVM),
+                (obj_fields.Architecture.PPC64LE, obj_fields.HVType.PHYP, obj_fields.VMMode.HVM),
+            ],
+            "numa_topology": None,
+            "stats": {"memory_region_size": self.host.memory_region_mb()},
+        }
+
+    def update_provider_tree(self, provider_tree, nodename: str, allocations=None) -> None:
+        """VCPU, MEMORY_MB and DISK_GB of the system, POWER traits."""
+        data = self.get_available_resource(nodename)
+        ratios = self._get_allocation_ratios(provider_tree.data(nodename).inventory)
+        inventory = {
+            orc.VCPU: (data["vcpus"], CONF.reserved_host_cpus),
+            orc.MEMORY_MB: (data["memory_mb"], CONF.reserved_host_memory_mb),
+            orc.DISK_GB: (data["local_gb"], _reserved_disk_gb()),
+        }
+        provider_tree.update_inventory(
+            nodename,
+            {
+                rc: {
+                    "total": total,
+                    "min_unit": 1,
+                    "max_unit": total,
+                    "step_size": 1,
+                    "allocation_ratio": ratios[rc],
+                    "reserved": reserved,
+                }
+                for rc, (total, reserved) in inventory.items()
+                if total > 0
+            },
+        )
+        provider_tree.add_traits(
+            nodename,
+            os_traits.HW_ARCH_PPC64,
+            os_traits.HW_ARCH_PPC64LE,
+            os_traits.COMPUTE_ARCH_PPC64LE,
+        )
+
+    def get_host_ip_addr(self) -> str:
+        return Host.ip_address(CONF)
+
+    def get_host_uptime(self) -> str:
+        with open("/proc/uptime") as f:
+            seconds = float(f.read().split()[0])
+        days, rest = divmod(int(seconds), 86400)
+        return f"up {days} days, {rest // 3600}:{rest % 3600 // 60:02d}"
+
+    # -- instances ------------------------------------------------------------
+
+    def list_instances(self) -> list[str]:
+        return [lp.name for lp in vm.list_client_lpars(self.host.adapter)]
+
+    def list_instance_uuids(self) -> list[str]:
+        return [vm.nova_uuid_candidates(u)[0] for u in self.host.states.all()]
+
+    def instance_exists(self, instance) -> bool:
+        return self.host.states.get(vm.pvm_uuid_of(instance)) is not None
+
+    def get_info(self, instance, use_cache: bool = True) -> hardware.InstanceInfo:
+        """Power state from the event-fed cache (at most one quick/All read)."""
+        states = self.host.states
+        lpar_uuid = vm.pvm_uuid_of(instance)
+        if not use_cache:
+            states.changed(lpar_uuid)
+        state = states.get(lpar_uuid)
+        if state is None:
+            raise exception.InstanceNotFound(instance_id=instance.uuid)
+        return vm.instance_info(state)
+
+    # -- spawn / destroy --------------------------------------------------------
+
+    def _new_feedtask(self):
+        return pvm_par.build_active_vio_feed_task(
+            self.host.adapter, xag=[pvm_const.XAG.VIO_SMAP, pvm_const.XAG.VIO_FMAP]
+        )
+
+    def spawn(
+        self,
+        context,
+        instance,
+        image_meta,
+        injected_files,
+        admin_password,
+        allocations,
+        network_info=None,
+        block_device_info=None,
+        power_on=True,
+        accel_info=None,
+    ) -> None:
+        """Create the LPAR with its disk, volumes, ports and config drive; start it."""
+        name = vm.lpar_name(instance)
+        try:
+            flow = self._spawn_flow(
+                context,
+                instance,
+                image_meta,
+                injected_files,
+                admin_password,
+                network_info,
+                block_device_info,
+                power_on,
+            )
+            tasks.run(flow, instance)
+        except Exception as exc:
+            with excutils.save_and_reraise_exception() as ctxt:
+                LOG.error("Spawn of LPAR %s failed: %s", name, _failure(exc), instance=instance)
+                if not isinstance(
+                    exc, (exception.VirtualInterfaceCreateException, exception.BuildAbortException)
+                ):
+                    ctxt.reraise = False
+            raise exception.InstanceDeployFailure(reason=f"LPAR {name}: {_failure(exc)}") from exc
+        LOG.info("Spawned LPAR %s", name, instance=instance)
+
+    def _spawn_flow(
+        self,
+        context,
+        instance,
+        image_meta,
+        injected_files,
+        admin_password,
+        network_info,
+        block_device_info,
+        power_on,
+    ):
+        volumes = driver.block_device_info_get_mapping(block_device_info)
+        boot_from_volume = any(b.get("boot_index") == 0 for b in volumes)
+        if not boot_from_volume:
+            self.disk.check_image(image_meta, instance.flavor.root_gb)
+        ftsk = self._new_feedtask()
+        flow = linear_flow.Flow(f"spawn_{instance.uuid}")
+        flow.add(tf_vm.Create(self.host, instance, instance.flavor, image_meta, CONF))
+        flow.add(tf_net.PlugVifs(self.host, self.virtapi, instance, network_info, CONF))
+        if CONF.powervm.use_rmc_mgmt_vif:
+            flow.add(tf_net.PlugMgmtVif(self.host))
+        if not boot_from_volume:
+            flow.add(
+                tf_stg.CreateBootDisk(
+                    self.disk, context, instance, image_meta, instance.flavor.root_gb
+                )
+            )
+            flow.add(tf_stg.ConnectBootDisk(self.disk, ftsk))
+        for bdm in volumes:
+            info = bdm["connection_info"]
+            connector = pvm_volume.connector_for(info, self.host, CONF)
+            flow.add(tf_stg.ConnectVolume(connector, info, ftsk, pvm_volume.volume_id_of(info)))
+        if configdrive.required_by(instance):
+            flow.add(
+                tf_stg.CreateConfigDrive(
+                    self.config_drive,
+                    ftsk,
+                    instance,
+                    injected_files,
+                    network_info,
+                    admin_password,
+                )
+            )
+        flow.add(tf_stg.RunFeedTask(ftsk, self._new_feedtask))
+        if image_meta.properties.get("os_distro") == "ibmi":
+            flow.add(tf_vm.UpdateIBMi(self.host, "vscsi"))
+        if power_on:
+            opts = pvm_popts.PowerOnOpts()
+            if CONF.powervm.remove_vopt_media_on_boot and configdrive.required_by(instance):
+                opts.remove_optical(
+                    media.media_name(instance), time=CONF.powervm.remove_vopt_media_time
+                )
+            flow.add(tf_vm.PowerOn(self.host, instance, opts))
+        return flow
+
+    def destroy(
+        self,
+        context,
+        instance,
+        network_info,
+        block_device_info=None,
+        destroy_disks=True,
+        destroy_secrets=True,
+    ) -> None:
+        """Remove the LPAR and everything this host made for it (idempotent)."""
+        name = vm.lpar_name(instance)
+        try:
+            self._destroy(instance, network_info, block_device_info, destroy_disks)
+        except Exception as exc:
+            LOG.exception("Destroy of LPAR %s failed", name, instance=instance)
+            raise exception.InstanceTerminationFailure(
+                reason=f"LPAR {name}: {_failure(exc)}"
+            ) from exc
+
+    def _destroy(self, instance, network_info, block_device_info, destroy_disks) -> None:
+        adapter = self.host.adapter
+        lpar = vm.find_lpar(adapter, instance)
+        if lpar is not None:
+            vm.power_off(lpar)
+        self._remove_mappings(instance, lpar, block_device_info)
+        if destroy_disks:
+            self.disk.delete_boot_disk(instance)
+        if self.config_drive is not None:
+            self.config_drive.delete(instance)
+        if lpar is not None:
+            pvm_vif.delete_trunks_of(adapter, lpar, CONF.powervm.pvm_vswitch_for_novalink_io)
+            vm.delete(adapter, lpar)
+            self.host.states.gone(lpar.uuid)
+
+    def _remove_mappings(self, instance, lpar, block_device_info) -> None:
+        """Every VIOS mapping of the LPAR, and (its LPAR gone) those of its storage."""
+        ftsk = self._new_feedtask()
+        ours = [self.disk.is_boot_disk, media.ConfigDrive.is_media_of]
+
+        def remove(vwrap):
+            removed = []
+            if lpar is not None:
+                removed += pvm_map.remove_maps(vwrap, lpar.uuid)
+            stale = [
+                m
+                for m in vwrap.scsi_mappings
+                if m.backing_storage is not None
+                and any(match(instance, m.backing_storage) for match in ours)
+            ]
+            for m in stale:
+                vwrap.scsi_mappings.remove(m)
+            return bool(removed or stale)
+
+        ftsk.add_functor_subtask(remove)
+        ftsk.execute()
+        for bdm in driver.block_device_info_get_mapping(block_device_info):
+            connector = pvm_volume.connector_for(bdm["connection_info"], self.host, CONF)
+            connector.after_disconnect(bdm["connection_info"])
+
+    def cleanup(
+        self,
+        context,
+        instance,
+        network_info,
+        block_device_info=None,
+        destroy_disks=True,
+        migrate_data=None,
+        destroy_vifs=True,
+        destroy_secrets=True,
+    ) -> None:
+        """Nothing is left after destroy()."""
+
+    # -- power ------------------------------------------------------------------
+
+    def _lpar(self, instance):
+        return vm.get_lpar(self.host.adapter, instance)
+
+    def _power(self, instance, what: str, action) -> None:
+        lpar = self._lpar(instance)
+        try:
+            action(lpar)
+        except pvm_ex.Error as exc:
+            raise pvm_exc.LPAROperationFailed(
+                lpar=lpar.name, operation=what, reason=_failure(exc)
+            ) from exc
+        finally:
+            self.host.states.changed(lpar.uuid)
+
+    def power_off(self, instance, timeout: int = 0, retry_interval: int = 0) -> None:
+        """With ``timeout``: OS shutdown first, then VSP normal, then hard; else hard."""
+        self._power(instance, "power off", lambda lpar: vm.power_off(lpar, timeout=timeout))
+
+    def power_on(
+        self,
+        context,
+        instance,
+        network_info,
+        block_device_info=None,
+        accel_info=None,
+        share_info=None,
+    ) -> None:
+        self._power(instance, "power on", vm.power_on)
+
+    def reboot(
+        self,
+        context,
+        instance,
+        network_info,
+        reboot_type,
+        block_device_info=None,
+        bad_volumes_callback=None,
+        accel_info=None,
+        share_info=None,
+    ) -> None:
+        """SOFT: OS restart, falling back as power_off does; HARD: immediate restart."""
+        timeout = CONF.shutdown_timeout if reboot_type == "SOFT" else 0
+
+        def restart(lpar):
+            if not vm.power_off(lpar, timeout=timeout, restart=True):
+                vm.power_on(lpar)
+
+        self._power(instance, f"{reboot_type.lower()} reboot", restart)
+
+    def plug_vifs(self, instance, network_info) -> None:
+        """Adapters are persistent LPAR objects; nothing to redo after a restart."""
+
+    def unplug_vifs(self, instance, network_info) -> None:
+        """Adapters are removed with the LPAR or by detach_interface."""
+
+    # -- interfaces -------------------------------------------------------------
+
+    def attach_interface(self, context, instance, image_meta, vif) -> None:
+        lpar = self._lpar(instance)
+        possible, why = lpar.can_modify_io()
+        if not possible:
+            refusal = pvm_exc.DLPARNotPossible(lpar=lpar.name, what="a network adapter", reason=why)
+            LOG.error("%s", refusal.format_message(), instance=instance)
+            raise exception.InterfaceAttachFailed(instance_uuid=instance.uuid) from refusal
+        try:
+            pvm_vif.driver_for(vif, self.host.adapter, self.host.uuid, CONF).plug(lpar, vif)
+        except pvm_ex.Error as exc:
+            LOG.error("Attaching port %s failed: %s", vif["id"], _failure(exc), instance=instance)
+            raise exception.InterfaceAttachFailed(instance_uuid=instance.uuid) from exc
+
+    def detach_interface(self, context, instance, vif) -> None:
+        lpar = vm.find_lpar(self.host.adapter, instance)
+        if lpar is None:
+            return
+        try:
+            pvm_vif.driver_for(vif, self.host.adapter, self.host.uuid, CONF).unplug(lpar, vif)
+        except pvm_ex.Error as exc:
+            raise exception.InterfaceDetachFailed(instance_uuid=instance.uuid) from exc
+
+    # -- volumes ----------------------------------------------------------------
+
+    def get_volume_connector(self, instance) -> dict:
+        """FC connector with the VIOSes' physical port WWPNs."""
+        props = pvm_volume.connector_for(
+            {"driver_volume_type": "fibre_channel"}, self.host, CONF
+        ).connector_properties()
+        return {
+            "host": CONF.host,
+            "platform": obj_fields.Architecture.PPC64LE,
+            "os_type": "linux",
+            **props,
+        }
+
+    def attach_volume(
+        self,
+        context,
+        connection_info,
+        instance,
+        mountpoint,
+        disk_bus=None,
+        device_type=None,
+        encryption=None,
+    ) -> None:
+        lpar = self._lpar(instance)
+        ftsk = self._new_feedtask()
+        connector = pvm_volume.connector_for(connection_info, self.host, CONF)
+        try:
+            connector.add_connect(ftsk, lpar.uuid, connection_info)
+            ftsk.execute()
+        except pvm_ex.Error as exc:
+            raise exception.VolumeAttachFailed(
+                volume_id=pvm_volume.volume_id_of(connection_info),
+                reason=f"LPAR {lpar.name}: {_failure(exc)}",
+            ) from exc
+
+    def detach_volume(self, context, connection_info, instance, mountpoint, encryption=None):
+        lpar = vm.find_lpar(self.host.adapter, instance)
+        if lpar is None:
+            return
+        ftsk = self._new_feedtask()
+        connector = pvm_volume.connector_for(connection_info, self.host, CONF)
+        connector.add_disconnect(ftsk, lpar.uuid, connection_info)
+        ftsk.execute()
+        connector.after_disconnect(connection_info)
+
+    # -- image cache ----------------------------------------------------------------
+
+    def manage_image_cache(self, context, all_instances) -> None:
+        """Remove cached images no instance of this host uses (localdisk)."""
+        if not self.disk.capabilities.has_imagecache:
+            return
+        used = {i.image_ref for i in all_instances if i.host == CONF.host and i.image_ref}
+        removed = self.disk.remove_unused_images(used)
+        if removed:
+            LOG.info("Removed unused cached images: %s", ", ".join(removed))
+
+
+def _reserved_disk_gb() -> int:
+    return -(-CONF.reserved_host_disk_mb // 1024)

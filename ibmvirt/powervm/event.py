@@ -1,0 +1,218 @@
+"""LPAR power states kept current from NovaLink's REST event feed.
+
+Events are the optimisation, a read is the truth: every PartitionState event
+marks that LPAR stale (re-read on the next question, one small request), and
+whenever the feed may have lost events (a new client, missing events, a
+cleared cache) the next question re-reads every LPAR at once with
+``quick/All``. So the power-state sync and get_info of N instances cost at most
+one request, not N. Out-of-band changes (an LPAR stopped from the NovaLink
+CLI or by its OS) become Nova lifecycle events after a short delay that
+collapses bursts (a reboot is stop plus start).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from nova import context as nova_context
+from nova import exception, objects
+from nova.compute import power_state
+from nova.virt import event as virtevent
+from oslo_log import log as logging
+from pypowervm import adapter as pvm_adpt
+from pypowervm.wrappers import event as pvm_evt
+
+from ibmvirt.powervm import vm
+
+LOG = logging.getLogger(__name__)
+
+_LPAR = "LogicalPartition/"
+#: Events after which the feed may have missed changes: re-read everything.
+_RESYNC = {
+    pvm_evt.EventType.NEW_CLIENT,
+    pvm_evt.EventType.MISSING_EVENTS,
+    pvm_evt.EventType.CACHE_CLEARED,
+}
+_TRANSITIONS = {
+    power_state.RUNNING: virtevent.EVENT_LIFECYCLE_STARTED,
+    power_state.SHUTDOWN: virtevent.EVENT_LIFECYCLE_STOPPED,
+    power_state.CRASHED: virtevent.EVENT_LIFECYCLE_STOPPED,
+    power_state.SUSPENDED: virtevent.EVENT_LIFECYCLE_SUSPENDED,
+}
+
+
+def lpar_uuid_of(uri: str) -> str | None:
+    """The LPAR UUID an event's URI names (``.../LogicalPartition/<uuid>``), if any."""
+    head, sep, tail = (uri or "").rpartition(_LPAR)
+    if not sep or "/" in tail or not tail:
+        return None
+    return tail.upper()
+
+
+class PowerStates:
+    """PartitionState of every client LPAR of the host, by LPAR UUID."""
+
+    def __init__(self, adapter, host_uuid: str) -> None:
+        self._adapter = adapter
+        self._host_uuid = host_uuid
+        self._lock = threading.Lock()
+        self._states: dict[str, str | None] = {}
+        self._stale: set[str] = set()
+        self._valid = False  # nothing read yet
+        self._refreshing = False
+        self._changed_during_refresh: set[str] = set()
+
+    def invalidate(self) -> None:
+        """The feed may have lost events: the next question re-reads all."""
+        with self._lock:
+            self._valid = False
+
+    def changed(self, lpar_uuid: str) -> None:
+        """The LPAR changed (an event, or this driver acted on it): re-read it."""
+        with self._lock:
+            self._stale.add(lpar_uuid)
+            if self._refreshing:
+                self._changed_during_refresh.add(lpar_uuid)
+
+    def gone(self, lpar_uuid: str) -> None:
+        with self._lock:
+            self._states.pop(lpar_uuid, None)
+            self._stale.discard(lpar_uuid)
+
+    def _refresh_all(self) -> None:
+        with self._lock:
+            self._refreshing = True
+            self._changed_during_refresh = set()
+        try:
+            states = vm.read_all_states(self._adapter, self._host_uuid)
+        finally:
+            with self._lock:
+                self._refreshing = False
+        with self._lock:
+            self._states = states
+            # Changes reported while the read was under way may be newer than it.
+            self._stale = set(self._changed_during_refresh)
+            self._valid = True
+
+    def get(self, lpar_uuid: str) -> str | None:
+        """The LPAR's state, None if the host has no such LPAR."""
+        with self._lock:
+            valid = self._valid
+        if not valid:
+            self._refresh_all()
+        with self._lock:
+            stale = lpar_uuid in self._stale
+            self._stale.discard(lpar_uuid)
+        if not stale:
+            with self._lock:
+                return self._states.get(lpar_uuid)
+        state = vm.read_state(self._adapter, lpar_uuid)
+        with self._lock:
+            if state is None:
+                self._states.pop(lpar_uuid, None)
+            else:
+                self._states[lpar_uuid] = state
+        return state
+
+    def all(self) -> dict[str, str | None]:
+        """Every LPAR's state (stale ones re-read, or all at once if cheaper)."""
+        with self._lock:
+            need_all = not self._valid or len(self._stale) > 1
+        if need_all:
+            self._refresh_all()
+        with self._lock:
+            uuids = list(self._states) + [u for u in self._stale if u not in self._states]
+        return {u: self.get(u) for u in uuids}
+
+
+class LifecycleEvents:
+    """Turns LPAR state changes into Nova lifecycle events, bursts collapsed.
+
+    A change is reported ``delay`` seconds after the last event for that LPAR,
+    from the state read then; not while Nova has the instance in a task (the
+    task's own code knows what it is doing), nor when Nova already has that
+    power state.
+    """
+
+    def __init__(self, states: PowerStates, emit: Callable, delay: float) -> None:
+        self._states = states
+        self._emit = emit
+        self._delay = delay
+        self._timers: dict[str, threading.Timer] = {}
+        self._lock = threading.Lock()
+
+    def changed(self, lpar_uuid: str) -> None:
+        with self._lock:
+            old = self._timers.pop(lpar_uuid, None)
+            if old is not None:
+                old.cancel()
+            timer = threading.Timer(self._delay, self._report, args=(lpar_uuid,))
+            timer.daemon = True
+            self._timers[lpar_uuid] = timer
+            timer.start()
+
+    def stop(self) -> None:
+        with self._lock:
+            for timer in self._timers.values():
+                timer.cancel()
+            self._timers.clear()
+
+    def _report(self, lpar_uuid: str) -> None:
+        with self._lock:
+            self._timers.pop(lpar_uuid, None)
+        try:
+            self._report_state(lpar_uuid)
+        except Exception:
+            LOG.exception("Could not report the state change of LPAR %s", lpar_uuid)
+
+    def _report_state(self, lpar_uuid: str) -> None:
+        pvm_state = self._states.get(lpar_uuid)
+        if pvm_state is None:
+            return  # deleted: Nova learns that from its own delete
+        transition = _TRANSITIONS.get(vm.power_state_of(pvm_state))
+        if transition is None:
+            return
+        instance = _instance_of(lpar_uuid)
+        if instance is None or instance.task_state is not None:
+            return
+        if instance.power_state == vm.power_state_of(pvm_state):
+            return
+        LOG.info(
+            "LPAR %s is now %s (changed outside Nova)", lpar_uuid, pvm_state, instance=instance
+        )
+        self._emit(virtevent.LifecycleEvent(instance.uuid, transition))
+
+
+def _instance_of(lpar_uuid: str):
+    ctx = nova_context.get_admin_context()
+    for candidate in vm.nova_uuid_candidates(lpar_uuid):
+        try:
+            return objects.Instance.get_by_uuid(ctx, candidate)
+        except exception.InstanceNotFound:
+            continue
+    return None
+
+
+class EventHandler(pvm_adpt.WrapperEventHandler):
+    """Receives the REST event feed (pypowervm's poll thread) for the driver."""
+
+    def __init__(self, states: PowerStates, lifecycle: LifecycleEvents) -> None:
+        self._states = states
+        self._lifecycle = lifecycle
+
+    def process(self, events) -> None:
+        for event in events:
+            if event.etype in _RESYNC:
+                self._states.invalidate()
+                continue
+            lpar_uuid = lpar_uuid_of(event.data)
+            if lpar_uuid is None:
+                continue
+            if event.etype == pvm_evt.EventType.DELETE_URI:
+                self._states.gone(lpar_uuid)
+            elif event.etype == pvm_evt.EventType.ADD_URI:
+                self._states.changed(lpar_uuid)
+            elif "PartitionState" in (event.detail or ""):
+                self._states.changed(lpar_uuid)
+                self._lifecycle.changed(lpar_uuid)

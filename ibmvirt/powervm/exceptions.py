@@ -1,0 +1,41 @@
+"""Errors of the PowerVM driver, as Nova exception types with actionable messages."""
+
+from __future__ import annotations
+
+from nova import exception
+from nova.i18n import _
+
+
+class ConfigError(exception.NovaException):
+    """Bad [powervm] configuration, found at start-up (the message names the option)."""
+
+    msg_fmt = _("[powervm] %(option)s: %(reason)s")
+
+
+class NovaLinkUnavailable(exception.HypervisorUnavailable):
+    msg_fmt = _("The NovaLink REST API at %(host)s is unavailable: %(reason)s")
+
+
+class LPAROperationFailed(exception.NovaException):
+    """A NovaLink or pypowervm error escaped an operation on one LPAR."""
+
+    msg_fmt = _("LPAR %(lpar)s: %(operation)s failed: %(reason)s")
+
+
+class ImageNotSupported(exception.ImageUnacceptable):
+    """An image the disk driver cannot boot (format, size)."""
+
+
+class VolumeNotVisible(exception.VolumeAttachFailed):
+    msg_fmt = _(
+        "Volume %(volume_id)s is visible on %(found)d Virtual I/O Server(s) of this "
+        "host, %(required)d required ([powervm] vscsi_vios_connections_required): "
+        "check the SAN zoning and the LUN masking of the VIOS ports %(wwpns)s."
+    )
+
+
+class DLPARNotPossible(exception.NovaException):
+    msg_fmt = _(
+        "LPAR %(lpar)s cannot take %(what)s while it runs: %(reason)s. Stop the "
+        "server first, or wait until RMC is active in the guest."
+    )

@@ -1,0 +1,46 @@
+"""Tasks that plug Neutron ports into the LPAR."""
+
+from __future__ import annotations
+
+from oslo_log import log as logging
+from taskflow import task
+
+from ibmvirt.common import vifwait
+from ibmvirt.powervm import vif as pvm_vif
+
+LOG = logging.getLogger(__name__)
+
+
+class PlugVifs(task.Task):
+    """Create an adapter per VIF inside Nova's wait for network-vif-plugged."""
+
+    def __init__(self, host, virtapi, instance, network_info, conf):
+        super().__init__(name="plug_vifs")
+        self.host, self.virtapi, self.instance = host, virtapi, instance
+        self.network_info, self.conf = network_info or [], conf
+        self._plugged: list = []
+
+    def execute(self, lpar):
+        with vifwait.vifs_plugged(self.virtapi, self.instance, self.network_info):
+            for vif in self.network_info:
+                driver = pvm_vif.driver_for(vif, self.host.adapter, self.host.uuid, self.conf)
+                driver.plug(lpar, vif)
+                self._plugged.append((driver, vif))
+
+    def revert(self, lpar, result, flow_failures, **kwargs):
+        for driver, vif in reversed(self._plugged):
+            try:
+                driver.unplug(lpar, vif)
+            except Exception:
+                LOG.exception("Could not unplug port %s", vif["id"], instance=self.instance)
+
+
+class PlugMgmtVif(task.Task):
+    """The RMC adapter on MGMTSWITCH (deleted with the LPAR)."""
+
+    def __init__(self, host):
+        super().__init__(name="plug_mgmt_vif")
+        self.host = host
+
+    def execute(self, lpar):
+        pvm_vif.plug_mgmt_vif(self.host.adapter, lpar)

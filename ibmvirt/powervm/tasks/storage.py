@@ -1,0 +1,88 @@
+"""Tasks that give the LPAR its boot disk, volumes and config drive.
+
+Mapping changes are collected into the operation's VIOS FeedTask (``ftsk``):
+one ETag-checked update per VIOS, the VIOSes in parallel, run by
+:class:`RunFeedTask`, whose revert removes every mapping of the LPAR again.
+"""
+
+from __future__ import annotations
+
+from oslo_log import log as logging
+from pypowervm.tasks import scsi_mapper as pvm_map
+from taskflow import task
+
+LOG = logging.getLogger(__name__)
+
+
+class CreateBootDisk(task.Task):
+    """Boot disk from the image; revert deletes it."""
+
+    def __init__(self, disk_driver, context, instance, image_meta, size_gb: int):
+        super().__init__(name="create_boot_disk", provides="boot_disk")
+        self.disk, self.context, self.instance = disk_driver, context, instance
+        self.image_meta, self.size_gb = image_meta, size_gb
+
+    def execute(self):
+        return self.disk.create_from_image(
+            self.context, self.instance, self.image_meta, self.size_gb
+        )
+
+    def revert(self, result, flow_failures, **kwargs):
+        self.disk.delete_boot_disk(self.instance)
+
+
+class ConnectBootDisk(task.Task):
+    def __init__(self, disk_driver, ftsk):
+        super().__init__(name="connect_boot_disk")
+        self.disk, self.ftsk = disk_driver, ftsk
+
+    def execute(self, lpar, boot_disk):
+        self.disk.add_connect(self.ftsk, lpar.uuid, boot_disk)
+
+
+class ConnectVolume(task.Task):
+    """Discover a Cinder volume on the VIOSes and queue its mappings."""
+
+    def __init__(self, connector, connection_info, ftsk, volume_id: str):
+        super().__init__(name=f"connect_volume_{volume_id}")
+        self.connector, self.connection_info, self.ftsk = connector, connection_info, ftsk
+
+    def execute(self, lpar):
+        self.connector.add_connect(self.ftsk, lpar.uuid, self.connection_info)
+
+
+class CreateConfigDrive(task.Task):
+    """Build and upload the config drive, queue its mapping; revert removes it."""
+
+    def __init__(self, config_drive, ftsk, instance, injected_files, network_info, admin_pass):
+        super().__init__(name="config_drive")
+        self.cfg, self.ftsk, self.instance = config_drive, ftsk, instance
+        self.files, self.network_info, self.admin_pass = (
+            injected_files,
+            network_info,
+            admin_pass,
+        )
+
+    def execute(self, lpar):
+        vopt = self.cfg.create(self.instance, self.files, self.network_info, self.admin_pass)
+        self.cfg.add_connect(self.ftsk, lpar.uuid, vopt)
+
+    def revert(self, lpar, result, flow_failures, **kwargs):
+        self.cfg.delete(self.instance)
+
+
+class RunFeedTask(task.Task):
+    """Apply the queued VIOS mapping changes; revert removes the LPAR's mappings."""
+
+    def __init__(self, ftsk, new_feedtask):
+        super().__init__(name="vios_mappings")
+        self.ftsk, self.new_feedtask = ftsk, new_feedtask
+
+    def execute(self, lpar):
+        if any(w.subtasks for w in self.ftsk.wrapper_tasks.values()):
+            self.ftsk.execute()
+
+    def revert(self, lpar, result, flow_failures, **kwargs):
+        undo = self.new_feedtask()
+        undo.add_functor_subtask(pvm_map.remove_maps, lpar.uuid)
+        undo.execute()

@@ -1,0 +1,75 @@
+"""Tasks on the LPAR itself: create, power, delete."""
+
+from __future__ import annotations
+
+from oslo_log import log as logging
+from taskflow import task
+
+from ibmvirt.powervm import flavor, vm
+
+LOG = logging.getLogger(__name__)
+
+
+class Create(task.Task):
+    """Create the LPAR from the flavor; revert deletes it."""
+
+    def __init__(self, host, instance, flavor_obj, image_meta, conf):
+        super().__init__(name="create_lpar", provides="lpar")
+        self.host, self.instance = host, instance
+        self.flavor, self.image_meta, self.conf = flavor_obj, image_meta, conf
+
+    def execute(self):
+        system = self.host.require_system()
+        attrs = flavor.lpar_attributes(
+            self.flavor,
+            self.image_meta,
+            name=vm.lpar_name(self.instance),
+            pvm_uuid=vm.pvm_uuid_of(self.instance),
+            shared_proc_pool_id=self.host.shared_proc_pool_id,
+        )
+        wrapper = flavor.build_lpar(
+            self.host.adapter,
+            system,
+            attrs,
+            proc_units_factor=self.conf.powervm.proc_units_factor,
+            uncapped_weight=self.conf.powervm.uncapped_proc_weight,
+        )
+        lpar = wrapper.create(parent=system)
+        self.host.states.changed(lpar.uuid)
+        return lpar
+
+    def revert(self, result, flow_failures, **kwargs):
+        if isinstance(result, vm.pvm_lpar.LPAR):
+            LOG.info("Spawn failed: deleting LPAR %s", result.name, instance=self.instance)
+            vm.delete(self.host.adapter, result)
+            self.host.states.gone(result.uuid)
+
+
+class PowerOn(task.Task):
+    """Start the LPAR; revert stops it at once."""
+
+    def __init__(self, host, instance, opts=None):
+        super().__init__(name="power_on")
+        self.host, self.instance, self.opts = host, instance, opts
+
+    def execute(self, lpar):
+        vm.power_on(lpar, self.opts)
+        self.host.states.changed(lpar.uuid)
+
+    def revert(self, lpar, result, flow_failures, **kwargs):
+        vm.power_off(lpar)
+        self.host.states.changed(lpar.uuid)
+
+
+class UpdateIBMi(task.Task):
+    """IBM i: point the load source and console at the boot device (tagged I/O)."""
+
+    def __init__(self, host, boot_type: str):
+        super().__init__(name="update_ibmi_settings")
+        self.host, self.boot_type = host, boot_type
+
+    def execute(self, lpar):
+        from pypowervm.tasks import ibmi
+
+        lpar = lpar.refresh()
+        ibmi.update_ibmi_settings(self.host.adapter, lpar, self.boot_type).update()

@@ -1,0 +1,104 @@
+"""Fibre Channel volumes mapped as vSCSI physical volumes through the VIOSes.
+
+The storage array masks the LUN to the VIOSes' physical port WWPNs (the
+connector); each VIOS discovers the hdisk with a LUA recovery job and maps it
+to the LPAR, tagged with the volume id so it can be found again on detach. A
+volume must be seen by at least ``[powervm] vscsi_vios_connections_required``
+VIOSes.
+"""
+
+from __future__ import annotations
+
+from oslo_log import log as logging
+from pypowervm import const as pvm_const
+from pypowervm import exceptions as pvm_ex
+from pypowervm.tasks import hdisk as pvm_hdisk
+from pypowervm.tasks import partition as pvm_par
+from pypowervm.tasks import scsi_mapper as pvm_map
+from pypowervm.wrappers import storage as pvm_stor
+from pypowervm.wrappers import virtual_io_server as pvm_vios
+
+from ibmvirt.powervm import exceptions as pvm_exc
+from ibmvirt.powervm.volume import VolumeConnector, volume_id_of
+
+LOG = logging.getLogger(__name__)
+
+
+def _norm(wwpn: str) -> str:
+    return wwpn.replace(":", "").upper()
+
+
+def _tag_matcher(volume_id: str):
+    return lambda stg: isinstance(stg, pvm_stor.PV) and stg.tag == volume_id
+
+
+class VSCSIFibreChannel(VolumeConnector):
+    """``fibre_channel`` volumes over vSCSI."""
+
+    def connector_properties(self) -> dict:
+        wwpns = sorted({_norm(w).lower() for w in pvm_par.get_physical_wwpns(self.adapter)})
+        return {"wwpns": wwpns, "multipath": self.conf.powervm.volume_use_multipath}
+
+    def _vioses(self) -> list[pvm_vios.VIOS]:
+        return pvm_par.get_active_vioses(self.adapter, xag=[pvm_const.XAG.VIO_STOR])
+
+    def add_connect(self, ftsk, lpar_uuid: str, connection_info: dict) -> None:
+        data = connection_info["data"]
+        volume_id = volume_id_of(connection_info)
+        itmap = {_norm(i): [_norm(t) for t in ts] for i, ts in data["initiator_target_map"].items()}
+        lun = data["target_lun"]
+        host_uuid = self.host.uuid
+        seen_on = []
+        for vios_w in self._vioses():
+            initiators = [w for w in map(_norm, vios_w.get_pfc_wwpns()) if w in itmap]
+            if not initiators:
+                continue
+            targets = sorted({t for i in initiators for t in itmap[i]})
+            itls = pvm_hdisk.build_itls(initiators, targets, lun)
+            status, device, udid = pvm_hdisk.discover_hdisk(self.adapter, vios_w.uuid, itls)
+            if not pvm_hdisk.good_discovery(status, device):
+                LOG.warning(
+                    "VIOS %s does not see volume %s (status %s)", vios_w.name, volume_id, status
+                )
+                continue
+            seen_on.append(vios_w.name)
+            pv = pvm_stor.PV.bld(self.adapter, device, udid=udid, tag=volume_id)
+
+            def connect(vwrap, pv=pv):
+                if pvm_map.find_maps(vwrap.scsi_mappings, lpar_uuid, _tag_matcher(volume_id)):
+                    return False
+                mapping = pvm_map.build_vscsi_mapping(host_uuid, vwrap, lpar_uuid, pv)
+                return pvm_map.add_map(vwrap, mapping) is not None
+
+            ftsk.wrapper_tasks[vios_w.uuid].add_functor_subtask(connect)
+        required = self.conf.powervm.vscsi_vios_connections_required
+        if len(seen_on) < required:
+            raise pvm_exc.VolumeNotVisible(
+                volume_id=volume_id,
+                found=len(seen_on),
+                required=required,
+                wwpns=", ".join(sorted(itmap)),
+                reason="",
+            )
+        LOG.info("Volume %s is visible on %s", volume_id, ", ".join(seen_on))
+
+    def add_disconnect(self, ftsk, lpar_uuid: str, connection_info: dict) -> None:
+        volume_id = volume_id_of(connection_info)
+        removed = self._removed = {}
+
+        def disconnect(vwrap):
+            maps = pvm_map.remove_maps(vwrap, lpar_uuid, match_func=_tag_matcher(volume_id))
+            removed[vwrap.uuid] = [m.backing_storage.name for m in maps if m.backing_storage]
+            return bool(maps)
+
+        for wtask in ftsk.wrapper_tasks.values():
+            wtask.add_functor_subtask(disconnect)
+
+    def after_disconnect(self, connection_info: dict) -> None:
+        """Remove the hdisks whose mappings went (the array then unmasks the LUN)."""
+        for vios_uuid, devices in getattr(self, "_removed", {}).items():
+            for device in devices:
+                try:
+                    pvm_hdisk.remove_hdisk(self.adapter, None, device, vios_uuid)
+                except pvm_ex.Error as exc:
+                    LOG.warning("Could not remove %s from VIOS %s: %s", device, vios_uuid, exc)
