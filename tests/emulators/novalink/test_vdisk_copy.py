@@ -33,3 +33,22 @@ def test_a_copy_of_a_disk_of_another_volume_group_is_refused(emulator, adapter):
         tsk_stg.crt_copy_vdisk(adapter, vios.uuid, datavg.uuid, src.udid, 1024, "b_copy")
     assert err.value.response.status == 400
     assert "BaseImage" in err.value.her_wrap.message
+
+
+def test_a_vios_update_echoing_an_older_uptime_is_accepted(emulator, adapter):
+    """Uptime is computed when read and changes no ETag: a client that read the
+    VIOS a while ago sends its old Uptime back with any update (pypowervm sends
+    the whole object), which is not a change of that read-only field."""
+    import time
+
+    from pypowervm import const as pvm_const
+    from pypowervm.tasks import scsi_mapper as tsk_map
+
+    vios = vios_named(adapter, "vios1", [pvm_const.XAG.VIO_SMAP])
+    time.sleep(1.1)
+    vios_named(adapter, "vios1")  # another client's read: the server's Uptime moves on
+    vdisk = tsk_stg.crt_vdisk(adapter, vios.uuid, vg_named(adapter, vios, "datavg").uuid, "up", 1)
+    lpar_uuid = next(iter(emulator.emu.store.list("LogicalPartition"))).uuid
+    tsk_map.add_map(vios, tsk_map.build_vscsi_mapping(None, vios, lpar_uuid, vdisk))
+    updated = vios.update()
+    assert [m.backing_storage.name for m in updated.scsi_mappings if m.backing_storage] == ["up"]
