@@ -2,8 +2,10 @@
 
     ibmvirt-sandbox demo [--inventory z15|z13]
 
-``demo`` boots a server from a volume on an emulated DPM CPC through the Nova
-API and walks it through its lifecycle (what ``make demo`` runs).
+``demo`` walks two servers through their lifecycle through the Nova API (what
+``make demo`` runs): one booted from a volume on an emulated DPM CPC (the
+``--inventory``), then one booted from an image on an emulated PowerVM host
+behind NovaLink.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ibmvirt-sandbox", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="boot and walk a server through its lifecycle")
-    demo.add_argument("--inventory", choices=("z15", "z13"), default="z15")
+    demo.add_argument(
+        "--inventory", choices=("z15", "z13"), default="z15", help="the emulated DPM CPC"
+    )
     args = parser.parse_args(argv)
     # nova-compute runs in native threads since Nova 34; so does the sandbox.
     # This must be decided before anything imports nova.

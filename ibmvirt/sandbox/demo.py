@@ -1,11 +1,18 @@
-"""``make demo``: a server's life on an emulated DPM CPC, through real Nova.
+"""``make demo``: a server's life on an emulated DPM CPC and on an emulated
+PowerVM host, through real Nova.
 
-Starts the HMC emulator (HTTPS, verified TLS) and an in-process Nova (API,
-conductor, scheduler, Placement, nova-compute with ``ibmvirt.DPMDriver``),
-boots a server from an FCP volume and walks it through its lifecycle, printing
-each step's wall time and the number of HMC requests it cost. Nova runs in
-its functional-test harness (shipped in the nova wheel); Neutron and Cinder
-are played by the fixtures in :mod:`ibmvirt.sandbox.dpm`.
+Each part starts its emulator and an in-process Nova (API, conductor,
+scheduler, Placement, nova-compute with the part's driver), walks one server
+through its lifecycle and prints one line per step: its wall time, the
+number of requests it cost the emulated management console, how many of
+them were job polls, and what the emulated machine shows afterwards. Nova
+runs in its functional-test harness (shipped in the nova wheel); Neutron,
+Cinder and Glance are played by the sandbox fixtures.
+
+This module holds the shared step printer (:class:`Steps`), the DPM part
+(:class:`DemoScenario`: an emulated z15 or z13, HMC emulator over verified
+TLS, boot from an FCP volume) and :func:`run`, which runs both parts; the
+PowerVM part is :mod:`ibmvirt.sandbox.demo_powervm`.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ import logging
 import sys
 import time
 import unittest
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import nova.tests.functional  # noqa: F401  (selects Nova's concurrency backend first)
@@ -23,41 +30,90 @@ from nova.tests.functional.api import client
 from oslo_utils.fixture import uuidsentinel as uuids
 
 from ibmvirt.dpm import bootparams
+from ibmvirt.emulators.faults import RequestRecord
 from ibmvirt.emulators.hmc import inventories
 from ibmvirt.sandbox import dpm
 
 INVENTORIES = {"z13": inventories.Z13, "z15": inventories.Z15}
 
+#: (step, seconds, requests, of which job polls)
+StepResult = tuple[str, float, int, int]
 
-class _Steps:
-    """Prints one line per step: what happened, how long, how many HMC requests."""
+_TITLE = 34
 
-    def __init__(self, emulator, out) -> None:
-        self.emulator = emulator
+
+class Steps:
+    """Prints one line per step: what happened, how long, how many requests.
+
+    ``records`` returns the emulator's request log so far (oldest first),
+    ``is_poll`` tells a job poll from other requests and ``is_job``, where
+    given, the request that starts a job; ``label`` heads the request column
+    ("HMC requests", "NovaLink requests").
+    """
+
+    def __init__(
+        self,
+        out,
+        records: Callable[[], Sequence[RequestRecord]],
+        is_poll: Callable[[RequestRecord], bool],
+        label: str,
+        is_job: Callable[[RequestRecord], bool] | None = None,
+    ) -> None:
         self.out = out
+        self.records = records
+        self.is_poll = is_poll
+        self.is_job = is_job
         self.total_requests = 0
         self.total_time = 0.0
-        #: (step, seconds, HMC requests, of which job polls)
-        self.results: list[tuple[str, float, int, int]] = []
+        self.results: list[StepResult] = []
+        print(f"  {'step':<{_TITLE}} {'time':>8} {label:<19} result", file=out)
+
+    def line(self, title: str, seconds: float, records: Sequence[RequestRecord], note="") -> None:
+        """Print and keep one step that took ``seconds`` and made ``records``."""
+        polls = sum(1 for r in records if self.is_poll(r))
+        self.results.append((title, seconds, len(records), polls))
+        self.total_requests += len(records)
+        self.total_time += seconds
+        jobs = f"{polls} job polls" if polls else ""
+        if self.is_job is not None:
+            started = sum(1 for r in records if self.is_job(r))
+            if started:
+                what = f"{started} job{'s' if started > 1 else ''}"
+                jobs = f"{what}, {polls} polls" if polls else what
+        jobs = f" ({jobs})" if jobs else ""
+        note = f"  {note}" if note else ""
+        print(
+            f"  {title:<{_TITLE}} {seconds:6.2f} s {len(records):4d}{jobs:<15}{note}", file=self.out
+        )
 
     def run(self, title: str, action: Callable[[], Any], describe=None) -> Any:
-        before = len(self.emulator.request_log)
+        """Run ``action`` as one step; ``describe(result)`` is its result column."""
+        before = len(self.records())
         start = time.monotonic()
         result = action()
         elapsed = time.monotonic() - start
-        records = self.emulator.request_log[before:]
-        polls = sum(1 for r in records if r.path.startswith("/api/jobs/"))
-        self.results.append((title, elapsed, len(records), polls))
-        self.total_requests += len(records)
-        self.total_time += elapsed
-        note = f"  {describe(result)}" if describe else ""
-        jobs = f" ({polls} job polls)" if polls else ""
-        print(f"  {title:<34} {elapsed:6.2f} s {len(records):4d}{jobs:<15}{note}", file=self.out)
+        records = self.records()[before:]
+        self.line(title, elapsed, records, describe(result) if describe else "")
         return result
+
+    def detail(self, *lines: str) -> None:
+        """What the emulated machine shows, indented under the last step."""
+        for text in lines:
+            print(f"      {text}", file=self.out)
+
+    def total(self) -> None:
+        print(
+            f"\n  {'total':<{_TITLE}} {self.total_time:6.2f} s {self.total_requests:4d}",
+            file=self.out,
+        )
+
+
+def _status(server: dict) -> str:
+    return server["status"]
 
 
 class DemoScenario(dpm.DPMSingleComputeTestBase):
-    """One run of the demo, as a test case of Nova's functional harness."""
+    """The DPM part, as a test case of Nova's functional harness."""
 
     out = sys.stdout
     inventory = inventories.Z15
@@ -79,36 +135,35 @@ class DemoScenario(dpm.DPMSingleComputeTestBase):
             f"{self.max_memory} MiB\n",
             file=out,
         )
-        print(f"  {'step':<34} {'time':>8} {'HMC requests':<19} result", file=out)
-        steps = self._steps = _Steps(emu, out)
-        steps.results.append(("start nova-compute", self._setup_time, len(emu.request_log), 0))
-        print(
-            f"  {'start Nova and nova-compute':<34} {self._setup_time:6.2f} s "
-            f"{len(emu.request_log):4d}{'':<15}  init_host checked the CPC and options",
-            file=out,
+        steps = self._steps = Steps(
+            out, lambda: emu.request_log, lambda r: r.path.startswith("/api/jobs/"), "HMC requests"
+        )
+        steps.line(
+            "start Nova and nova-compute",
+            self._setup_time,
+            emu.request_log,
+            "init_host checked the CPC and options",
         )
         port = self.neutron.port_1
         server = steps.run(
             "boot server from an FCP volume",
             lambda: self._create_server_boot_from_volume(networks=[{"port": port["id"]}]),
-            lambda s: s["status"],
+            _status,
         )
         name = f"OpenStack-compute-{server['id']}"
         partition = view.partition(name)
         (nic,) = view.nics(name)
         records = bootparams.parse(partition["boot-os-specific-parameters"])
-        print(
-            f"      partition {name}\n"
-            f"      status {partition['status']}, boot-device {partition['boot-device']}, "
-            f"NIC {nic['device-number']} on vswitch port 0, MAC {nic.get('mac-address')}\n"
-            f"      boot-os-specific-parameters {partition['boot-os-specific-parameters']!r}"
+        steps.detail(
+            f"partition {name}",
+            f"status {partition['status']}, boot-device {partition['boot-device']}, "
+            f"NIC {nic['device-number']} on vswitch port 0, MAC {nic.get('mac-address')}",
+            f"boot-os-specific-parameters {partition['boot-os-specific-parameters']!r}"
             f" -> {len(records)} NIC record(s) for the guest tools",
-            file=out,
         )
-        status = lambda s: s["status"]  # noqa: E731
-        server = steps.run("stop", lambda: self._stop_server(server), status)
-        server = steps.run("start", lambda: self._start_server(server), status)
-        steps.run("reboot (hard)", lambda: self._reboot_server(server, hard=True), status)
+        server = steps.run("stop", lambda: self._stop_server(server), _status)
+        server = steps.run("start", lambda: self._start_server(server), _status)
+        steps.run("reboot (hard)", lambda: self._reboot_server(server, hard=True), _status)
         steps.run("console log", lambda: self._console(server), str)
         steps.run(
             "attach a data volume",
@@ -135,10 +190,7 @@ class DemoScenario(dpm.DPMSingleComputeTestBase):
             lambda _: f"left on the HMC: {view.owned_by('compute') or 'nothing'}",
         )
         self.assertEqual([], view.owned_by("compute"))
-        print(
-            f"\n  {'total':<34} {steps.total_time:6.2f} s {steps.total_requests:4d}",
-            file=out,
-        )
+        steps.total()
 
     def _console(self, server) -> str:
         try:
@@ -161,15 +213,13 @@ class DemoScenario(dpm.DPMSingleComputeTestBase):
         return attachment
 
 
-def run_scenario(
-    inventory: str = "z15", out=sys.stdout, **settings: Any
-) -> tuple[unittest.TestResult, list[tuple[str, float, int, int]]]:
-    """Run the walk-through once; ``settings`` override DemoScenario attributes
-    (e.g. ``op_delay``, ``request_latency``). Returns the result and the steps."""
-    attrs = {"inventory": INVENTORIES[inventory], "out": out, **settings}
-    case = type("Demo", (DemoScenario,), attrs)("test_demo")
-    # Nova's thread pools announce their shutdown on stdout; not news here.
-    logging.getLogger("nova.thread_pool_factory").setLevel(logging.WARNING)
+def run_case(
+    scenario: type[unittest.TestCase], out=sys.stdout, **attrs: Any
+) -> tuple[unittest.TestResult, list[StepResult]]:
+    """Run one part once, as a subclass of ``scenario`` with ``attrs`` set
+    (``out`` and e.g. ``op_delay``). Returns the result and the steps."""
+    case = type("Demo", (scenario,), {"out": out, **attrs})("test_demo")
+    _logs_to_stderr()
     result = unittest.TextTestRunner(stream=io.StringIO(), verbosity=0).run(
         unittest.TestSuite([case])
     )
@@ -177,13 +227,54 @@ def run_scenario(
     return result, (steps.results if steps else [])
 
 
+def _logs_to_stderr() -> None:
+    """Keep stdout for the demo's own lines. Importing Nova's test module sets
+    up oslo.log with a root handler on stdout; it is what logs once a part's
+    logging fixture is gone (emulator threads winding down, pypowervm's event
+    listener at exit). Warnings and errors go to stderr instead, the rest nowhere."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stdout:
+            handler.setStream(sys.stderr)
+            handler.setLevel(logging.WARNING)
+    # Nova's thread pools announce their shutdown; not news here.
+    logging.getLogger("nova.thread_pool_factory").setLevel(logging.WARNING)
+
+
+def run_scenario(
+    inventory: str = "z15", out=sys.stdout, **settings: Any
+) -> tuple[unittest.TestResult, list[StepResult]]:
+    """Run the DPM walk-through once; ``settings`` override DemoScenario
+    attributes (e.g. ``op_delay``, ``request_latency``)."""
+    return run_case(DemoScenario, out, inventory=INVENTORIES[inventory], **settings)
+
+
 def run(inventory: str = "z15", out=sys.stdout) -> int:
-    """Run the demo; returns a process exit status."""
-    print(f"ibmvirt demo: IBM Z DPM driver in Nova 34, emulated {inventory} CPC\n", file=out)
+    """Run both parts of the demo; returns a process exit status."""
+    from ibmvirt.sandbox import demo_powervm
+
     started = time.monotonic()
-    result, _ = run_scenario(inventory, out)
-    for _, trace in result.errors + result.failures:
-        print(trace, file=sys.stderr)
-    verdict = "done" if result.wasSuccessful() else "FAILED"
-    print(f"\n{verdict} in {time.monotonic() - started:.1f} s", file=out)
-    return 0 if result.wasSuccessful() else 1
+    parts = [
+        (
+            f"IBM Z DPM driver in Nova 34, emulated {inventory} CPC",
+            lambda: run_scenario(inventory, out),
+        ),
+        (
+            "PowerVM driver in Nova 34, emulated NovaLink host",
+            lambda: demo_powervm.run_scenario(out=out),
+        ),
+    ]
+    ok = True
+    for number, (title, part) in enumerate(parts, 1):
+        print(
+            f"{'' if number == 1 else chr(10)}ibmvirt demo {number}/{len(parts)}: {title}\n",
+            file=out,
+        )
+        part_started = time.monotonic()
+        result, _ = part()
+        for _, trace in result.errors + result.failures:
+            print(trace, file=sys.stderr)
+        verdict = "done" if result.wasSuccessful() else "FAILED"
+        print(f"\n  part {number} {verdict} in {time.monotonic() - part_started:.1f} s", file=out)
+        ok = ok and result.wasSuccessful()
+    print(f"\n{'done' if ok else 'FAILED'} in {time.monotonic() - started:.1f} s", file=out)
+    return 0 if ok else 1
