@@ -112,6 +112,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"HMC emulator URL: {emu.url}",
                 f"CA certificate: {emu.ca_file}",
                 f"Inventory: {inventory}",
+                f"Logon: userid {args.userid!r} only"
+                if credentials
+                else "Logon: any userid and password (--userid requires one)",
             ],
         )
     finally:

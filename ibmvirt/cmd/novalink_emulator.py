@@ -84,9 +84,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: --user needs the password in ${PASSWORD_ENV}", file=sys.stderr)
             return 2
         inv["users"] = {**inv["users"], args.user: password}
+    from ibmvirt.emulators import tls
+
     own_dir = args.state_dir is None
     state_dir = args.state_dir or tempfile.mkdtemp(prefix="ibmvirt-novalink-")
-    os.makedirs(state_dir, mode=0o700, exist_ok=True)
+    try:
+        tls.private_directory(state_dir)  # refuses a directory others can change
+    except OSError as exc:
+        print(f"error: --state-dir: {exc}", file=sys.stderr)
+        return 2
     overrides = {
         k: getattr(args, k)
         for k in ("job_delay", "request_delay", "event_wait")
@@ -100,8 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from ibmvirt.emulators.novalink import tlsfiles
 
             ctx, files = tlsfiles.prepare(os.path.join(state_dir, "tls"))
-        token_dir = os.path.join(state_dir, "tokens")
-        os.makedirs(token_dir, mode=0o700, exist_ok=True)
+        token_dir = tls.private_directory(os.path.join(state_dir, "tokens"))
         server = app.start(
             inv,
             host=args.host,

@@ -16,7 +16,8 @@ Server-side use, once per incoming request (before any real processing)::
     ... normal processing ...
     request_log.append(method, path, status)
 
-Control endpoint (loopback only; the emulator mounts it under ``CONTROL_PREFIX``)::
+Control endpoint (the emulator mounts it under ``CONTROL_PREFIX``; loopback
+clients with a loopback Host, no foreign Origin, JSON bodies: ``control_refusal``)::
 
     GET    /_emulator/requests                   -> {"requests": [{method, path, status}, ...]}
     GET    /_emulator/requests/count?method=GET&pattern=/api/cpcs  -> {"count": N}
@@ -51,6 +52,7 @@ __all__ = [
     "ControlError",
     "handle_control_request",
     "is_loopback",
+    "control_refusal",
 ]
 
 CONTROL_PREFIX = "/_emulator"
@@ -281,6 +283,49 @@ def is_loopback(address: str) -> bool:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     return ip.is_loopback
+
+
+def _loopback_host(host: str) -> bool:
+    host = host.strip().lower()
+    if host.startswith("["):  # [::1]:port
+        host = host[1:].partition("]")[0]
+    elif host.count(":") == 1:  # name:port, a.b.c.d:port
+        host = host.partition(":")[0]
+    return host == "localhost" or is_loopback(host)
+
+
+def control_refusal(
+    client_address: str, method: str, headers: Any, body: bytes
+) -> tuple[int, str] | None:
+    """Why a control request must be refused, as (HTTP status, message), or None.
+
+    The control endpoint changes what an emulator answers, so only local
+    programs may use it; a web page in a browser on the same machine is local
+    too. Refused: peers off loopback; a Host that is not loopback (DNS
+    rebinding: a page's own name resolving to 127.0.0.1); an Origin header
+    that is not a loopback origin (cross-origin requests, "null" included);
+    a body-carrying request (POST, PUT, or any body) that is not
+    ``application/json`` (browsers send cross-origin "simple" POSTs as
+    forms or text/plain without asking first).
+    """
+    if not is_loopback(client_address):
+        return 403, "the control endpoint only answers loopback clients"
+    host = headers.get("Host") if headers is not None else None
+    if not host or not _loopback_host(host):
+        return 403, f"the control endpoint needs a loopback Host header, not {host!r}"
+    origin = headers.get("Origin")
+    if origin is not None:
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not _loopback_host(parts.netloc):
+            return 403, f"the control endpoint refuses requests from origin {origin!r}"
+    if method.upper() in ("POST", "PUT") or body:
+        ctype = (headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+        if ctype != "application/json":
+            return 415, (
+                f"control requests with a body must be Content-Type: application/json "
+                f"(got {ctype or 'none'!r})"
+            )
+    return None
 
 
 _FAULT_FIELDS = {

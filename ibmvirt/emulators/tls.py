@@ -17,6 +17,15 @@ The server certificate is valid for ``localhost`` and ``127.0.0.1`` (and ``::1``
 by default; pass ``hostnames``/``ip_addresses`` to add more. Keys are ECDSA P-256
 (fast to generate, accepted by OpenSSL 1.1+ and 3.x). The private keys are written
 with mode 0600.
+
+State directories are shared with nobody: ``private_directory`` creates one
+(mode 0700) or accepts an existing one only if it is a real directory owned by
+this user and not writable by group or others, and ``write_private_file``
+writes each file to a new temporary file (created exclusively, never through a
+symbolic link, mode set on the descriptor) renamed into place. Another local
+user who created the directory first therefore cannot read the private key,
+swap the CA file clients trust, or redirect a write through a link. Both
+emulators use them for TLS material, token files and kept disk data.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ import datetime
 import ipaddress
 import os
 import ssl
+import stat
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -34,7 +44,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-__all__ = ["TLSMaterial", "make_tls_material", "server_context", "client_context"]
+__all__ = [
+    "TLSMaterial",
+    "UnsafeDirectoryError",
+    "make_tls_material",
+    "private_directory",
+    "write_private_file",
+    "server_context",
+    "client_context",
+]
 
 CA_FILE_NAME = "ca.pem"
 CERT_FILE_NAME = "server.pem"
@@ -51,11 +69,62 @@ class TLSMaterial:
     key_file: str  # server private key (mode 0600)
 
 
-def _write(path: str, data: bytes, mode: int) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.chmod(path, mode)
+class UnsafeDirectoryError(PermissionError):
+    """A state directory another local user could read or change: not used."""
+
+
+def private_directory(path: str) -> str:
+    """Create ``path`` (mode 0700, parents as needed) or check an existing one.
+
+    Raises UnsafeDirectoryError, naming the directory and the fix, if it is a
+    symbolic link or not a directory, belongs to another user, or is writable
+    by group or others. Returns ``path``.
+    """
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, mode=0o700, exist_ok=True)
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        raise UnsafeDirectoryError(
+            f"{path} is not a directory (a symbolic link or a file); give a directory of your own"
+        )
+    if st.st_uid != os.geteuid():
+        raise UnsafeDirectoryError(
+            f"{path} belongs to uid {st.st_uid}, not to this user (uid {os.geteuid()}); "
+            "another user could read or replace the emulator's keys and files there: "
+            "give a directory of your own (or omit the option for a fresh one)"
+        )
+    if st.st_mode & 0o022:
+        raise UnsafeDirectoryError(
+            f"{path} is writable by group or others (mode {stat.S_IMODE(st.st_mode):04o}); "
+            f"run `chmod go-w {path}` or give another directory"
+        )
+    return path
+
+
+def write_private_file(path: str, data: bytes, mode: int = 0o600) -> None:
+    """Write ``path`` atomically through a new, exclusively created temporary file.
+
+    The temporary file is opened with O_EXCL and O_NOFOLLOW (``mkstemp``), its
+    mode set on the descriptor, and it is renamed over ``path`` (a symbolic
+    link there is replaced, never followed).
+    """
+    directory, name = os.path.split(path)
+    fd, tmp = tempfile.mkstemp(dir=directory or ".", prefix=f".{name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), mode)
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
 
 
 def make_tls_material(
@@ -68,13 +137,15 @@ def make_tls_material(
 ) -> TLSMaterial:
     """Create a private CA and a server certificate signed by it, as PEM files.
 
-    ``directory`` is created if needed; with ``None`` a fresh temporary directory
-    is used (the caller owns it). Existing files in it are overwritten, so every
-    emulator start has a fresh identity and stale CA files cannot validate it.
+    ``directory`` is created if needed and refused (UnsafeDirectoryError) if
+    another user could change it (``private_directory``); with ``None`` a fresh
+    temporary directory is used (the caller owns it). Existing files in it are
+    replaced, so every emulator start has a fresh identity and stale CA files
+    cannot validate it.
     """
     if directory is None:
         directory = tempfile.mkdtemp(prefix="ibmvirt-tls-")
-    os.makedirs(directory, mode=0o700, exist_ok=True)
+    private_directory(directory)
     now = datetime.datetime.now(datetime.UTC)
     not_before = now - datetime.timedelta(minutes=5)
     not_after = now + datetime.timedelta(days=valid_days)
@@ -163,14 +234,14 @@ def make_tls_material(
         cert_file=os.path.join(directory, CERT_FILE_NAME),
         key_file=os.path.join(directory, KEY_FILE_NAME),
     )
-    _write(material.ca_file, ca_cert.public_bytes(serialization.Encoding.PEM), 0o644)
-    _write(
+    write_private_file(material.ca_file, ca_cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    write_private_file(
         material.cert_file,
         cert.public_bytes(serialization.Encoding.PEM)
         + ca_cert.public_bytes(serialization.Encoding.PEM),
         0o644,
     )
-    _write(
+    write_private_file(
         material.key_file,
         key.private_bytes(
             serialization.Encoding.PEM,

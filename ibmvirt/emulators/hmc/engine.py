@@ -33,7 +33,7 @@ from urllib.parse import parse_qs, urlsplit
 from zhmcclient.mock import FakedSession, InputError
 from zhmcclient.mock._urihandler import FakedHTTPError  # private, see module docstring
 
-from ibmvirt.emulators.hmc import errors, storage
+from ibmvirt.emulators.hmc import errors, filters, storage
 from ibmvirt.emulators.hmc.errors import HMCError
 from ibmvirt.emulators.hmc.jobs import JobManager
 from ibmvirt.emulators.hmc.model import (
@@ -159,32 +159,65 @@ class HMCEngine:
 
     # ------------------------------------------------------------------ API
     def handle(self, method: str, target: str, headers: Any, raw_body: bytes) -> Response:
-        """Answer one HMC WS API request (the caller serialises the Response)."""
+        """Answer one HMC WS API request (the caller serialises the Response).
+
+        The session is checked before the body is parsed. Query filters of list
+        operations are matched after the lock is released (``filters``).
+        """
         method = method.upper()
-        parts = urlsplit(target)
-        path = parts.path
+        try:
+            handled, flt = filters.split(method, target)
+        except HMCError as exc:
+            # A client without a session hears 403, whatever its filter.
+            refusal = self.session_refusal(method, target, headers)
+            return refusal or Response(exc.status, exc.body(method, target, None), None)
+        with self.lock:
+            resp = self._handle_locked(method, handled, headers, raw_body)
+            snap = filters.snapshot(resp, flt, self.hmc.lookup_by_uri) if flt else []
+        return filters.apply(resp, flt, snap) if flt else resp
+
+    @staticmethod
+    def _needs_session(method: str, path: str) -> bool:
+        return not (path == "/api/version" or (path == "/api/sessions" and method == "POST"))
+
+    def session_refusal(self, method: str, target: str, headers: Any) -> Response | None:
+        """The 403 a request without a valid session gets, or None (no body needed).
+
+        The server asks this before it reads a request body, so that a client
+        without a session cannot make the emulator read (or parse) one.
+        """
+        method = method.upper()
+        if not self._needs_session(method, urlsplit(target).path):
+            return None
         with self.lock:
             try:
-                body = self._parse_body(raw_body)
-                user = token = None
-                if not (path == "/api/version" or (path == "/api/sessions" and method == "POST")):
-                    user, token = self._check_session(headers)
-                for route_method, regex, handler in _ROUTES:
-                    if route_method != method:
-                        continue
-                    m = regex.match(path)
-                    if m:
-                        req = Request(
-                            method, target, path, parse_qs(parts.query), body, m, user, token
-                        )
-                        return handler(self, req)
-                return self._delegate(method, target, body)
+                self._check_session(headers, refresh=False)
             except HMCError as exc:
                 return Response(exc.status, exc.body(method, target, None), None)
-            except Exception as exc:  # a bug in the emulator: answer like an HMC would
-                LOG.exception("HMC emulator failed on %s %s", method, path)
-                err = HMCError((500, 0), f"Internal error in the HMC emulator: {exc!r}")
-                return Response(500, err.body(method, target, None), None)
+        return None
+
+    def _handle_locked(self, method: str, target: str, headers: Any, raw_body: bytes) -> Response:
+        parts = urlsplit(target)
+        path = parts.path
+        try:
+            user = token = None
+            if self._needs_session(method, path):
+                user, token = self._check_session(headers)
+            body = self._parse_body(raw_body)
+            for route_method, regex, handler in _ROUTES:
+                if route_method != method:
+                    continue
+                m = regex.match(path)
+                if m:
+                    req = Request(method, target, path, parse_qs(parts.query), body, m, user, token)
+                    return handler(self, req)
+            return self._delegate(method, target, body)
+        except HMCError as exc:
+            return Response(exc.status, exc.body(method, target, None), None)
+        except Exception as exc:  # a bug in the emulator: answer like an HMC would
+            LOG.exception("HMC emulator failed on %s %s", method, path)
+            err = HMCError((500, 0), f"Internal error in the HMC emulator: {exc!r}")
+            return Response(500, err.body(method, target, None), None)
 
     def expire_sessions(self) -> int:
         """Invalidate every session now (clients get 403/5 and log on again)."""
@@ -246,7 +279,7 @@ class HMCEngine:
         except ValueError as exc:
             raise HMCError(errors.BODY_MALFORMED, f"Request body is not JSON: {exc}") from None
 
-    def _check_session(self, headers: Any) -> tuple[str, str]:
+    def _check_session(self, headers: Any, refresh: bool = True) -> tuple[str, str]:
         token = headers.get("X-API-Session") if headers is not None else None
         if not token:
             raise HMCError(errors.NO_SESSION, "No X-API-Session header; log on first")
@@ -255,7 +288,8 @@ class HMCEngine:
         if sess is None or sess.expires <= now:
             self._sessions.pop(token, None)
             raise HMCError(errors.SESSION_INVALID, "The session ID is not valid (expired)")
-        sess.expires = now + self.session_timeout
+        if refresh:
+            sess.expires = now + self.session_timeout
         return sess.user, token
 
     def lookup(self, uri: str, code: tuple[int, int] = errors.NOT_FOUND, what: str = "") -> Any:
@@ -338,13 +372,15 @@ class HMCEngine:
             raise HMCError(errors.LOGON_FAILED, f"Logon failed for user {user!r}")
         token = secrets.token_urlsafe(32)
         self._sessions[token] = _Session(user, time.monotonic() + self.session_timeout)
+        # Topic names are not secret (zhmcclient logs them): nothing of the token.
+        topic = secrets.token_hex(8)
         major, minor = (self.hmc.api_version.split(".") + ["0"])[0:2]
         return Response(
             200,
             {
                 "api-session": token,
-                "notification-topic": f"emulator-{token[:8]}-topic",
-                "job-notification-topic": f"emulator-{token[:8]}-job-topic",
+                "notification-topic": f"emulator-{topic}-topic",
+                "job-notification-topic": f"emulator-{topic}-job-topic",
                 "api-major-version": int(major),
                 "api-minor-version": int(minor),
                 "password-expires": -1,

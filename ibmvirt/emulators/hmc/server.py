@@ -57,9 +57,26 @@ class _Handler(httpserver.TrackingHandler):
     # separate header and body segments meet the client's delayed ACK (~40 ms).
     wbufsize = 1 << 16
 
-    def _read_body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length > 0 else b""
+    def _read_body(self) -> bytes | None:
+        """The request body, or None after answering a body refused (413/400)."""
+        try:
+            return httpserver.read_body(self.rfile, self.headers)
+        except httpserver.BodyError as exc:
+            body = errors.error_body(exc.status, 0, exc.message, self.command, self.path)
+            self._refuse(Response(exc.status, body), drained=False)
+            return None
+
+    def _refuse(self, resp: Response, drained: bool | None = None) -> None:
+        """Answer a request whose body was not read: a small body is dropped so
+        the connection stays usable, a large one is never read (connection closed)."""
+        if drained is None:
+            drained = httpserver.drain(self.rfile, self.headers)
+        if not drained:
+            self.close_connection = True
+            resp.headers = {**(resp.headers or {}), "Connection": "close"}
+        if not self.path.startswith(faults.CONTROL_PREFIX):
+            self.server.emulator.log.append(self.command, self.path, resp.status)
+        self._send(resp)
 
     def _send(self, resp: Response) -> None:
         headers = dict(resp.headers or {})
@@ -88,10 +105,19 @@ class _Handler(httpserver.TrackingHandler):
 
     def _dispatch(self) -> None:
         emu = self.server.emulator
-        raw = self._read_body()
         target = self.path
         if target.startswith(faults.CONTROL_PREFIX):
-            self._control(raw)
+            raw = self._read_body()
+            if raw is not None:
+                self._control(raw)
+            return
+        # No session, no body read: an anonymous client costs no memory.
+        refusal = emu.engine.session_refusal(self.command, target, self.headers)
+        if refusal is not None:
+            self._refuse(refusal)
+            return
+        raw = self._read_body()
+        if raw is None:
             return
         if emu.request_delay:
             time.sleep(emu.request_delay)
@@ -118,8 +144,9 @@ class _Handler(httpserver.TrackingHandler):
 
     def _control(self, raw: bytes) -> None:
         emu = self.server.emulator
-        if not faults.is_loopback(self.client_address[0]):
-            self._send(Response(403, {"error": "the control endpoint only serves loopback"}))
+        refusal = faults.control_refusal(self.client_address[0], self.command, self.headers, raw)
+        if refusal is not None:
+            self._send(Response(refusal[0], {"error": refusal[1]}))
             return
         try:
             body = json.loads(raw) if raw else None
@@ -204,7 +231,7 @@ class HMCEmulator:
     def _make_tls(self) -> None:
         if self.state_dir is None:
             self.state_dir = tempfile.mkdtemp(prefix="ibmvirt-hmc-emu-")
-        os.makedirs(self.state_dir, exist_ok=True)
+        tls.private_directory(self.state_dir)  # refuses a directory others can change
         hostnames = ["localhost"]
         ips = ["127.0.0.1", "::1"]
         if self.host not in ("127.0.0.1", "localhost", "::1", "0.0.0.0", "::", ""):  # noqa: S104

@@ -416,17 +416,11 @@ class StorageOps:
 
     def get_partitions(self, req: Request) -> Response:
         sg = _sg(self.engine, req)
-        names = req.query.get("name")
-        statuses = req.query.get("status")
-        result = []
-        for p in self._attached_partitions(sg):
-            if names and not any(re.fullmatch(n, p.name) for n in names):
-                continue
-            if statuses and p.properties.get("status") not in statuses:
-                continue
-            result.append(
-                {"object-uri": p.uri, "name": p.name, "status": p.properties.get("status")}
-            )
+        # ?name= and ?status= are applied by the engine, outside its lock (filters.py).
+        result = [
+            {"object-uri": p.uri, "name": p.name, "status": p.properties.get("status")}
+            for p in self._attached_partitions(sg)
+        ]
         return Response(200, {"partitions": result})
 
     def _partition_and_group(self, req: Request) -> tuple[Any, Any]:

@@ -3,7 +3,11 @@
 Password logon returns the token in the LogonResponse. Local logon (no
 password, ``GenerateX-API-SessionFile``) writes the token to a mode-0600 file
 and returns its path; pypowervm then reads the file, so client and emulator
-must share a filesystem, as on a real NovaLink partition.
+must share a filesystem, as on a real NovaLink partition. Local logon is
+therefore served to loopback clients only (anyone else could not read the file
+anyway, but would fill the directory), at most MAX_FILE_SESSIONS at a time
+(the oldest is logged off beyond that), and every token file goes when its
+session does: logoff, expiry through the control endpoint, server stop.
 """
 
 from __future__ import annotations
@@ -17,10 +21,13 @@ import threading
 
 from lxml import etree
 
+from ibmvirt.emulators import tls
 from ibmvirt.emulators.novalink import errors
 from ibmvirt.emulators.novalink import xmlutil as x
 
 LOGON_CONTENT_TYPE = "application/vnd.ibm.powervm.web+xml; type=LogonResponse"
+#: Live local (file) sessions; a new one beyond this logs the oldest off.
+MAX_FILE_SESSIONS = 64
 
 
 class Sessions:
@@ -33,9 +40,14 @@ class Sessions:
         self._lock = threading.Lock()
         self._own_dir = token_dir is None
         self.token_dir = token_dir or tempfile.mkdtemp(prefix="ibmvirt-nl-tok-")
+        tls.private_directory(self.token_dir)  # token files go nowhere others can read
 
-    def logon(self, body: bytes) -> bytes:
-        """Handle PUT web/Logon; returns the LogonResponse document."""
+    def logon(self, body: bytes, local: bool = True) -> bytes:
+        """Handle PUT web/Logon; returns the LogonResponse document.
+
+        ``local``: the client is on this machine (loopback), which local
+        (file) logon requires.
+        """
         try:
             req = x.parse(body)
         except etree.XMLSyntaxError as exc:
@@ -60,12 +72,21 @@ class Sessions:
                 )
             x.sub(resp, "X-API-Session", token, ns=x.WEB_NS)
         elif want_file:
+            if not local:
+                raise errors.RestError(
+                    401,
+                    f"Local logon for user {user!r} is only served to clients on this "
+                    "machine (loopback); remote clients log on with a Password",
+                )
             path = os.path.join(self.token_dir, f"token-{secrets.token_hex(8)}")
-            fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600)
+            fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_EXCL | os.O_NOFOLLOW, 0o600)
             with os.fdopen(fd, "w") as f:
                 f.write(token)
             with self._lock:
                 self._files[token] = path
+                oldest = list(self._files)[: max(0, len(self._files) - MAX_FILE_SESSIONS)]
+            for old in oldest:
+                self.logoff(old)
             x.sub(resp, "X-API-SessionFile", path, ns=x.WEB_NS)
         else:
             raise errors.bad_request(
@@ -77,11 +98,12 @@ class Sessions:
 
     def logoff(self, token: str | None) -> None:
         """DELETE web/Logon: forget the token and remove its file."""
+        path = None
         with self._lock:
             if token:
                 self._tokens.discard(token)
                 path = self._files.pop(token, None)
-        if token and path:
+        if path:
             try:
                 os.unlink(path)
             except FileNotFoundError:
@@ -97,16 +119,15 @@ class Sessions:
             )
 
     def expire_all(self) -> None:
-        """Invalidate every session (tests the client's re-logon)."""
+        """Invalidate every session and remove the token files (client re-logon tests)."""
         with self._lock:
-            self._tokens.clear()
+            tokens = self._tokens | set(self._files)
+        for token in tokens:
+            self.logoff(token)
 
     def close(self) -> None:
         """Forget every session and remove the token files (server stop)."""
-        with self._lock:
-            tokens = list(self._tokens)
-        for token in tokens:
-            self.logoff(token)
+        self.expire_all()
         if self._own_dir:
             shutil.rmtree(self.token_dir, ignore_errors=True)
 

@@ -148,8 +148,9 @@ class Control:
 
     # ---- HTTP ----------------------------------------------------------------------
     def handle(self, req: Any, verb: str, target: str, body: bytes) -> None:
-        if not faults.is_loopback(req.client_address[0]):
-            raise errors.RestError(403, "The control endpoint only answers loopback clients")
+        refusal = faults.control_refusal(req.client_address[0], verb, req.headers, body)
+        if refusal is not None:
+            raise errors.RestError(*refusal)
         try:
             data = json.loads(body) if body else None
         except ValueError:

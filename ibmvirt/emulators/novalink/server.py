@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from lxml import etree
 
-from ibmvirt.emulators import httpserver
+from ibmvirt.emulators import faults, httpserver
 from ibmvirt.emulators.novalink import atom, errors
 from ibmvirt.emulators.novalink import xmlutil as x
 from ibmvirt.emulators.novalink.control import DropConnection as _Drop
@@ -55,37 +55,30 @@ class Handler(httpserver.TrackingHandler):
         self._handle("DELETE")
 
     def _body(self) -> bytes:
-        return b"".join(self.read_stream())
+        return b"".join(self.read_stream(limit=httpserver.MAX_BODY))
 
-    def read_stream(self, chunk: int = 1 << 20) -> Iterator[bytes]:
-        """The request body, streamed (Content-Length or chunked encoding)."""
+    def read_stream(self, chunk: int = 1 << 20, limit: int | None = None) -> Iterator[bytes]:
+        """The request body, streamed (Content-Length or chunked encoding).
+
+        ``limit``: most bytes accepted (None for uploads, which the target
+        device's capacity bounds); more, a negative or malformed size, or a body
+        that ends early is a 413/400 and closes the connection.
+        """
         if self._consumed:
             return
         self._consumed = True
-        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            while True:
-                size_line = self.rfile.readline(65537)
-                size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
-                        pass
-                    return
-                left = size
-                while left:
-                    data = self.rfile.read(min(left, chunk))
-                    if not data:
-                        raise errors.bad_request("Request body ended inside a chunk")
-                    left -= len(data)
-                    yield data
-                self.rfile.readline(3)
-        else:
-            left = int(self.headers.get("Content-Length") or 0)
-            while left > 0:
-                data = self.rfile.read(min(left, chunk))
-                if not data:
-                    raise errors.bad_request("Request body is shorter than Content-Length")
-                left -= len(data)
-                yield data
+        try:
+            yield from httpserver.body_chunks(self.rfile, self.headers, limit, chunk)
+        except httpserver.BodyError as exc:
+            self.close_connection = True
+            raise errors.RestError(exc.status, exc.message) from None
+
+    def _skip_body(self) -> None:
+        """After a refusal: drop a small unread body, or close instead of reading it."""
+        if not self._consumed:
+            self._consumed = True
+            if not httpserver.drain(self.rfile, self.headers):
+                self.close_connection = True
 
     def send(
         self,
@@ -119,13 +112,14 @@ class Handler(httpserver.TrackingHandler):
         # Split before unquoting: a search value may contain an encoded "/".
         path = parts.path
         streamed = path.startswith("/rest/api/web/File/contents/")
-        body = self._body() if verb in ("PUT", "POST") and not streamed else b""
+        has_body = verb in ("PUT", "POST") and not streamed
         qs = {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
         ctl = self.control
         if ctl is not None and path.startswith(ctl.prefix.rstrip("/")):
             try:
-                return ctl.handle(self, verb, self.path, body)
+                return ctl.handle(self, verb, self.path, self._body() if has_body else b"")
             except errors.RestError as exc:
+                self._skip_body()
                 return self.send_error_entry(exc)
         status = 500
         try:
@@ -139,8 +133,10 @@ class Handler(httpserver.TrackingHandler):
                 time.sleep(self.emu.config.request_delay)
             service, rest = m.group(1), m.group(2) or ""
             if service == "web" and rest == "Logon":
-                return self._logon(verb, body)
+                return self._logon(verb, self._body() if has_body else b"")
+            # The session first: a client without one never makes us read a body.
             self.emu.sessions.check(self.headers.get("X-API-Session"))
+            body = self._body() if has_body else b""
             segs = [unquote(s) for s in rest.split("/") if s]
             if service == "web":
                 return self.route_web(verb, segs, qs, body)
@@ -148,9 +144,7 @@ class Handler(httpserver.TrackingHandler):
                 return self.route_pcm(verb, segs, qs, body)
             return self.route_uom(verb, segs, qs, body, path)
         except errors.RestError as exc:
-            if not self._consumed:
-                for _ in self.read_stream():
-                    pass
+            self._skip_body()
             self.send_error_entry(exc)
         except _Drop:
             status = 0
@@ -173,7 +167,7 @@ class Handler(httpserver.TrackingHandler):
             return self.send(204)
         if verb != "PUT":
             raise errors.RestError(405, "Use PUT to log on and DELETE to log off")
-        doc = self.emu.sessions.logon(body)
+        doc = self.emu.sessions.logon(body, local=faults.is_loopback(self.client_address[0]))
         self.send(
             200,
             doc,

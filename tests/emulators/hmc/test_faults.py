@@ -118,7 +118,7 @@ def test_control_endpoint_over_https(z15_cpc, z15):
     assert r.json() == {"partition-uri": part.uri, "status": "terminated"}
     part.pull_full_properties()
     assert part.get_property("status") == "terminated"
-    assert _control(z15, "POST", "/sessions/expire").json() == {"expired": 1}
+    assert _control(z15, "POST", "/sessions/expire", json={}).json() == {"expired": 1}
     assert _control(z15, "PUT", "/op-delay", json={"op-delay": 0.25}).json() == {"op-delay": 0.25}
     assert z15.emulator.op_delay == 0.25
     assert _control(z15, "PUT", "/op-delay", json={"op-delay": -1}).status_code == 400

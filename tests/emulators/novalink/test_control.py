@@ -14,10 +14,15 @@ from pypowervm.wrappers import virtual_io_server as pvm_vios
 
 from .test_lpar import build
 
+#: Control requests with a body must say they are JSON (faults.control_refusal).
+JSON = {"Content-Type": "application/json"}
+
 
 def ctl(emulator, method, sub, body=None):
     data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(emulator.url + "/_emulator" + sub, data=data, method=method)
+    req = urllib.request.Request(
+        emulator.url + "/_emulator" + sub, data=data, method=method, headers=JSON
+    )
     with urllib.request.urlopen(req, timeout=10) as resp:
         raw = resp.read()
         return resp.status, (json.loads(raw) if raw else None)
@@ -170,6 +175,7 @@ class _FakeRequest:
 
     def __init__(self, address):
         self.client_address = (address, 40000)
+        self.headers = {"Host": f"127.0.0.1:{40001}"}
         self.sent = []
 
     def send(self, status, body=b"", ctype=None, headers=None):

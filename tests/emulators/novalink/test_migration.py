@@ -28,6 +28,9 @@ from ibmvirt.emulators.novalink import app, inventory
 
 from .test_lpar import build
 
+#: Control requests with a body must say they are JSON (faults.control_refusal).
+JSON = {"Content-Type": "application/json"}
+
 
 @pytest.fixture
 def target(tmp_path):
@@ -48,7 +51,9 @@ def _session(srv):
 
 def _peer(src, dst, name):
     body = json.dumps({"name": name, "url": dst.url}).encode()
-    req = urllib.request.Request(src.url + "/_emulator/peers", data=body, method="POST")
+    req = urllib.request.Request(
+        src.url + "/_emulator/peers", data=body, method="POST", headers=JSON
+    )
     assert urllib.request.urlopen(req).status == 201
 
 
@@ -126,7 +131,9 @@ def test_unknown_target_names_the_fix(emulator, adapter, host):
 
 def test_peer_must_be_loopback(emulator):
     body = json.dumps({"name": "x", "url": "http://192.0.2.1:12080"}).encode()
-    req = urllib.request.Request(emulator.url + "/_emulator/peers", data=body, method="POST")
+    req = urllib.request.Request(
+        emulator.url + "/_emulator/peers", data=body, method="POST", headers=JSON
+    )
     with pytest.raises(urllib.error.HTTPError) as exc:
         urllib.request.urlopen(req)
     assert exc.value.code == 400

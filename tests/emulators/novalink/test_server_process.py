@@ -17,6 +17,9 @@ from pypowervm.wrappers import managed_system as pvm_ms
 
 from ibmvirt.emulators.novalink import app, tlsfiles
 
+#: Control requests with a body must say they are JSON (faults.control_refusal).
+JSON = {"Content-Type": "application/json"}
+
 
 def _start_process(*args):
     proc = subprocess.Popen(
@@ -215,7 +218,9 @@ def test_migration_between_two_emulator_processes(tmp_path):
             procs.append((proc, info["NovaLink emulator URL"]))
         (_, src_url), (_, dst_url) = procs
         body = json.dumps({"name": "pvm-host-2", "url": dst_url}).encode()
-        req = urllib.request.Request(src_url + "/_emulator/peers", data=body, method="POST")
+        req = urllib.request.Request(
+            src_url + "/_emulator/peers", data=body, method="POST", headers=JSON
+        )
         with urllib.request.urlopen(req, timeout=10) as resp:
             assert resp.status == 201
 

@@ -31,6 +31,9 @@ from ibmvirt.emulators.novalink import app, inventory
 
 from .test_lpar import build
 
+#: Control requests with a body must say they are JSON (faults.control_refusal).
+JSON = {"Content-Type": "application/json"}
+
 
 def _start(tmp_path, name, **changes):
     inv = inventory.load("small")
@@ -82,7 +85,9 @@ def pair(tmp_path):
 
 def _peer(src, dst, name):
     body = json.dumps({"name": name, "url": dst.url}).encode()
-    req = urllib.request.Request(src.url + "/_emulator/peers", data=body, method="POST")
+    req = urllib.request.Request(
+        src.url + "/_emulator/peers", data=body, method="POST", headers=JSON
+    )
     assert urllib.request.urlopen(req).status == 201
 
 

@@ -19,6 +19,9 @@ from pypowervm.wrappers import virtual_io_server as pvm_vios
 from .test_lpar import build
 from .test_storage import vios_named
 
+#: Control requests with a body must say they are JSON (faults.control_refusal).
+JSON = {"Content-Type": "application/json"}
+
 
 def test_cluster_pool_and_default_tier(adapter):
     cluster = pvm_clust.Cluster.get(adapter)[0]
@@ -108,7 +111,9 @@ def test_iscsi_discovery_of_volume_added_at_run_time(emulator, adapter):
     body = json.dumps(
         {"vios": "vios2", "name": "hdisk20", "iqn": "iqn.2026-01.org:tgt1", "lun": 1, "size_gb": 5}
     ).encode()
-    req = urllib.request.Request(emulator.url + "/_emulator/volumes", data=body, method="POST")
+    req = urllib.request.Request(
+        emulator.url + "/_emulator/volumes", data=body, method="POST", headers=JSON
+    )
     assert urllib.request.urlopen(req).status == 201
     vios2 = vios_named(adapter, "vios2")
     devname, udid = hdisk.discover_iscsi(

@@ -4,14 +4,17 @@ a virtual disk or logical unit, ISOs into the media repository), clean-up.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
+import tempfile
 import uuid as uuidlib
 from typing import Any
 
 from lxml import etree
 
+from ibmvirt.emulators import tls
 from ibmvirt.emulators.novalink import atom, errors
 from ibmvirt.emulators.novalink import xmlutil as x
 from ibmvirt.emulators.novalink.emulator import Emulator
@@ -196,30 +199,47 @@ def _receive(emu: Emulator, up: Upload, chunks: Any) -> None:
         else "vopt:" + (_w(el, "Filename") or "")
     )
     path = data_path(emu, key)
-    out = None
+    part = None
     if path:
-        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-        out = open(path + ".part", "wb")  # closed in the finally below
+        # A new file of ours (O_EXCL, no symbolic link followed, mode 0600) in a
+        # directory of ours; it replaces the device's data only once accepted.
+        directory = tls.private_directory(os.path.dirname(path))
+        fd, part = tempfile.mkstemp(
+            dir=directory, prefix=os.path.basename(path) + ".", suffix=".part"
+        )
     try:
-        for chunk in chunks:
-            sha.update(chunk)
-            n += len(chunk)
-            if out is not None:
-                out.write(chunk)
-    finally:
-        if out is not None:
-            out.close()
-    try:
+        with os.fdopen(fd, "wb") if part else contextlib.nullcontext() as out:
+            for chunk in chunks:
+                sha.update(chunk)
+                n += len(chunk)
+                if out is not None:
+                    out.write(chunk)
         _check_received(el, n, sha.hexdigest())
-    except errors.RestError:
-        if path:
-            os.unlink(path + ".part")
-        raise
-    if path:
-        os.replace(path + ".part", path)
-    up.received, up.sha256, up.done = n, sha.hexdigest(), True
-    _wset(el, "CurrentFileSizeInBytes", str(n))
+        _accept(emu, up, el, n, sha.hexdigest(), part, path)
+    finally:
+        if part and os.path.exists(part):  # refused (or failed): nothing stays on disk
+            os.unlink(part)
+
+
+def _accept(
+    emu: Emulator,
+    up: Upload,
+    el: etree._Element,
+    n: int,
+    digest: str,
+    part: str | None,
+    path: str | None,
+) -> None:
+    """Check capacity, then keep the data (``part`` renamed to ``path``) and record it."""
     v = emu.store.get("VirtualIOServer", _w(el, "TargetVirtualIOServerUUID") or "")
+
+    def keep() -> None:
+        # Only after every check: a refused upload never replaces kept data.
+        if part and path:
+            os.replace(part, path)
+        up.received, up.sha256, up.done = n, digest, True
+        _wset(el, "CurrentFileSizeInBytes", str(n))
+
     with emu.lock:
         if _w(el, "FileEnumType") == "BROKERED_DISK_IMAGE":
             udid = _w(el, "TargetDeviceUniqueDeviceID") or ""
@@ -233,6 +253,7 @@ def _receive(emu: Emulator, up: Upload, chunks: Any) -> None:
                 raise errors.bad_request(
                     f"{n} bytes do not fit on the {storage.gb(cap_gb)} GB target device {udid}"
                 )
+            keep()
             emu.uploads[udid] = {
                 "bytes": n,
                 "sha256": up.sha256,
@@ -255,6 +276,7 @@ def _receive(emu: Emulator, up: Upload, chunks: Any) -> None:
                     "remove media or grow the repository",
                     errors.NO_SPACE,
                 )
+            keep()
             media.append(storage.vopt_element(_w(el, "Filename") or "", n / 1024**3, "rw"))
             vg.elem = new
             vg.bump()
