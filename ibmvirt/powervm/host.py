@@ -3,7 +3,8 @@
 :class:`Host` owns the NovaLink adapter, the ManagedSystem wrapper, the power
 state cache and the event listener. Its ``start()`` is init_host's work:
 exactly one managed system, VIOSes ready within a bounded wait, the event feed
-subscribed, stale mappings scrubbed; a bad configuration fails naming the option.
+subscribed, stale mappings and orphan trunk adapters scrubbed; a bad
+configuration fails naming the option.
 """
 
 from __future__ import annotations
@@ -14,10 +15,13 @@ import socket
 import pypowervm.exceptions as pvm_ex
 from oslo_config import cfg
 from oslo_log import log as logging
+from pypowervm.tasks import cna as pvm_cna
 from pypowervm.tasks import partition as pvm_par
 from pypowervm.tasks import storage as pvm_stg
 from pypowervm.wrappers import managed_system as pvm_ms
+from pypowervm.wrappers import network as pvm_net
 
+from ibmvirt import contract
 from ibmvirt.powervm import connection, event
 from ibmvirt.powervm import exceptions as pvm_exc
 
@@ -57,7 +61,8 @@ class Host:
         except pvm_exc.ConfigError:
             raise
         except pvm_ex.Error as exc:
-            raise pvm_exc.NovaLinkUnavailable(host=self._where(), reason=_reason(exc)) from exc
+            reason = connection.logon_failure(self.conf, exc) or _reason(exc)
+            raise pvm_exc.NovaLinkUnavailable(host=self._where(), reason=reason) from exc
 
     def check_system(self) -> pvm_ms.System:
         """Exactly one managed system behind this NovaLink."""
@@ -84,7 +89,7 @@ class Host:
             ) from exc
 
     def start(self, emit_event) -> None:
-        """init_host: connect, check, subscribe to events, scrub stale storage."""
+        """init_host: connect, check, subscribe to events, scrub stale mappings and trunks."""
         self.connect()
         self.check_system()
         self.check_vioses()
@@ -96,6 +101,52 @@ class Host:
         self._listener.subscribe(event.EventHandler(self.states, self.lifecycle))
         # Mappings left by LPARs that no longer exist (a crash mid-destroy).
         pvm_stg.ComprehensiveScrub(self.adapter).execute()
+        self.scrub_orphan_trunks()
+
+    def scrub_orphan_trunks(self) -> list[str]:
+        """Delete this host's ovs trunk adapters whose client adapter is gone.
+
+        Ours: on the NovaLink partition and on [powervm]
+        pvm_vswitch_for_novalink_io (a VIOS's SEA trunks are never touched).
+        Returns the MACs of the trunks deleted.
+        """
+        mgmt = pvm_par.get_mgmt_partition(self.adapter)
+        # pypowervm reads every partition's adapters: only when there are trunks at all.
+        if not any(c.is_trunk for c in pvm_net.CNA.get(self.adapter, parent=mgmt)):
+            return []
+        vswitch = self.conf.powervm.pvm_vswitch_for_novalink_io
+        removed = []
+        for trunk in pvm_cna.find_orphaned_trunks(self.adapter, vswitch):
+            if mgmt.uuid.upper() not in trunk.href.upper():
+                continue
+            LOG.info("Deleting orphan trunk adapter %s on %s", trunk.mac, vswitch)
+            try:
+                trunk.delete()
+            except pvm_ex.Error as exc:
+                LOG.warning("Could not delete orphan trunk adapter %s: %s", trunk.mac, exc)
+                continue
+            removed.append(trunk.mac)
+        return removed
+
+    def check_rmc_switch(self) -> str:
+        """use_rmc_mgmt_vif needs MGMTSWITCH (ibmvirt-preflight; spawn skips it if missing)."""
+        if not self.conf.powervm.use_rmc_mgmt_vif:
+            return "not used (use_rmc_mgmt_vif = False)"
+        found = pvm_net.VSwitch.search(
+            self.adapter,
+            parent_type=pvm_ms.System,
+            parent_uuid=self.uuid,
+            one_result=True,
+            name=contract.PVM_MGMT_VSWITCH,
+        )
+        if found is None:
+            raise pvm_exc.ConfigError(
+                option="use_rmc_mgmt_vif",
+                reason=f"the host has no virtual switch {contract.PVM_MGMT_VSWITCH}, so LPARs "
+                "get no RMC adapter and cannot take interface or volume changes while they "
+                "run; create it on NovaLink (mkvnetwork/pvmctl) or set use_rmc_mgmt_vif = False",
+            )
+        return f"{contract.PVM_MGMT_VSWITCH} present"
 
     def stop(self) -> None:
         """cleanup_host: stop the listener and log off."""

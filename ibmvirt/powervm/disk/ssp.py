@@ -50,7 +50,8 @@ class SSPDisk(DiskDriver):
             else pvm_clust.Cluster.get(self.adapter)
         )
         if len(clusters) != 1:
-            names = ", ".join(c.name for c in clusters) or "none"
+            known = pvm_clust.Cluster.get(self.adapter) if wanted else clusters
+            names = ", ".join(c.name for c in known) or "none"
             raise pvm_exc.ConfigError(
                 option="cluster_name",
                 reason=f"no cluster named {wanted!r} (clusters: {names})"
