@@ -128,7 +128,7 @@ class PowerVMDemoScenario(powervm.PowerVMSingleComputeTestBase):
         cached = ", ".join(d for d in view.virtual_disks() if d.startswith("i_"))
         steps.detail(
             f"left on the host: {', '.join(left) or 'nothing'} "
-            f"(the cached image {cached} stays until Nova's image cache manager ages it out)"
+            f"(the cached image {cached} stays for Nova's image cache manager)"
         )
         self.assertEqual([], left)
         steps.total()
