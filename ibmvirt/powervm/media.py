@@ -23,6 +23,8 @@ from pypowervm.tasks import vopt as pvm_vopt
 from pypowervm.wrappers import storage as pvm_stor
 from pypowervm.wrappers import virtual_io_server as pvm_vios
 
+from ibmvirt.powervm import exceptions as pvm_exc
+
 LOG = logging.getLogger(__name__)
 
 
@@ -39,6 +41,32 @@ def _network_info_for_guest(network_info):
         if vif["type"] != "ovs":
             vif["type"] = "vif"
     return sanitized
+
+
+def check_repository(adapter, conf: cfg.ConfigOpts) -> str:
+    """Where config drives will go, without creating anything (ibmvirt-preflight).
+
+    The search is pypowervm's own (validate_vopt_repo_exists without its
+    create step); ConfigError names the option when no repository can exist.
+    """
+    vg_name = conf.powervm.vopt_media_volume_group
+    size = conf.powervm.vopt_media_rep_size
+    found_vg, found_vios, conf_vg, conf_vios = pvm_vopt._find_vopt_repo_data(adapter, vg_name)
+    if found_vg is not None:
+        return f"repository {found_vg.vmedia_repos[0].name} in {found_vios.name}/{found_vg.name}"
+    if conf_vg is None:
+        raise pvm_exc.ConfigError(
+            option="vopt_media_volume_group",
+            reason=f"no VIOS has a virtual media repository, nor a volume group {vg_name!r} "
+            "to create one in; name an existing volume group",
+        )
+    if float(conf_vg.available_size) < size:
+        raise pvm_exc.ConfigError(
+            option="vopt_media_rep_size",
+            reason=f"{size} GB do not fit in {conf_vios.name}/{conf_vg.name} "
+            f"({conf_vg.available_size} GB free)",
+        )
+    return f"none yet; the first config drive creates one ({size} GB) in {conf_vios.name}/{vg_name}"
 
 
 class ConfigDrive:
