@@ -24,6 +24,7 @@ from pypowervm.wrappers import storage as pvm_stor
 from pypowervm.wrappers import virtual_io_server as pvm_vios
 
 from ibmvirt.powervm import exceptions as pvm_exc
+from ibmvirt.powervm import files
 
 LOG = logging.getLogger(__name__)
 
@@ -103,9 +104,10 @@ class ConfigDrive:
                 builder.make_drive(path)
             size = os.path.getsize(path)
             with open(path, "rb") as iso:
-                vopt, _ = pvm_stg.upload_vopt(
+                vopt, leftover = pvm_stg.upload_vopt(
                     self.adapter, vios_uuid, iso, media_name(instance), f_size=size
                 )
+        files.delete_leftover(leftover, media_name(instance))
         return vopt
 
     def add_connect(self, ftsk, lpar_uuid: str, vopt) -> None:

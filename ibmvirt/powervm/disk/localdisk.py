@@ -15,6 +15,7 @@ from pypowervm.wrappers import storage as pvm_stor
 from pypowervm.wrappers import virtual_io_server as pvm_vios
 
 from ibmvirt.powervm import exceptions as pvm_exc
+from ibmvirt.powervm import files
 from ibmvirt.powervm.disk import GB, Capabilities, DiskDriver, GlanceImageFile
 
 LOG = logging.getLogger(__name__)
@@ -88,7 +89,7 @@ class LocalDisk(DiskDriver):
             if existing:
                 return existing[0]
             LOG.info("Uploading image %s into volume group %s", image_meta.id, self.vg_name)
-            vdisk, _ = pvm_stg.upload_new_vdisk(
+            vdisk, leftover = pvm_stg.upload_new_vdisk(
                 self.adapter,
                 self.vios_uuid,
                 self.vg_uuid,
@@ -97,6 +98,7 @@ class LocalDisk(DiskDriver):
                 image_meta.size,
                 file_format=pvm_stor.FileFormatType.RAW,
             )
+            files.delete_leftover(leftover, f"image {image_meta.id}")
             return vdisk
 
     def create_from_image(self, context, instance, image_meta, size_gb: int):
