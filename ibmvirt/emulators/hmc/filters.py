@@ -82,6 +82,16 @@ LIST_SEGMENTS = frozenset(
         "list-permitted-lpars",
         "list-permitted-adapters",
         "list-storage-groups",
+        "list-unmanaged-cpcs",
+        "list-permitted-logical-partitions",
+        "logical-partitions",
+        "groups",
+        "nics",
+        "hbas",
+        "virtual-functions",
+        "storage-template-volumes",
+        "tape-libraries",
+        "tape-links",
         "get-partitions",
     }
 )
@@ -167,11 +177,19 @@ def is_list_operation(path: str) -> bool:
 def split(method: str, target: str) -> tuple[str, list[Filter]]:
     """The target for the handlers (filter values replaced by '.*') and the filters.
 
-    Non-list requests and requests without filters come back unchanged. Raises
-    HMCError 400/1 for a pattern ``check_pattern`` refuses.
+    Other requests come back unchanged (their query values are still checked).
+    Raises HMCError 400/1 for a pattern ``check_pattern`` refuses.
     """
     path, sep, query = target.partition("?")
-    if method != "GET" or not query or not is_list_operation(path):
+    if method != "GET" or not query:
+        return target, []
+    if not is_list_operation(path):
+        # Not a list we filter ourselves: the values still get the pattern
+        # check, in case a handler matches them (a literal always passes).
+        for item in query.split("&"):
+            name, _, value = item.partition("=")
+            if unquote(name) not in NOT_FILTERS:
+                check_pattern(unquote(value))
         return target, []
     found: dict[str, list[str]] = {}
     kept: list[str] = []

@@ -338,3 +338,36 @@ def test_upload_refused_for_capacity_leaves_the_kept_data_alone(tmp_path):
         assert stat.S_IMODE((disks / kept).stat().st_mode) == 0o600
         assert srv.emu.uploads[vdisk.udid]["bytes"] == len(first)
         sess._logoff()
+
+
+def test_xml_external_entities_are_not_resolved(emulator, tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_text("s3cr3t-value")
+    body = (
+        f'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY e SYSTEM "file://{secret}">]>'
+        '<LogonRequest xmlns="http://www.ibm.com/xmlns/systems/power/firmware/web/mc/2012_10/"'
+        ' schemaVersion="V1_0"><UserID>&e;</UserID><Password>x</Password></LogonRequest>'
+    ).encode()
+    with pytest.raises(urllib.error.HTTPError) as exc:
+        _logon(emulator.port, body)
+    assert exc.value.code in (400, 401)
+    assert b"s3cr3t-value" not in exc.value.read()
+
+
+def test_upload_names_cannot_leave_the_disk_directory(tmp_path):
+    import pypowervm.adapter as pvm_adpt
+    from pypowervm.tasks import vopt as tsk_vopt
+
+    disks = tmp_path / "d"
+    with app.running("small", token_dir=str(tmp_path / "t"), disk_dir=str(disks)) as srv:
+        sess = pvm_adpt.Session(
+            "127.0.0.1", "neo", "passw0rd", protocol="http", port=srv.port, conn_tries=1
+        )
+        adapter = pvm_adpt.Adapter(sess)
+        vios_uuid, _ = tsk_vopt.validate_vopt_repo_exists(adapter)
+        iso = b"CD001" * 100
+        tsk_stg.upload_vopt(adapter, vios_uuid, io.BytesIO(iso), "../../escape.iso", len(iso))
+        assert not (tmp_path / "escape.iso").exists()
+        (kept,) = os.listdir(disks)
+        assert "/" not in kept and (disks / kept).read_bytes() == iso
+        sess._logoff()
