@@ -105,6 +105,24 @@ compute_opts = [
         help="Where the boot disk of an image-booted instance lives.",
     ),
     cfg.StrOpt(
+        "mgmt_disk_access",
+        default="sysfs",
+        choices=[
+            (
+                "sysfs",
+                "rescan the SCSI bus of the NovaLink partition and read the disk "
+                "from /dev/disk/by-id (a real NovaLink; needs privsep)",
+            ),
+            (
+                "emulator",
+                "read the data the NovaLink emulator keeps for the disk "
+                "(its control endpoint on loopback; for the sandbox and tests only)",
+            ),
+        ],
+        help="How snapshot reads a boot disk once a VIOS has mapped it to the "
+        "management partition. Keep sysfs on a NovaLink partition.",
+    ),
+    cfg.StrOpt(
         "volume_group_name",
         default="",
         help="localdisk: the VIOS volume group holding boot disks and cached "

@@ -39,3 +39,13 @@ class DLPARNotPossible(exception.NovaException):
         "LPAR %(lpar)s cannot take %(what)s while it runs: %(reason)s. Stop the "
         "server first, or wait until RMC is active in the guest."
     )
+
+
+class SnapshotNotSupported(exception.NotSupported):
+    msg_fmt = _("LPAR %(lpar)s cannot be snapshotted: %(reason)s")
+
+
+class MgmtDiskError(exception.NovaException):
+    """The boot disk could not be read on the management partition (snapshot)."""
+
+    msg_fmt = _("Boot disk %(disk)s on the NovaLink partition: %(reason)s")
