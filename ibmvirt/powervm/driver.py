@@ -15,6 +15,7 @@ import os_resource_classes as orc
 import os_traits
 from nova import conf as nova_conf
 from nova import exception
+from nova.compute import task_states
 from nova.objects import fields as obj_fields
 from nova.virt import configdrive, driver, hardware
 from oslo_log import log as logging
@@ -32,9 +33,11 @@ from ibmvirt.common import nodes
 from ibmvirt.powervm import disk as pvm_disk
 from ibmvirt.powervm import exceptions as pvm_exc
 from ibmvirt.powervm import media, tasks, vm
+from ibmvirt.powervm import mgmt as pvm_mgmt
 from ibmvirt.powervm import vif as pvm_vif
 from ibmvirt.powervm import volume as pvm_volume
 from ibmvirt.powervm.host import Host
+from ibmvirt.powervm.tasks import image as tf_img
 from ibmvirt.powervm.tasks import network as tf_net
 from ibmvirt.powervm.tasks import storage as tf_stg
 from ibmvirt.powervm.tasks import vm as tf_vm
@@ -93,6 +96,7 @@ class PowerVMDriver(driver.ComputeDriver):
             **{f"supports_image_type_{t}": True for t in self.disk.image_formats},
         }
         self.config_drive: media.ConfigDrive | None = None
+        self.mgmt: pvm_mgmt.MgmtDiskAccess = pvm_mgmt.load(self.host, CONF)
 
     # -- host -----------------------------------------------------------------
 
@@ -368,6 +372,41 @@ class PowerVMDriver(driver.ComputeDriver):
         destroy_secrets=True,
     ) -> None:
         """Nothing is left after destroy()."""
+
+    # -- snapshot ---------------------------------------------------------------
+
+    def snapshot(self, context, instance, image_id, update_task_state) -> None:
+        """Stream the boot disk to Glance through the NovaLink partition."""
+        lpar = vm.lpar_name(instance)
+        if not self.disk.capabilities.snapshot:
+            raise pvm_exc.SnapshotNotSupported(
+                lpar=lpar, reason=f"the {self.disk.name} disk driver cannot read its disks"
+            )
+        boot_disk = self.disk.find_boot_disk(instance)
+        if boot_disk is None:
+            raise pvm_exc.SnapshotNotSupported(
+                lpar=lpar,
+                reason=f"it has no {self.disk.name} boot disk (booted from a volume? "
+                "Nova snapshots a volume-backed server's volumes instead)",
+            )
+        flow = linear_flow.Flow(f"snapshot_{instance.uuid}")
+        flow.add(tf_img.UpdateTaskState(update_task_state, task_states.IMAGE_PENDING_UPLOAD))
+        flow.add(tf_img.DiskToMgmt(self.mgmt, self.disk.vios_uuids[0], boot_disk, instance))
+        flow.add(
+            tf_img.UpdateTaskState(
+                update_task_state,
+                task_states.IMAGE_UPLOADING,
+                expected_state=task_states.IMAGE_PENDING_UPLOAD,
+            )
+        )
+        flow.add(tf_img.StreamToGlance(self.mgmt, context, image_id, instance))
+        flow.add(tf_img.RemoveDiskFromMgmt(self.mgmt))
+        try:
+            tasks.run(flow, instance)
+        except pvm_ex.Error as exc:
+            raise pvm_exc.LPAROperationFailed(
+                lpar=lpar, operation="snapshot", reason=_failure(exc)
+            ) from exc
 
     # -- power ------------------------------------------------------------------
 

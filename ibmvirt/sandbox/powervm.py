@@ -69,6 +69,17 @@ class GlanceImages(nova_fixtures.GlanceFixture):
         blob = self._imagedata.get(image_id, b"")
         return iter([blob[i : i + 65536] for i in range(0, len(blob), 65536)])
 
+    def update(self, context, image_id, metadata, data=None, purge_props=False):
+        """Keep uploaded data (Nova's fixture drops it), read in chunks as glanceclient does."""
+        image = super().update(context, image_id, metadata, data=None, purge_props=purge_props)
+        if data is not None:
+            chunks = []
+            while chunk := data.read(65536):
+                chunks.append(chunk)
+            self._imagedata[image_id] = b"".join(chunks)
+            image["size"] = len(self._imagedata[image_id])
+        return image
+
 
 class _Bytes:
     def __init__(self, data: bytes) -> None:
@@ -278,6 +289,7 @@ class PowerVMComputeMixin:
             volume_group_name=self.volume_group if self.disk_driver == "localdisk" else "",
             vios_ready_timeout=0,
             lifecycle_event_delay=self.lifecycle_event_delay,
+            mgmt_disk_access="emulator",
         )
         self.flags(reserved_host_memory_mb=0)
 
