@@ -128,3 +128,24 @@ def test_busy_port_leaves_no_private_key_behind():
             raise AssertionError("the emulator started on a port in use")
     assert emu.state_dir is None
     assert set(glob.glob(pattern)) <= before
+
+
+def test_cli_refuses_a_state_dir_others_can_write(tmp_path):
+    state = tmp_path / "shared"
+    state.mkdir()
+    state.chmod(0o777)
+    proc = _run(["--inventory", "z13", "--port", "0", "--state-dir", str(state)])
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert f"{state} is writable by group or others" in err
+    assert list(state.iterdir()) == []
+
+
+def test_cli_banner_says_when_any_logon_is_accepted(tmp_path):
+    proc = _run(["--inventory", "z13", "--port", "0", "--state-dir", str(tmp_path / "s")])
+    try:
+        _banner(proc)  # URL, CA, inventory
+        logon = proc.stdout.readline().strip()
+    finally:
+        _stop(proc)
+    assert logon == "Logon: any userid and password (--userid requires one)"
