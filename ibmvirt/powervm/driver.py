@@ -49,11 +49,19 @@ _IMAGE_TYPES = ("aki", "ami", "ari", "iso", "qcow2", "raw", "vdi", "vhd", "vhdx"
 
 
 def _failure(exc: Exception) -> str:
-    """What went wrong, in words an operator can act on."""
+    """What went wrong, in words an operator can act on, cause first.
+
+    Nova keeps 255 characters of a fault message, and pypowervm's job errors
+    put the server's own message after a long request description.
+    """
     if isinstance(exc, pvm_ex.HttpError) and exc.her_wrap is not None:
-        return f"NovaLink refused a request: {exc.her_wrap.message}"
+        return f"NovaLink refused {exc.response.reqmethod}: {exc.her_wrap.message}"
     if isinstance(exc, pvm_ex.Error):
-        return f"NovaLink request failed: {exc}"
+        text = str(exc)
+        if " -- " in text:
+            what = text.split(". HTTP error", 1)[0].split(": The ", 1)[0]
+            return f"{what}: {text.rsplit(' -- ', 1)[1]}"
+        return f"NovaLink: {text}"
     if isinstance(exc, exception.NovaException):
         return exc.format_message()
     return f"{type(exc).__name__}: {exc}"
@@ -97,6 +105,7 @@ class PowerVMDriver(driver.ComputeDriver):
         }
         self.config_drive: media.ConfigDrive | None = None
         self.mgmt: pvm_mgmt.MgmtDiskAccess = pvm_mgmt.load(self.host, CONF)
+        self._resources: dict | None = None
 
     # -- host -----------------------------------------------------------------
 
@@ -117,9 +126,10 @@ class PowerVMDriver(driver.ComputeDriver):
         return {nodes.node_uuid(self.host.uuid, CONF.host): CONF.host}
 
     def get_available_resource(self, nodename: str) -> dict:
+        """The system's capacity, re-read (Nova's periodic resource update)."""
         system = self.host.refresh_system()
         total_gb, used_gb = self.disk.capacity_gb()
-        return {
+        resources = {
             "vcpus": self.host.vcpus(),
             "memory_mb": self.host.memory_mb(),
             "local_gb": int(total_gb),
@@ -139,10 +149,16 @@ class PowerVMDriver(driver.ComputeDriver):
             "numa_topology": None,
             "stats": {"memory_region_size": self.host.memory_region_mb()},
         }
+        self._resources = resources
+        return resources
 
     def update_provider_tree(self, provider_tree, nodename: str, allocations=None) -> None:
-        """VCPU, MEMORY_MB and DISK_GB of the system, POWER traits."""
-        data = self.get_available_resource(nodename)
+        """VCPU, MEMORY_MB and DISK_GB of the system, POWER traits.
+
+        Nova calls this on every claim too: it uses what the last periodic
+        get_available_resource read instead of asking NovaLink again.
+        """
+        data = self._resources or self.get_available_resource(nodename)
         ratios = self._get_allocation_ratios(provider_tree.data(nodename).inventory)
         inventory = {
             orc.VCPU: (data["vcpus"], CONF.reserved_host_cpus),
@@ -185,6 +201,11 @@ class PowerVMDriver(driver.ComputeDriver):
     def list_instances(self) -> list[str]:
         return [lp.name for lp in vm.list_client_lpars(self.host.adapter)]
 
+    def get_num_instances(self) -> int:
+        """From the power-state cache: Nova's default reads the whole LPAR feed
+        (list_instances) at every power-state sync."""
+        return len(self.host.states.all())
+
     def list_instance_uuids(self) -> list[str]:
         return [vm.nova_uuid_candidates(u)[0] for u in self.host.states.all()]
 
@@ -197,7 +218,20 @@ class PowerVMDriver(driver.ComputeDriver):
         lpar_uuid = vm.pvm_uuid_of(instance)
         if not use_cache:
             states.changed(lpar_uuid)
-        state = states.get(lpar_uuid)
+        try:
+            state = states.get(lpar_uuid)
+        except pvm_ex.Error as first:
+            # Once more: a failed build or sync over one lost read costs more.
+            LOG.warning("Reading the state of LPAR %s failed, retrying: %s", lpar_uuid, first)
+            states.changed(lpar_uuid)
+            try:
+                state = states.get(lpar_uuid)
+            except pvm_ex.Error as exc:
+                raise pvm_exc.LPAROperationFailed(
+                    lpar=vm.lpar_name(instance),
+                    operation="reading its state",
+                    reason=_failure(exc),
+                ) from exc
         if state is None:
             raise exception.InstanceNotFound(instance_id=instance.uuid)
         return vm.instance_info(state)

@@ -99,6 +99,9 @@ class PowerVMNeutron(nova_fixtures.NeutronFixture):
         self._plugged: set[str] = set()
         self._stop = threading.Event()
         self.agent_alive = True
+        #: Called with the port just before it is reported up (tests use it to
+        #: act in the middle of a spawn, e.g. expire the NovaLink sessions).
+        self.before_plug = None
 
     def setUp(self):
         super().setUp()
@@ -149,6 +152,8 @@ class PowerVMNeutron(nova_fixtures.NeutronFixture):
             ):
                 continue
             self._plugged.add(port["id"])
+            if self.before_plug is not None:
+                self.before_plug(port)
             port["status"] = "ACTIVE"
             self.test.admin_api.api_post(
                 "/os-server-external-events",
@@ -300,6 +305,13 @@ class PowerVMComputeMixin:
         )
         self.useFixture(fixtures.MockPatch("nova.tests.fixtures.GlanceFixture", GlanceImages))
         super().setUp()
+
+    def _wait_for_server_parameter(self, server, expected_params, max_retries=120, **kwargs):
+        """Nova's helper gives up after 5 s; a loaded 2-core machine (or a VIOS
+        that answers busy, retried after 5 s) needs longer."""
+        return super()._wait_for_server_parameter(
+            server, expected_params, max_retries=max(max_retries, 120), **kwargs
+        )
 
     def _make_cinder(self, test):
         self.array = FibreChannelArray(test)
