@@ -294,9 +294,7 @@ def _loopback_host(host: str) -> bool:
     return host == "localhost" or is_loopback(host)
 
 
-def control_refusal(
-    client_address: str, method: str, headers: Any, body: bytes
-) -> tuple[int, str] | None:
+def control_refusal(client_address: str, method: str, headers: Any) -> tuple[int, str] | None:
     """Why a control request must be refused, as (HTTP status, message), or None.
 
     The control endpoint changes what an emulator answers, so only local
@@ -306,7 +304,8 @@ def control_refusal(
     that is not a loopback origin (cross-origin requests, "null" included);
     a body-carrying request (POST, PUT, or any body) that is not
     ``application/json`` (browsers send cross-origin "simple" POSTs as
-    forms or text/plain without asking first).
+    forms or text/plain without asking first). Needs only the headers, so
+    servers ask before they read a body.
     """
     if not is_loopback(client_address):
         return 403, "the control endpoint only answers loopback clients"
@@ -318,7 +317,10 @@ def control_refusal(
         parts = urlsplit(origin)
         if parts.scheme not in ("http", "https") or not _loopback_host(parts.netloc):
             return 403, f"the control endpoint refuses requests from origin {origin!r}"
-    if method.upper() in ("POST", "PUT") or body:
+    has_body = (headers.get("Content-Length") or "0").strip() != "0" or "chunked" in (
+        headers.get("Transfer-Encoding") or ""
+    ).lower()
+    if method.upper() in ("POST", "PUT") or has_body:
         ctype = (headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
         if ctype != "application/json":
             return 415, (

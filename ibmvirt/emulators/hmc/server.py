@@ -107,6 +107,10 @@ class _Handler(httpserver.TrackingHandler):
         emu = self.server.emulator
         target = self.path
         if target.startswith(faults.CONTROL_PREFIX):
+            refusal = faults.control_refusal(self.client_address[0], self.command, self.headers)
+            if refusal is not None:
+                self._refuse(Response(refusal[0], {"error": refusal[1]}))
+                return
             raw = self._read_body()
             if raw is not None:
                 self._control(raw)
@@ -144,10 +148,6 @@ class _Handler(httpserver.TrackingHandler):
 
     def _control(self, raw: bytes) -> None:
         emu = self.server.emulator
-        refusal = faults.control_refusal(self.client_address[0], self.command, self.headers, raw)
-        if refusal is not None:
-            self._send(Response(refusal[0], {"error": refusal[1]}))
-            return
         try:
             body = json.loads(raw) if raw else None
         except ValueError:

@@ -148,7 +148,7 @@ class Control:
 
     # ---- HTTP ----------------------------------------------------------------------
     def handle(self, req: Any, verb: str, target: str, body: bytes) -> None:
-        refusal = faults.control_refusal(req.client_address[0], verb, req.headers, body)
+        refusal = faults.control_refusal(req.client_address[0], verb, req.headers)
         if refusal is not None:
             raise errors.RestError(*refusal)
         try:

@@ -117,6 +117,10 @@ class Handler(httpserver.TrackingHandler):
         ctl = self.control
         if ctl is not None and path.startswith(ctl.prefix.rstrip("/")):
             try:
+                # Checked on the headers first: a refused client's body is not read.
+                refusal = faults.control_refusal(self.client_address[0], verb, self.headers)
+                if refusal is not None:
+                    raise errors.RestError(*refusal)
                 return ctl.handle(self, verb, self.path, self._body() if has_body else b"")
             except errors.RestError as exc:
                 self._skip_body()

@@ -371,3 +371,19 @@ def test_upload_names_cannot_leave_the_disk_directory(tmp_path):
         (kept,) = os.listdir(disks)
         assert "/" not in kept and (disks / kept).read_bytes() == iso
         sess._logoff()
+
+
+def test_control_request_from_off_loopback_is_refused_before_its_body_is_read(tmp_path):
+    address = _non_loopback_address()
+    if address is None:
+        pytest.skip("this machine has no non-loopback IPv4 address to test from")
+    with app.running("small", host="0.0.0.0", token_dir=str(tmp_path / "t")) as srv:  # noqa: S104
+        answer = _raw(
+            srv.port,
+            b"POST /_emulator/faults HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 157286400\r\n\r\n{",
+            host=address,
+        )
+        assert _status(answer) == 403
+        assert b"only answers loopback clients" in answer
+        assert srv.emu.sessions.count == 0
