@@ -11,6 +11,8 @@ VIF driver (:mod:`~ibmvirt.powervm.vif`) and a config drive
 
 from __future__ import annotations
 
+import math
+
 import os_resource_classes as orc
 import os_traits
 from nova import conf as nova_conf
@@ -129,6 +131,7 @@ class PowerVMDriver(driver.ComputeDriver):
         """The system's capacity, re-read (Nova's periodic resource update)."""
         system = self.host.refresh_system()
         total_gb, used_gb = self.disk.capacity_gb()
+        io_units, io_memory = self.host.io_partitions_usage()
         resources = {
             "vcpus": self.host.vcpus(),
             "memory_mb": self.host.memory_mb(),
@@ -148,6 +151,9 @@ class PowerVMDriver(driver.ComputeDriver):
             ],
             "numa_topology": None,
             "stats": {"memory_region_size": self.host.memory_region_mb()},
+            # What the VIOSes and the NovaLink partition hold (reserved below).
+            "io_vcpus": math.ceil(io_units / CONF.powervm.proc_units_factor - 1e-9),
+            "io_memory_mb": io_memory,
         }
         self._resources = resources
         return resources
@@ -160,9 +166,13 @@ class PowerVMDriver(driver.ComputeDriver):
         """
         data = self._resources or self.get_available_resource(nodename)
         ratios = self._get_allocation_ratios(provider_tree.data(nodename).inventory)
+        if CONF.cpu_allocation_ratio is None:
+            # A vCPU is proc_units_factor processor units of the system; PowerVM
+            # cannot hand out more units than it has, so no overcommit by default.
+            ratios[orc.VCPU] = 1.0
         inventory = {
-            orc.VCPU: (data["vcpus"], CONF.reserved_host_cpus),
-            orc.MEMORY_MB: (data["memory_mb"], CONF.reserved_host_memory_mb),
+            orc.VCPU: (data["vcpus"], data["io_vcpus"] + CONF.reserved_host_cpus),
+            orc.MEMORY_MB: (data["memory_mb"], data["io_memory_mb"] + CONF.reserved_host_memory_mb),
             orc.DISK_GB: (data["local_gb"], _reserved_disk_gb()),
         }
         provider_tree.update_inventory(

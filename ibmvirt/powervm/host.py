@@ -194,6 +194,26 @@ class Host:
     def memory_region_mb(self) -> int:
         return int(self.require_system().memory_region_size)
 
+    def io_partitions_usage(self) -> tuple[float, int]:
+        """Processor units and MiB held by the VIOSes and the NovaLink partition:
+        part of what the system can configure, never available to instances."""
+        from pypowervm.tasks import partition as pvm_part
+        from pypowervm.wrappers import virtual_io_server as pvm_vios
+
+        parts = list(pvm_vios.VIOS.get(self.adapter, xag=[]))
+        mgmt = pvm_part.get_mgmt_partition(self.adapter)
+        if mgmt.uuid not in {p.uuid for p in parts}:
+            parts.append(mgmt)
+        units, memory = 0.0, 0
+        for part in parts:
+            procs = part.proc_config
+            if procs.has_dedicated:
+                units += procs.dedicated_proc_cfg.desired
+            else:
+                units += procs.shared_proc_cfg.desired_units
+            memory += part.mem_config.desired
+        return units, memory
+
     @staticmethod
     def ip_address(conf: cfg.ConfigOpts) -> str:
         """``my_ip``; warn if it is not an address of this machine."""

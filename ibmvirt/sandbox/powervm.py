@@ -9,7 +9,10 @@ services as the PowerVM flows require:
 * ``PowerVMNeutron``: Neutron with the PowerVM SEA mechanism driver and agent.
   Ports bind as ``pvm_sea`` with their VLAN in ``binding:vif_details`` and stay
   DOWN until an adapter with the port's MAC appears on the emulated host;
-  then the port goes ACTIVE and Nova receives ``network-vif-plugged``.
+  then the port goes ACTIVE and Nova receives ``network-vif-plugged``. Ports
+  named in ``vif_types`` as ``ovs`` bind as the OVS mechanism driver does and
+  go up when the NovaLink partition has their tap (a trunk adapter with the
+  port's device name and iface-id), as the OVS agent on NovaLink sees it.
 * Cinder is :class:`ibmvirt.sandbox.fcarray.FibreChannelArray`.
 * ``PowerVMComputeTestBase``: the harness bases with a NovaLink emulator per
   test and ``[powervm]`` options pointing at it (local file logon, as on a
@@ -99,6 +102,8 @@ class PowerVMNeutron(nova_fixtures.NeutronFixture):
         self._plugged: set[str] = set()
         self._stop = threading.Event()
         self.agent_alive = True
+        #: binding:vif_type by port id; ports not named bind as pvm_sea.
+        self.vif_types: dict[str, str] = {}
         #: Called with the port just before it is reported up (tests use it to
         #: act in the middle of a spawn, e.g. expire the NovaLink sessions).
         self.before_plug = None
@@ -122,11 +127,15 @@ class PowerVMNeutron(nova_fixtures.NeutronFixture):
         port_body = (body or {}).get("port", {})
         if port_body.get("binding:host_id"):
             port = self._ports[port_id]
-            port["binding:vif_type"] = contract.VIF_TYPE_PVM_SEA
-            port["binding:vif_details"] = {
-                "port_filter": False,
-                contract.VIF_DETAILS_PVM_VLAN: str(NETWORK_VLAN),
-            }
+            if self.vif_types.get(port_id) == contract.VIF_TYPE_OVS:
+                port["binding:vif_type"] = contract.VIF_TYPE_OVS
+                port["binding:vif_details"] = {"port_filter": False, "ovs_hybrid_plug": False}
+            else:
+                port["binding:vif_type"] = contract.VIF_TYPE_PVM_SEA
+                port["binding:vif_details"] = {
+                    "port_filter": False,
+                    contract.VIF_DETAILS_PVM_VLAN: str(NETWORK_VLAN),
+                }
             if port_id not in self._plugged:
                 port["status"] = "DOWN"
         return super().update_port(port_id, body)
@@ -141,14 +150,15 @@ class PowerVMNeutron(nova_fixtures.NeutronFixture):
     def _report_new_adapters(self) -> None:
         if not self.agent_alive:
             return
-        macs = set(NovaLinkView(self.server).client_macs())
+        view = NovaLinkView(self.server)
+        macs = set(view.client_macs())
+        taps = {t["dev"]: t["ext_ids"] or "" for t in view.trunks()}
         for port in list(self._ports.values()):
-            mac = contract.pvm_mac(port["mac_address"])
             if (
                 port["id"] in self._plugged
                 or port.get("status") != "DOWN"
                 or not port.get("device_id")
-                or mac not in macs
+                or not self._agent_sees(port, macs, taps)
             ):
                 continue
             self._plugged.add(port["id"])
@@ -168,6 +178,52 @@ class PowerVMNeutron(nova_fixtures.NeutronFixture):
                     ]
                 },
             )
+
+    def _agent_sees(self, port, macs: set[str], taps: dict[str, str]) -> bool:
+        """The SEA agent sees an adapter with the port's MAC; the OVS agent a
+        NovaLink tap with the port's device name and iface-id."""
+        if self.vif_types.get(port["id"]) == contract.VIF_TYPE_OVS:
+            return f"iface-id={port['id']}" in taps.get(ovs_devname(port["id"]), "")
+        return contract.pvm_mac(port["mac_address"]) in macs
+
+
+class PowerVMFCArray(FibreChannelArray):
+    """The FC array, zoned to the emulated host's VIOSes: a LUN masked to a
+    VIOS's physical port WWPNs becomes discoverable on that VIOS (LUA recovery
+    finds it), the same disk on every VIOS that sees it (multipath)."""
+
+    def __init__(self, test, server):
+        super().__init__(test)
+        self.server = server
+
+    def fake_attachment_update(self, context, attachment_id, connector, mountpoint=None):
+        ref = super().fake_attachment_update(context, attachment_id, connector, mountpoint)
+        data = ref["connection_info"]["data"]
+        wwpns = {w.upper() for w in connector.get("wwpns") or []}
+        emu = self.server.emu
+        with emu.lock:
+            vioses = [
+                v.field("PartitionName")
+                for v in emu.store.list("VirtualIOServer")
+                if wwpns
+                & {p.findtext("{*}WWPN") for p in v.elem.iter("{*}PhysicalFibreChannelPort")}
+            ]
+            for vios in vioses:
+                emu.control_routes["/volumes"](
+                    {
+                        "vios": vios,
+                        "size_gb": 1,
+                        "lun": data["target_lun"],
+                        "target_wwpn": self.targets[0],
+                        "udid_seed": f"cinder-volume-{data['volume_id']}",
+                    }
+                )
+        return ref
+
+
+def ovs_devname(port_id: str) -> str:
+    """The tap name Nova gives an ovs port (``tap`` + id, 14 characters)."""
+    return ("tap" + port_id)[:14]
 
 
 class NovaLinkView:
@@ -217,6 +273,28 @@ class NovaLinkView:
                 c.field("MACAddress")
                 for c in self._objs("ClientNetworkAdapter")
                 if c.parent is not None and c.parent.field("IsManagementPartition") == "true"
+            ]
+
+    def trunks(self) -> list[dict]:
+        """Trunk adapters on the NovaLink partition with their virtual switch,
+        VLAN, device name and OVS fields (what NovaLink makes an OVS port of)."""
+        with self.emu.lock:
+            switches = {
+                s.field("SwitchID"): s.field("SwitchName") for s in self._objs("VirtualSwitch")
+            }
+            return [
+                {
+                    "mac": c.field("MACAddress"),
+                    "vlan": c.field("PortVLANID"),
+                    "vswitch": switches.get(c.field("VirtualSwitchID")),
+                    "dev": c.field("DeviceName"),
+                    "bridge": c.field("OvsBridge"),
+                    "ext_ids": c.field("OvsPortExternalIds"),
+                }
+                for c in self._objs("ClientNetworkAdapter")
+                if c.parent is not None
+                and c.parent.field("IsManagementPartition") == "true"
+                and c.field("TrunkPriority")
             ]
 
     def virtual_disks(self) -> list[str]:
@@ -314,7 +392,7 @@ class PowerVMComputeMixin:
         )
 
     def _make_cinder(self, test):
-        self.array = FibreChannelArray(test)
+        self.array = PowerVMFCArray(test, self.novalink)
         return self.array
 
     def _make_neutron(self, test):

@@ -10,6 +10,7 @@ mapped through every VIOS of this host in the cluster (multipath).
 from __future__ import annotations
 
 from oslo_log import log as logging
+from pypowervm import util as pvm_util
 from pypowervm.tasks import cluster_ssp as pvm_cssp
 from pypowervm.tasks import storage as pvm_stg
 from pypowervm.wrappers import cluster as pvm_clust
@@ -25,7 +26,8 @@ BOOT_PREFIX = "boot_"
 
 
 def image_lu_name(image_id: str) -> str:
-    return IMAGE_PREFIX + image_id
+    """As pypowervm's get_or_upload_image_lu stores it (``-`` becomes ``_``)."""
+    return pvm_util.sanitize_file_name_for_api(IMAGE_PREFIX + image_id)
 
 
 def boot_lu_name(instance) -> str:

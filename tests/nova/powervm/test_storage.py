@@ -1,0 +1,112 @@
+"""Boot disks, volumes and images on an emulated PowerVM host, through the Nova API."""
+
+from __future__ import annotations
+
+import pypowervm.adapter as pvm_adpt
+from pypowervm.tasks import power as pvm_power
+from pypowervm.tasks import power_opts as pvm_popts
+from pypowervm.wrappers import logical_partition as pvm_lpar
+
+from ibmvirt.powervm.disk import ssp
+from ibmvirt.sandbox import powervm
+
+
+def _vios_wwpns(server) -> set[str]:
+    emu = server.emu
+    with emu.lock:
+        return {
+            p.findtext("{*}WWPN").lower()
+            for v in emu.store.list("VirtualIOServer")
+            for p in v.elem.iter("{*}PhysicalFibreChannelPort")
+        }
+
+
+class TestVolumes(powervm.PowerVMSingleComputeTestBase):
+    def test_boot_from_volume_maps_the_lun_through_the_vioses(self):
+        server = self.boot_from_volume([{"port": self.neutron.port_1["id"]}])
+        (volume_id,) = self.array.masking
+        # Cinder was given the VIOS physical port WWPNs, not per-instance ones.
+        self.assertTrue(self.array.masking[volume_id] <= _vios_wwpns(self.novalink))
+        mappings = self.nl_view.scsi_mappings()
+        pv_maps = [m for m in mappings if m[1].startswith("hdisk")]
+        self.assertEqual({"vios1", "vios2"}, {vios for vios, _ in pv_maps})
+        self.assertEqual([], [d for d in self.nl_view.virtual_disks() if d.startswith("b_")])
+        self._delete_server(server)
+        self.assertEqual([], self.nl_view.scsi_mappings())
+        self.assertEqual({}, self.array.masking)
+        self.assertEqual({}, self.nl_view.lpars())
+
+    def test_a_volume_is_attached_to_and_detached_from_a_running_server(self):
+        server = self.boot_from_image([{"port": self.neutron.port_1["id"]}])
+        before = self.nl_view.scsi_mappings()
+        volume = self.array.SWAP_OLD_VOL
+        self.api.post_server_volume(server["id"], {"volumeAttachment": {"volumeId": volume}})
+        self._wait_for_volume_attach(server["id"], volume)
+        added = sorted(set(self.nl_view.scsi_mappings()) - set(before))
+        self.assertEqual({"vios1", "vios2"}, {vios for vios, _ in added})
+        self.assertIn(volume, self.array.masking)
+        self.api.delete_server_volume(server["id"], volume)
+        self._wait_for_volume_detach(server["id"], volume)
+        self.assertEqual(before, self.nl_view.scsi_mappings())
+        self.assertNotIn(volume, self.array.masking)
+        self._delete_server(server)
+
+
+class TestSharedStoragePool(powervm.PowerVMSingleComputeTestBase):
+    disk_driver = "ssp"
+
+    def test_boot_from_image_clones_the_image_lu(self):
+        server = self.boot_from_image([{"port": self.neutron.port_1["id"]}])
+        lus = self.nl_view.logical_units()
+        boot = f"boot_{server['id']}"
+        self.assertIn(boot, lus)
+        self.assertIn(ssp.image_lu_name(powervm.IMAGE_ID), lus)
+        # Mapped through every VIOS of this host in the cluster (multipath).
+        self.assertEqual(
+            {"vios1", "vios2"}, {v for v, stg in self.nl_view.scsi_mappings() if stg == boot}
+        )
+        second = self.boot_from_image([])
+        self.assertEqual(
+            1,
+            sum(1 for lu in self.nl_view.logical_units() if lu.startswith("image_")),
+            "the image was uploaded twice",
+        )
+        self._delete_server(server)
+        self._delete_server(second)
+        lus = self.nl_view.logical_units()
+        self.assertEqual([], [lu for lu in lus if lu.startswith("boot_")])
+        self.assertIn(ssp.image_lu_name(powervm.IMAGE_ID), lus)  # kept for the next clone
+        self.assertEqual([], self.nl_view.scsi_mappings())
+
+
+class TestImagesAndLeftovers(powervm.PowerVMSingleComputeTestBase):
+    def setUp(self):
+        super().setUp()
+        self.flags(max_attempts=1, group="scheduler")
+
+    def test_an_image_format_the_vios_cannot_write_is_refused(self):
+        image = dict(self.glance.images[powervm.IMAGE_ID])
+        image.update(id="8d3c0f8e-1b9b-4c55-9a8e-2b7f8c9d0e11", disk_format="qcow2")
+        self.glance.create(None, image)
+        body = self._build_server(networks=[], image_uuid=image["id"])
+        server = self._wait_for_state_change(self.api.post_server({"server": body}), "ERROR")
+        self.assertIn("disk_format 'qcow2'", server["fault"]["message"])
+        self.assertEqual({}, self.nl_view.lpars())
+
+    def test_an_lpar_deleted_behind_novas_back_still_has_its_storage_removed(self):
+        server = self.boot_from_image([], config_drive=True)
+        (lpar,) = self.nl_view.lpars().values()
+        session = pvm_adpt.Session(
+            "127.0.0.1", "neo", "passw0rd", protocol="http", port=self.novalink.port
+        )
+        self.addCleanup(session._logoff)
+        adapter = pvm_adpt.Adapter(session)
+        wrapper = pvm_lpar.LPAR.get(adapter, uuid=lpar["uuid"])
+        pvm_power.PowerOp.stop(wrapper, opts=pvm_popts.PowerOffOpts().vsp_hard())
+        wrapper.refresh().delete()
+        self.assertEqual({}, self.nl_view.lpars())
+        self.assertNotEqual([], self.nl_view.scsi_mappings())  # orphaned server adapters
+        self._delete_server(server)
+        self.assertEqual([], self.nl_view.scsi_mappings())
+        self.assertEqual([], [d for d in self.nl_view.virtual_disks() if d.startswith("b_")])
+        self.assertEqual([], [m for m in self.nl_view.optical_media() if m.startswith("cfg_")])
