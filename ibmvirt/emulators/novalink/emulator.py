@@ -328,7 +328,14 @@ class Emulator:
 
 #: Read-only fields computed when read (``on_read`` hooks) without an ETag change:
 #: a client echoing an older value in an update is not changing them.
-COMPUTED_ON_READ = frozenset({"Uptime"})
+COMPUTED_ON_READ = frozenset(
+    {
+        "Uptime",
+        "DynamicLogicalPartitionIOCapable",
+        "DynamicLogicalPartitionMemoryCapable",
+        "DynamicLogicalPartitionProcessorCapable",
+    }
+)
 
 
 @contextlib.contextmanager

@@ -611,6 +611,38 @@ def show_uptime(_emu: Emulator, res: Resource) -> None:
     schema.set_field(res.elem, "Uptime", str(up), kb="ROO")
 
 
+#: What a partition reports it can change while it runs (PartitionCapabilities).
+DLPAR_CAPABILITIES = (
+    "DynamicLogicalPartitionIOCapable",
+    "DynamicLogicalPartitionMemoryCapable",
+    "DynamicLogicalPartitionProcessorCapable",
+)
+
+
+def show_dlpar_capabilities(res: Resource) -> None:
+    """A running partition can take DLPAR changes once its OS has an active RMC
+    connection: the captures (lpar.txt) show all three capabilities true exactly
+    for running partitions with RMC active. Derived from state and RMC when read,
+    which change the ETag themselves."""
+    capable = (
+        "true"
+        if (state(res) != NOT_ACTIVATED and res.field("ResourceMonitoringControlState") == "active")
+        else "false"
+    )
+    caps = res.elem.find(x.q("PartitionCapabilities"))
+    if caps is None:
+        caps = schema.set_field(res.elem, "PartitionCapabilities", None, kb="CUD")
+        caps.set("schemaVersion", "V1_0")
+    for name in DLPAR_CAPABILITIES:
+        schema.set_field(caps, name, capable, kb="ROR")
+
+
+def show_computed(_emu: Emulator, res: Resource) -> None:
+    """Fields a partition computes when read: Uptime and its DLPAR capabilities."""
+    show_uptime(_emu, res)
+    show_dlpar_capabilities(res)
+
+
 def _begin_operation(emu: Emulator, res: Resource, who: str, op: str) -> None:
     """One power operation at a time per partition, as the hypervisor enforces."""
     busy = res.ext.get("operation")
@@ -738,7 +770,7 @@ def register(emu: Emulator) -> None:
             quick=_quick,
             # The new partition's NVRAM is written right after it is created;
             # the real server follows ADD_URI with an NVRAM event (event_feed.txt).
-            extra={"on_read": show_uptime, "after_create": _touch_nvram},
+            extra={"on_read": show_computed, "after_create": _touch_nvram},
         )
     )
     for kind in PARTITION_KINDS:

@@ -169,7 +169,7 @@ def register(emu: Emulator) -> None:
             quick=_quick,
             delete=_delete,
             detail_fields=("VirtualSCSIMappings", "VirtualFibreChannelMappings"),
-            extra={"on_read": lpar.show_uptime},
+            extra={"on_read": lpar.show_computed},
         )
     )
 
