@@ -49,3 +49,10 @@ class MgmtDiskError(exception.NovaException):
     """The boot disk could not be read on the management partition (snapshot)."""
 
     msg_fmt = _("Boot disk %(disk)s on the NovaLink partition: %(reason)s")
+
+
+class ImageUploadStuck(exception.NovaException):
+    msg_fmt = _(
+        "Image LU %(name)s: another host's upload (marker LU %(markers)s) has not "
+        "finished in an hour; if no host is uploading it, delete the marker LU."
+    )

@@ -354,7 +354,7 @@ class PowerVMComputeMixin:
         self.state_dir = tempfile.mkdtemp(prefix="ibmvirt-nl-")
         self.addCleanup(_rmtree, self.state_dir)
         disk_dir = os.path.join(self.state_dir, "disks")
-        os.makedirs(disk_dir)
+        os.makedirs(disk_dir, mode=0o700)
         os.makedirs(os.path.join(self.state_dir, "tokens"), mode=0o700)
         self.novalink = app.start(
             self.inventory,

@@ -1,9 +1,8 @@
 """Boot disks as linked clones in a Shared Storage Pool (``disk_driver = ssp``).
 
-An image is uploaded once per cluster as the image LU ``image_<image id>``:
-pypowervm's get_or_upload_image_lu coordinates hosts that upload the same image
-at once through marker LUs, so concurrent spawns on several hosts leave one
-image LU. A boot disk ``boot_<instance uuid>`` is a linked clone of it,
+An image is uploaded once per cluster as the image LU ``image_<image id>``
+(:mod:`~ibmvirt.powervm.disk.ssp_image` coordinates hosts that upload the same
+image at once through marker LUs). A boot disk ``boot_<instance uuid>`` is a linked clone of it,
 mapped through every VIOS of this host in the cluster (multipath).
 """
 
@@ -11,13 +10,12 @@ from __future__ import annotations
 
 from oslo_log import log as logging
 from pypowervm import util as pvm_util
-from pypowervm.tasks import cluster_ssp as pvm_cssp
 from pypowervm.tasks import storage as pvm_stg
 from pypowervm.wrappers import cluster as pvm_clust
 from pypowervm.wrappers import storage as pvm_stor
 
 from ibmvirt.powervm import exceptions as pvm_exc
-from ibmvirt.powervm.disk import GB, Capabilities, DiskDriver, GlanceImageFile
+from ibmvirt.powervm.disk import GB, Capabilities, DiskDriver, GlanceImageFile, ssp_image
 
 LOG = logging.getLogger(__name__)
 
@@ -90,13 +88,12 @@ class SSPDisk(DiskDriver):
 
     def create_from_image(self, context, instance, image_meta, size_gb: int):
         tier = self._tier()
-        image_lu = pvm_cssp.get_or_upload_image_lu(
+        image_lu = ssp_image.get_or_upload(
             tier,
             image_lu_name(image_meta.id),
             self._vios_uuids[0],
-            GlanceImageFile(context, image_meta.id),
+            lambda: GlanceImageFile(context, image_meta.id),
             image_meta.size,
-            upload_type=pvm_stg.UploadType.IO_STREAM,
         )
         size = max(size_gb, -(-image_meta.size // GB))
         _, boot = pvm_stg.crt_lu(
