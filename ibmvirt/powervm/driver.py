@@ -27,7 +27,6 @@ from pypowervm import const as pvm_const
 from pypowervm import exceptions as pvm_ex
 from pypowervm.tasks import partition as pvm_par
 from pypowervm.tasks import power_opts as pvm_popts
-from pypowervm.tasks import scsi_mapper as pvm_map
 from taskflow.patterns import linear_flow
 
 import ibmvirt.conf  # noqa: F401  (registers [powervm])
@@ -365,44 +364,24 @@ class PowerVMDriver(driver.ComputeDriver):
             ) from exc
 
     def _destroy(self, instance, network_info, block_device_info, destroy_disks) -> None:
-        adapter = self.host.adapter
-        lpar = vm.find_lpar(adapter, instance)
-        if lpar is not None:
-            vm.power_off(lpar)
-        self._remove_mappings(instance, lpar, block_device_info)
+        volumes = [
+            (
+                pvm_volume.connector_for(bdm["connection_info"], self.host, CONF),
+                bdm["connection_info"],
+            )
+            for bdm in driver.block_device_info_get_mapping(block_device_info)
+        ]
+        owned = [self.disk.is_boot_disk, media.ConfigDrive.is_media_of]
+        flow = linear_flow.Flow(f"destroy_{instance.uuid}")
+        flow.add(tf_vm.StopForDelete(self.host, instance))
+        flow.add(tf_stg.DetachAll(self._new_feedtask(), instance, volumes, owned))
         if destroy_disks:
-            self.disk.delete_boot_disk(instance)
+            flow.add(tf_stg.DeleteBootDisk(self.disk, instance))
         if self.config_drive is not None:
-            self.config_drive.delete(instance)
-        if lpar is not None:
-            pvm_vif.delete_trunks_of(adapter, lpar, CONF.powervm.pvm_vswitch_for_novalink_io)
-            vm.delete(adapter, lpar)
-            self.host.states.gone(lpar.uuid)
-
-    def _remove_mappings(self, instance, lpar, block_device_info) -> None:
-        """Every VIOS mapping of the LPAR, and (its LPAR gone) those of its storage."""
-        ftsk = self._new_feedtask()
-        ours = [self.disk.is_boot_disk, media.ConfigDrive.is_media_of]
-
-        def remove(vwrap):
-            removed = []
-            if lpar is not None:
-                removed += pvm_map.remove_maps(vwrap, lpar.uuid)
-            stale = [
-                m
-                for m in vwrap.scsi_mappings
-                if m.backing_storage is not None
-                and any(match(instance, m.backing_storage) for match in ours)
-            ]
-            for m in stale:
-                vwrap.scsi_mappings.remove(m)
-            return bool(removed or stale)
-
-        ftsk.add_functor_subtask(remove)
-        ftsk.execute()
-        for bdm in driver.block_device_info_get_mapping(block_device_info):
-            connector = pvm_volume.connector_for(bdm["connection_info"], self.host, CONF)
-            connector.after_disconnect(bdm["connection_info"])
+            flow.add(tf_stg.DeleteConfigDrive(self.config_drive, instance))
+        flow.add(tf_net.DeleteTrunks(self.host, CONF.powervm.pvm_vswitch_for_novalink_io))
+        flow.add(tf_vm.Delete(self.host))
+        tasks.run(flow, instance)
 
     def cleanup(
         self,
@@ -515,14 +494,16 @@ class PowerVMDriver(driver.ComputeDriver):
         lpar = self._lpar(instance)
         possible, why = lpar.can_modify_io()
         if not possible:
-            refusal = pvm_exc.DLPARNotPossible(lpar=lpar.name, what="a network adapter", reason=why)
-            LOG.error("%s", refusal.format_message(), instance=instance)
-            raise exception.InterfaceAttachFailed(instance_uuid=instance.uuid) from refusal
+            # Nova's manager frees the port, logs this message and puts it in the
+            # instance.interface_attach.error notification; the API says 500.
+            raise pvm_exc.DLPARNotPossible(lpar=lpar.name, what="a network adapter", reason=why)
         try:
-            pvm_vif.driver_for(vif, self.host.adapter, self.host.uuid, CONF).plug(lpar, vif)
+            vif_driver = pvm_vif.driver_for(vif, self.host.adapter, self.host.uuid, CONF)
+            vif_driver.plug(lpar, vif, instance.uuid)
         except pvm_ex.Error as exc:
-            LOG.error("Attaching port %s failed: %s", vif["id"], _failure(exc), instance=instance)
-            raise exception.InterfaceAttachFailed(instance_uuid=instance.uuid) from exc
+            raise pvm_exc.LPAROperationFailed(
+                lpar=lpar.name, operation=f"attaching port {vif['id']}", reason=_failure(exc)
+            ) from exc
 
     def detach_interface(self, context, instance, vif) -> None:
         lpar = vm.find_lpar(self.host.adapter, instance)

@@ -226,6 +226,10 @@ def ovs_devname(port_id: str) -> str:
     return ("tap" + port_id)[:14]
 
 
+def x_local(el) -> str:
+    return el.tag.rsplit("}", 1)[-1]
+
+
 class NovaLinkView:
     """What an operator would see on the emulated host, read from its state
     (not over the API, so request counts stay those of the driver)."""
@@ -335,6 +339,16 @@ class NovaLinkView:
                     )
                     out.append((v.field("PartitionName"), name))
             return sorted(out)
+
+    def physical_volumes(self) -> list[tuple[str, str]]:
+        """(VIOS name, hdisk name) of every physical volume the VIOSes have."""
+        with self.emu.lock:
+            return sorted(
+                (v.field("PartitionName"), p.findtext("{*}VolumeName"))
+                for v in self._objs("VirtualIOServer")
+                for p in v.elem.iter("{*}PhysicalVolume")
+                if p.getparent() is not None and x_local(p.getparent()) == "PhysicalVolumes"
+            )
 
     def disk_bytes(self, name_or_udid: str) -> dict | None:
         with self.emu.lock:

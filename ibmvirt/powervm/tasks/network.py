@@ -24,7 +24,7 @@ class PlugVifs(task.Task):
         with vifwait.vifs_plugged(self.virtapi, self.instance, self.network_info):
             for vif in self.network_info:
                 driver = pvm_vif.driver_for(vif, self.host.adapter, self.host.uuid, self.conf)
-                driver.plug(lpar, vif)
+                driver.plug(lpar, vif, self.instance.uuid)
                 self._plugged.append((driver, vif))
 
     def revert(self, lpar, result, flow_failures, **kwargs):
@@ -44,3 +44,15 @@ class PlugMgmtVif(task.Task):
 
     def execute(self, lpar):
         pvm_vif.plug_mgmt_vif(self.host.adapter, lpar)
+
+
+class DeleteTrunks(task.Task):
+    """The NovaLink trunk adapters paired with the LPAR's ovs adapters."""
+
+    def __init__(self, host, vswitch_name: str):
+        super().__init__(name="delete_trunks")
+        self.host, self.vswitch_name = host, vswitch_name
+
+    def execute(self, lpar):
+        if lpar is not None:
+            pvm_vif.delete_trunks_of(self.host.adapter, lpar, self.vswitch_name)

@@ -86,3 +86,57 @@ class RunFeedTask(task.Task):
         undo = self.new_feedtask()
         undo.add_functor_subtask(pvm_map.remove_maps, lpar.uuid)
         undo.execute()
+
+
+class DetachAll(task.Task):
+    """Remove every VIOS mapping of the instance in one FeedTask: its volumes'
+    (whose hdisks are then removed), the rest of the LPAR's, and, when the LPAR
+    is gone already, those still naming its boot disk or config drive."""
+
+    def __init__(self, ftsk, instance, volumes, owned_by_instance):
+        super().__init__(name="detach_storage")
+        self.ftsk, self.instance = ftsk, instance
+        self.volumes = volumes  # [(connector, connection_info)]
+        self.owned = owned_by_instance  # [match(instance, storage) -> bool]
+
+    def execute(self, lpar):
+        lpar_uuid = lpar.uuid if lpar is not None else None
+        if lpar_uuid is not None:
+            for connector, info in self.volumes:
+                connector.add_disconnect(self.ftsk, lpar_uuid, info)
+        instance, owned = self.instance, self.owned
+
+        def remove(vwrap):
+            removed = pvm_map.remove_maps(vwrap, lpar_uuid) if lpar_uuid else []
+            stale = [
+                m
+                for m in vwrap.scsi_mappings
+                if m.backing_storage is not None
+                and any(match(instance, m.backing_storage) for match in owned)
+            ]
+            for m in stale:
+                vwrap.scsi_mappings.remove(m)
+            return bool(removed or stale)
+
+        self.ftsk.add_functor_subtask(remove)
+        self.ftsk.execute()
+        for connector, info in self.volumes:
+            connector.after_disconnect(info)
+
+
+class DeleteBootDisk(task.Task):
+    def __init__(self, disk_driver, instance):
+        super().__init__(name="delete_boot_disk")
+        self.disk, self.instance = disk_driver, instance
+
+    def execute(self):
+        self.disk.delete_boot_disk(self.instance)
+
+
+class DeleteConfigDrive(task.Task):
+    def __init__(self, config_drive, instance):
+        super().__init__(name="delete_config_drive")
+        self.cfg, self.instance = config_drive, instance
+
+    def execute(self):
+        self.cfg.delete(self.instance)

@@ -73,3 +73,28 @@ class UpdateIBMi(task.Task):
 
         lpar = lpar.refresh()
         ibmi.update_ibmi_settings(self.host.adapter, lpar, self.boot_type).update()
+
+
+class StopForDelete(task.Task):
+    """Find the LPAR (None if it is gone already) and stop it at once."""
+
+    def __init__(self, host, instance):
+        super().__init__(name="stop_for_delete", provides="lpar")
+        self.host, self.instance = host, instance
+
+    def execute(self):
+        lpar = vm.find_lpar(self.host.adapter, self.instance)
+        if lpar is not None:
+            vm.power_off(lpar)
+        return lpar
+
+
+class Delete(task.Task):
+    def __init__(self, host):
+        super().__init__(name="delete_lpar")
+        self.host = host
+
+    def execute(self, lpar):
+        if lpar is not None:
+            vm.delete(self.host.adapter, lpar)
+            self.host.states.gone(lpar.uuid)

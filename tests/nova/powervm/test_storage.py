@@ -23,6 +23,7 @@ def _vios_wwpns(server) -> set[str]:
 
 class TestVolumes(powervm.PowerVMSingleComputeTestBase):
     def test_boot_from_volume_maps_the_lun_through_the_vioses(self):
+        disks_before = self.nl_view.physical_volumes()
         server = self.boot_from_volume([{"port": self.neutron.port_1["id"]}])
         (volume_id,) = self.array.masking
         # Cinder was given the VIOS physical port WWPNs, not per-instance ones.
@@ -31,10 +32,13 @@ class TestVolumes(powervm.PowerVMSingleComputeTestBase):
         pv_maps = [m for m in mappings if m[1].startswith("hdisk")]
         self.assertEqual({"vios1", "vios2"}, {vios for vios, _ in pv_maps})
         self.assertEqual([], [d for d in self.nl_view.virtual_disks() if d.startswith("b_")])
+        self.assertEqual(2, len(set(self.nl_view.physical_volumes()) - set(disks_before)))
         self._delete_server(server)
         self.assertEqual([], self.nl_view.scsi_mappings())
         self.assertEqual({}, self.array.masking)
         self.assertEqual({}, self.nl_view.lpars())
+        # The VIOSes forgot the LUN's hdisks before Cinder unmasked it.
+        self.assertEqual(disks_before, self.nl_view.physical_volumes())
 
     def test_a_volume_is_attached_to_and_detached_from_a_running_server(self):
         server = self.boot_from_image([{"port": self.neutron.port_1["id"]}])
