@@ -52,3 +52,33 @@ def test_a_vios_update_echoing_an_older_uptime_is_accepted(emulator, adapter):
     tsk_map.add_map(vios, tsk_map.build_vscsi_mapping(None, vios, lpar_uuid, vdisk))
     updated = vios.update()
     assert [m.backing_storage.name for m in updated.scsi_mappings if m.backing_storage] == ["up"]
+
+
+def test_media_go_into_a_repository_a_client_created(tmp_path):
+    """pypowervm creates the repository when no VIOS has one (validate_vopt_repo_exists);
+    the first upload into it then finds the (empty) media list the server keeps."""
+    import pypowervm.adapter as pvm_adpt
+    from pypowervm.tasks import vopt as tsk_vopt
+
+    from ibmvirt.emulators.novalink import app, inventory
+
+    inv = inventory.load("small")
+    for v in inv["vioses"]:
+        for vg in v.get("volume_groups", []):
+            vg.pop("media_repository", None)
+    srv = app.start(inv, token_dir=str(tmp_path))
+    try:
+        sess = pvm_adpt.Session(
+            "127.0.0.1", "neo", "passw0rd", protocol="http", port=srv.port, conn_tries=1
+        )
+        adapter = pvm_adpt.Adapter(sess)
+        vios_uuid, vg_uuid = tsk_vopt.validate_vopt_repo_exists(adapter, "rootvg", 1)
+        vopt, _ = tsk_stg.upload_vopt(adapter, vios_uuid, io.BytesIO(b"iso"), "cfg_new", 3)
+        assert vopt.media_name == "cfg_new"
+        vios = vios_named(adapter, "vios1")
+        assert [
+            m.media_name for m in vg_named(adapter, vios, "rootvg").vmedia_repos[0].optical_media
+        ] == ["cfg_new"]
+        sess._logoff()
+    finally:
+        srv.stop()

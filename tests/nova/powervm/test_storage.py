@@ -114,3 +114,51 @@ class TestImagesAndLeftovers(powervm.PowerVMSingleComputeTestBase):
         self.assertEqual([], self.nl_view.scsi_mappings())
         self.assertEqual([], [d for d in self.nl_view.virtual_disks() if d.startswith("b_")])
         self.assertEqual([], [m for m in self.nl_view.optical_media() if m.startswith("cfg_")])
+
+
+class TestVolumeRedundancy(powervm.PowerVMSingleComputeTestBase):
+    def setUp(self):
+        super().setUp()
+        self.flags(max_attempts=1, group="scheduler")
+
+    def test_a_volume_seen_by_fewer_vioses_than_required_is_refused(self):
+        self.flags(vscsi_vios_connections_required=3, group="powervm")
+        server = self.boot_from_volume([], expected_state="ERROR")
+        self.assertIn("visible on 2 Virtual I/O Server", server["fault"]["message"])
+        self.assertIn("vscsi_vios_connections_required", server["fault"]["message"])
+        self.assertEqual({}, self.nl_view.lpars())
+        self.assertEqual([], self.nl_view.scsi_mappings())
+
+
+def _without_media_repository(inv: dict) -> dict:
+    for v in inv["vioses"]:
+        for vg in v.get("volume_groups", []):
+            vg.pop("media_repository", None)
+    return inv
+
+
+class TestConfigDrive(powervm.PowerVMSingleComputeTestBase):
+    @property
+    def inventory(self):
+        from ibmvirt.emulators.novalink import inventory
+
+        return _without_media_repository(inventory.load("small"))
+
+    def test_the_config_drive_repository_is_created_and_the_drive_names_the_instance(self):
+        self.assertEqual([], self.nl_view.optical_media())
+        server = self.boot_from_image([], config_drive=True)
+        (media,) = [m for m in self.nl_view.optical_media() if m.startswith("cfg_")]
+        emu = self.novalink.emu
+        with emu.lock:
+            repos = [
+                (vg.field("GroupName"), r.findtext("{*}RepositorySize"))
+                for vg in emu.store.list("VolumeGroup")
+                for r in vg.elem.iter("{*}VirtualMediaRepository")
+            ]
+        self.assertEqual([("rootvg", "1")], [(n, s.split(".")[0]) for n, s in repos])
+        record = self.nl_view.disk_bytes(f"vopt:{media}")
+        with open(record["path"], "rb") as iso:
+            content = iso.read()
+        self.assertIn(server["id"].encode(), content)  # meta_data.json: the Nova UUID
+        self._delete_server(server)
+        self.assertEqual([], self.nl_view.optical_media())

@@ -259,6 +259,12 @@ def _vg_update(emu: Emulator, res: Resource, new: etree._Element) -> None:
                 f"{who}: VIOS {lpar.name_of(v.elem)!r} already has a media repository "
                 "(one per VIOS)"
             )
+        if new_repo.find(x.q("OpticalMedia")) is None:
+            # A client's new repository (VMediaRepos.bld) has no media list; the
+            # server's always has one, empty at first, as repo_element builds it.
+            schema.insert_ordered(
+                new_repo, etree.Element(x.q("OpticalMedia"), kb="CUD", kxe="false")
+            )
         old_media = {m.findtext(x.q("MediaName")): m for m in vopts(old)}
         new_media = {m.findtext(x.q("MediaName")): m for m in vopts(new)}
         for name in set(old_media) - set(new_media):
