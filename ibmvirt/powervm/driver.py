@@ -566,8 +566,12 @@ class PowerVMDriver(driver.ComputeDriver):
         """Remove cached images no instance of this host uses (localdisk)."""
         if not self.disk.capabilities.has_imagecache:
             return
+        if not CONF.image_cache.remove_unused_base_images:
+            return
         used = {i.image_ref for i in all_instances if i.host == CONF.host and i.image_ref}
-        removed = self.disk.remove_unused_images(used)
+        removed = self.disk.remove_unused_images(
+            used, CONF.image_cache.remove_unused_original_minimum_age_seconds
+        )
         if removed:
             LOG.info("Removed unused cached images: %s", ", ".join(removed))
 

@@ -7,6 +7,8 @@ is a copy of it. Names are cut to the 15 characters a logical volume may have.
 
 from __future__ import annotations
 
+import time
+
 from oslo_concurrency import lockutils
 from oslo_log import log as logging
 from pypowervm import exceptions as pvm_ex
@@ -42,6 +44,8 @@ class LocalDisk(DiskDriver):
         self.vios_uuid: str | None = None
         self.vg_uuid: str | None = None
         self.vg_name: str | None = None
+        #: Cached image disk name -> when this process first saw it unused.
+        self._unused_since: dict[str, float] = {}
 
     def check(self) -> None:
         wanted = self.conf.powervm.volume_group_name
@@ -132,17 +136,33 @@ class LocalDisk(DiskDriver):
         """Cached image disks by name."""
         return {d.name: d for d in self._vg().virtual_disks if d.name.startswith(IMAGE_PREFIX)}
 
-    def remove_unused_images(self, used_image_ids: set[str]) -> list[str]:
-        """Delete cached image disks no instance of this host was built from."""
+    def remove_unused_images(self, used_image_ids: set[str], min_age: float) -> list[str]:
+        """Delete cached image disks no instance of this host has used for
+        ``min_age`` seconds (Nova's remove_unused_original_minimum_age_seconds).
+
+        When an image became unused is known from the earlier passes of this
+        process; after a restart the clock starts again (images are kept longer,
+        never removed early).
+        """
         used = {image_disk_name(i) for i in used_image_ids}
         vg = self._vg()
-        unused = [
-            d for d in vg.virtual_disks if d.name.startswith(IMAGE_PREFIX) and d.name not in used
+        now = time.monotonic()
+        cached = {d.name: d for d in vg.virtual_disks if d.name.startswith(IMAGE_PREFIX)}
+        for name in used | (set(self._unused_since) - set(cached)):
+            self._unused_since.pop(name, None)
+        for name in set(cached) - used:
+            self._unused_since.setdefault(name, now)
+        expired = [
+            cached[n]
+            for n, since in self._unused_since.items()
+            if n in cached and now - since >= min_age
         ]
-        if unused:
+        if expired:
             try:
-                pvm_stg.rm_vg_storage(vg, vdisks=unused)
+                pvm_stg.rm_vg_storage(vg, vdisks=expired)
             except pvm_ex.Error as exc:
                 LOG.warning("Could not remove unused cached images: %s", exc)
                 return []
-        return [d.name for d in unused]
+            for d in expired:
+                self._unused_since.pop(d.name, None)
+        return [d.name for d in expired]

@@ -162,3 +162,29 @@ class TestConfigDrive(powervm.PowerVMSingleComputeTestBase):
         self.assertIn(server["id"].encode(), content)  # meta_data.json: the Nova UUID
         self._delete_server(server)
         self.assertEqual([], self.nl_view.optical_media())
+
+
+class TestImageCache(powervm.PowerVMSingleComputeTestBase):
+    def _cached(self):
+        return [d for d in self.nl_view.virtual_disks() if d.startswith("i_")]
+
+    def _pass(self):
+        from nova import context as nova_context
+
+        self.computes["compute"].manager._run_image_cache_manager_pass(
+            nova_context.get_admin_context()
+        )
+
+    def test_an_image_no_server_uses_is_removed_after_the_minimum_age(self):
+        server = self.boot_from_image([])
+        keep = self.boot_from_image([])
+        self.assertEqual(1, len(self._cached()))
+        self._delete_server(server)
+        self._pass()
+        self.assertEqual(1, len(self._cached()), "an image still used was removed")
+        self._delete_server(keep)
+        self._pass()  # unused from now on; Nova's default minimum age is a day
+        self.assertEqual(1, len(self._cached()))
+        self.flags(remove_unused_original_minimum_age_seconds=0, group="image_cache")
+        self._pass()
+        self.assertEqual([], self._cached())
