@@ -98,8 +98,9 @@ class PowerStates:
     def get(self, lpar_uuid: str) -> str | None:
         """The LPAR's state, None if the host has no such LPAR."""
         with self._lock:
-            valid = self._valid
-        if not valid:
+            # Several changed LPARs (a burst of events): one read answers them all.
+            refresh = not self._valid or (lpar_uuid in self._stale and len(self._stale) > 1)
+        if refresh:
             self._refresh_all()
         with self._lock:
             stale = lpar_uuid in self._stale

@@ -45,8 +45,8 @@ class VifDriver(abc.ABC):
         self.conf = conf
 
     @abc.abstractmethod
-    def plug(self, lpar, vif) -> pvm_net.CNA:
-        """Create the LPAR's adapter for the port."""
+    def plug(self, lpar, vif, instance_uuid: str) -> pvm_net.CNA:
+        """Create the LPAR's adapter for the port of Nova instance ``instance_uuid``."""
 
     def unplug(self, lpar, vif) -> bool:
         """Remove the port's adapter; False if it had none."""
@@ -76,16 +76,15 @@ class VifDriver(abc.ABC):
 class SEAVifDriver(VifDriver):
     vif_type = contract.VIF_TYPE_PVM_SEA
 
-    def plug(self, lpar, vif) -> pvm_net.CNA:
+    def plug(self, lpar, vif, instance_uuid: str) -> pvm_net.CNA:
         details = vif.get("details") or {}
         vlan = details.get(contract.VIF_DETAILS_PVM_VLAN) or vif["network"].get_meta("vlan")
-        cna = pvm_cna.crt_cna(
+        cna = create_cna(
             self.adapter,
-            None,
-            lpar.uuid,
+            lpar,
             int(vlan) if vlan else 1,
-            vswitch=SEA_VSWITCH,
-            mac_addr=contract.pvm_mac(vif["address"]),
+            _vswitch(self.adapter, SEA_VSWITCH),
+            mac=contract.pvm_mac(vif["address"]),
         )
         self._announce(cna, "plug", vif)
         return cna
@@ -94,7 +93,7 @@ class SEAVifDriver(VifDriver):
 class OVSVifDriver(VifDriver):
     vif_type = contract.VIF_TYPE_OVS
 
-    def plug(self, lpar, vif) -> pvm_net.CNA:
+    def plug(self, lpar, vif, instance_uuid: str) -> pvm_net.CNA:
         mgmt = pvm_par.get_mgmt_partition(self.adapter)
         dev_name = vif.get("devname") or (OVS_DEV_PREFIX + vif["id"])[:14]
         ext_ids = ",".join(
@@ -102,7 +101,7 @@ class OVSVifDriver(VifDriver):
                 f"iface-id={vif['id']}",
                 "iface-status=active",
                 f"attached-mac={vif['address']}",
-                f"vm-uuid={lpar.uuid.lower()}",
+                f"vm-uuid={instance_uuid}",  # Nova's UUID: the OVS agent's device_id
             )
         )
         cna, _trunks = pvm_cna.crt_p2p_cna(
@@ -158,17 +157,30 @@ def _on_switch(cna: pvm_net.CNA, switch: pvm_net.VSwitch) -> bool:
     return bool(cna.vswitch_uri) and cna.vswitch_uri.upper().endswith(switch.uuid.upper())
 
 
+def _vswitch(adapter, name: str) -> pvm_net.VSwitch:
+    switch = _vswitches(adapter).get(name)
+    if switch is None:
+        raise pvm_ex.Error(f"Unable to find the Virtual Switch {name} on the system.")
+    return switch
+
+
+def create_cna(adapter, lpar, vlan: int, switch: pvm_net.VSwitch, mac: str | None = None):
+    """A client adapter on ``switch`` (pypowervm's crt_cna, minus its re-read of
+    the LPAR: it has only the UUID, and CNA.create needs the partition type)."""
+    if adapter.traits.vnet_aware:  # an HMC; NovaLink is not
+        return pvm_cna.crt_cna(adapter, None, lpar.uuid, vlan, vswitch=switch.name, mac_addr=mac)
+    return pvm_net.CNA.bld(adapter, str(vlan), switch.related_href, mac_addr=mac).create(
+        parent=lpar
+    )
+
+
 def plug_mgmt_vif(adapter, lpar) -> pvm_net.CNA | None:
-    """The RMC adapter (MGMTSWITCH, VLAN 4094), if the host has that switch and
-    the LPAR has no adapter on it yet."""
+    """The RMC adapter (MGMTSWITCH, VLAN 4094) of a new LPAR, if the host has that
+    switch (spawn plugs it once, on an LPAR it just created)."""
     mgmt = _vswitches(adapter).get(contract.PVM_MGMT_VSWITCH)
     if mgmt is None:
         return None
-    if any(_on_switch(c, mgmt) for c in pvm_net.CNA.get(adapter, parent=lpar)):
-        return None
-    return pvm_cna.crt_cna(
-        adapter, None, lpar.uuid, contract.PVM_MGMT_VLAN, vswitch=contract.PVM_MGMT_VSWITCH
-    )
+    return create_cna(adapter, lpar, contract.PVM_MGMT_VLAN, mgmt)
 
 
 def delete_trunks_of(adapter, lpar, vswitch_name: str) -> None:
