@@ -59,3 +59,47 @@ class TestLocalDiskLifecycle(powervm.PowerVMSingleComputeTestBase):
 
         self._delete_server(server)
         self._nothing_left(before)
+
+
+class TestPowerOff(powervm.PowerVMSingleComputeTestBase):
+    def _record_power_offs(self):
+        jobs = self.novalink.emu.jobs
+        key = ("LogicalPartition", "PowerOff")
+        real = jobs._ops[key]
+        seen = []
+
+        def recording(job):
+            seen.append((job.params.get("operation"), job.params.get("immediate")))
+            return real(job)
+
+        jobs._ops[key] = recording
+        return seen
+
+    def test_stop_asks_the_os_first_and_delete_stops_at_once(self):
+        server = self.boot_from_image([])
+        seen = self._record_power_offs()
+        server = self._stop_server(server)  # Nova gives a clean-shutdown timeout
+        # pypowervm's progressive power-off: OS immediate shutdown first.
+        self.assertEqual([("osshutdown", "true")], seen)
+        server = self._start_server(server)
+        del seen[:]
+        self._delete_server(server)
+        self.assertEqual([("shutdown", "true")], seen)  # VSP hard: immediate
+
+    def test_stop_without_rmc_falls_back_to_the_vsp(self):
+        server = self.boot_from_image([])
+        emu = self.novalink.emu
+        with emu.lock:
+            (lp,) = [
+                p
+                for p in emu.store.list("LogicalPartition")
+                if p.field("IsManagementPartition") != "true"
+            ]
+            lp.elem.find(".//{*}ResourceMonitoringControlState").text = "inactive"
+            lp.bump()
+        seen = self._record_power_offs()
+        server = self._stop_server(server)
+        self.assertEqual("SHUTOFF", server["status"])
+        # No RMC, no OS shutdown: a normal (not immediate) VSP power-off.
+        self.assertEqual([("shutdown", None)], seen)
+        self.assertEqual("not activated", next(iter(self.nl_view.lpars().values()))["state"])
