@@ -73,16 +73,35 @@ class VifDriver(abc.ABC):
             LOG.warning("Could not announce the %s of port %s: %s", action, vif["id"], exc)
 
 
+def vlan_of(vif) -> int:
+    """The port's VLAN from Neutron's binding (1, the SEA's untagged PVID, when
+    flat); anything but a VLAN id is refused before NovaLink is asked."""
+    details = vif.get("details") or {}
+    raw = details.get(contract.VIF_DETAILS_PVM_VLAN)
+    if raw in (None, ""):
+        raw = vif["network"].get_meta("vlan")
+    if raw in (None, ""):
+        return 1
+    try:
+        vlan = int(str(raw), 10)
+    except ValueError:
+        vlan = 0
+    if not 1 <= vlan <= 4094:
+        raise exception.VirtualInterfacePlugException(
+            f"port {vif['id']}: binding:vif_details {contract.VIF_DETAILS_PVM_VLAN}={raw!r} "
+            "is not a VLAN id (1-4094)"
+        )
+    return vlan
+
+
 class SEAVifDriver(VifDriver):
     vif_type = contract.VIF_TYPE_PVM_SEA
 
     def plug(self, lpar, vif, instance_uuid: str) -> pvm_net.CNA:
-        details = vif.get("details") or {}
-        vlan = details.get(contract.VIF_DETAILS_PVM_VLAN) or vif["network"].get_meta("vlan")
         cna = create_cna(
             self.adapter,
             lpar,
-            int(vlan) if vlan else 1,
+            vlan_of(vif),
             _vswitch(self.adapter, SEA_VSWITCH),
             mac=contract.pvm_mac(vif["address"]),
         )
