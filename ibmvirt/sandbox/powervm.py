@@ -371,7 +371,7 @@ class PowerVMComputeMixin:
         os.makedirs(disk_dir, mode=0o700)
         os.makedirs(os.path.join(self.state_dir, "tokens"), mode=0o700)
         self.novalink = app.start(
-            self.inventory,
+            _fc_volumes_from_the_array(self.inventory),
             token_dir=os.path.join(self.state_dir, "tokens"),
             disk_dir=disk_dir,
             event_wait=1.0,
@@ -433,6 +433,18 @@ class PowerVMComputeMixin:
         ]
         created = self.api.post_server({"server": body})
         return self._wait_for_state_change(created, expected_state)
+
+
+def _fc_volumes_from_the_array(inv):
+    """The inventory without its own discoverable FC volumes: in the sandbox
+    every LUN comes from the FC array Cinder (PowerVMFCArray), the same disk on
+    each VIOS zoned to it."""
+    from ibmvirt.emulators.novalink import inventory
+
+    inv = inventory.load(inv) if isinstance(inv, str) else inv
+    for vios in inv.get("vioses", []):
+        vios.pop("discoverable_volumes", None)
+    return inv
 
 
 def _rmtree(path: str) -> None:
