@@ -27,6 +27,7 @@ from pypowervm import const as pvm_const
 from pypowervm import exceptions as pvm_ex
 from pypowervm.tasks import partition as pvm_par
 from pypowervm.tasks import power_opts as pvm_popts
+from taskflow import exceptions as tf_exc
 from taskflow.patterns import linear_flow
 
 import ibmvirt.conf  # noqa: F401  (registers [powervm])
@@ -55,6 +56,12 @@ def _failure(exc: Exception) -> str:
     Nova keeps 255 characters of a fault message, and pypowervm's job errors
     put the server's own message after a long request description.
     """
+    if isinstance(exc, tf_exc.WrappedFailure):
+        # A FeedTask whose VIOS updates failed in parallel: the first one says why.
+        failures = list(exc)
+        first = failures[0].exception if failures and failures[0].exception else None
+        more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+        return (_failure(first) if first is not None else str(exc)) + more
     if isinstance(exc, pvm_ex.HttpError) and exc.her_wrap is not None:
         return f"NovaLink refused {exc.response.reqmethod}: {exc.her_wrap.message}"
     if isinstance(exc, pvm_ex.Error):
@@ -544,7 +551,7 @@ class PowerVMDriver(driver.ComputeDriver):
         try:
             connector.add_connect(ftsk, lpar.uuid, connection_info)
             ftsk.execute()
-        except pvm_ex.Error as exc:
+        except (pvm_ex.Error, tf_exc.WrappedFailure) as exc:
             raise exception.VolumeAttachFailed(
                 volume_id=pvm_volume.volume_id_of(connection_info),
                 reason=f"LPAR {lpar.name}: {_failure(exc)}",
@@ -556,8 +563,14 @@ class PowerVMDriver(driver.ComputeDriver):
             return
         ftsk = self._new_feedtask()
         connector = pvm_volume.connector_for(connection_info, self.host, CONF)
-        connector.add_disconnect(ftsk, lpar.uuid, connection_info)
-        ftsk.execute()
+        try:
+            connector.add_disconnect(ftsk, lpar.uuid, connection_info)
+            ftsk.execute()
+        except (pvm_ex.Error, tf_exc.WrappedFailure) as exc:
+            raise exception.VolumeDetachFailed(
+                volume_id=pvm_volume.volume_id_of(connection_info),
+                reason=f"LPAR {lpar.name}: {_failure(exc)}",
+            ) from exc
         connector.after_disconnect(connection_info)
 
     # -- image cache ----------------------------------------------------------------

@@ -55,6 +55,27 @@ class TestVolumes(powervm.PowerVMSingleComputeTestBase):
         self.assertNotIn(volume, self.array.masking)
         self._delete_server(server)
 
+    def test_a_failed_detach_leaves_the_volume_attached(self):
+        server = self.boot_from_image([])
+        volume = self.array.SWAP_OLD_VOL
+        self.api.post_server_volume(server["id"], {"volumeAttachment": {"volumeId": volume}})
+        self._wait_for_volume_attach(server["id"], volume)
+        attached = self.nl_view.scsi_mappings()
+        self.nl_control.injector.add(
+            "POST",
+            r"VirtualIOServer/[^/?]+\?group=",
+            status=500,
+            times=10,
+            message="[EMUL0099] VIOS update refused",
+        )
+        # The harness makes Nova's casts calls, so the API answers with the failure.
+        with self.assertRaisesRegex(Exception, "VolumeDetachFailed"):
+            self.api.delete_server_volume(server["id"], volume)
+        self.nl_control.injector.reset()
+        self.assertEqual(attached, self.nl_view.scsi_mappings())
+        ids = [a["volumeId"] for a in self.api.get_server_volumes(server["id"])]
+        self.assertIn(volume, ids)
+
 
 class TestSharedStoragePool(powervm.PowerVMSingleComputeTestBase):
     disk_driver = "ssp"
