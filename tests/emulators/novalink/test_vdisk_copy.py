@@ -82,3 +82,47 @@ def test_media_go_into_a_repository_a_client_created(tmp_path):
         sess._logoff()
     finally:
         srv.stop()
+
+
+def test_power_on_removes_the_named_medium_after_the_time(emulator, adapter, host):
+    """PowerOn with remove_optical_name/_time (pypowervm PowerOnOpts.remove_optical):
+    the config drive is unmapped from the partition and deleted from the repository."""
+    import time
+
+    from pypowervm import const as pvm_const
+    from pypowervm.tasks import power as pvm_power
+    from pypowervm.tasks import power_opts as pvm_popts
+    from pypowervm.tasks import scsi_mapper as tsk_map
+    from pypowervm.tasks import vopt as tsk_vopt
+
+    from ibmvirt.emulators.novalink.state import vopt_removal
+
+    from .test_lpar import build
+
+    lpar = build(adapter, host, name="cfg-eject").create(parent=host)
+    vios_uuid, _ = tsk_vopt.validate_vopt_repo_exists(adapter)
+    vopt, _ = tsk_stg.upload_vopt(adapter, vios_uuid, io.BytesIO(b"cfg"), "cfg_eject", 3)
+    tsk_map.add_vscsi_mapping(host.uuid, vios_uuid, lpar.uuid, vopt)
+    timers = []
+    real_timer = vopt_removal.threading.Timer
+    vopt_removal.threading.Timer = lambda delay, fn, args: (
+        timers.append(delay) or real_timer(0, fn, args)
+    )
+    try:
+        opts = pvm_popts.PowerOnOpts().remove_optical("cfg_eject", time=2)
+        pvm_power.PowerOp.start(lpar.refresh(), opts=opts)
+    finally:
+        vopt_removal.threading.Timer = real_timer
+    assert timers == [120.0]  # minutes, as NovaLink takes them
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and "vopt:cfg_eject" in emulator.emu.uploads:
+        time.sleep(0.05)
+    vios = vios_named(adapter, "vios1", [pvm_const.XAG.VIO_SMAP])
+    assert not [
+        m
+        for m in vios.scsi_mappings
+        if m.backing_storage is not None
+        and getattr(m.backing_storage, "media_name", None) == "cfg_eject"
+    ]
+    repo = vg_named(adapter, vios, "rootvg").vmedia_repos[0]
+    assert "cfg_eject" not in [m.media_name for m in repo.optical_media]

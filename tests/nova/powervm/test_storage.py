@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pypowervm.adapter as pvm_adpt
 from pypowervm.tasks import power as pvm_power
 from pypowervm.tasks import power_opts as pvm_popts
@@ -183,6 +185,22 @@ class TestConfigDrive(powervm.PowerVMSingleComputeTestBase):
         self.assertIn(server["id"].encode(), content)  # meta_data.json: the Nova UUID
         self._delete_server(server)
         self.assertEqual([], self.nl_view.optical_media())
+
+    def test_the_config_drive_is_removed_after_boot_when_asked(self):
+        self.flags(remove_vopt_media_on_boot=True, remove_vopt_media_time=0, group="powervm")
+        server = self.boot_from_image([], config_drive=True)
+
+        def media():
+            return [m for m in self.nl_view.optical_media() if m.startswith("cfg_")]
+
+        for _ in range(100):
+            if not media():
+                break
+            time.sleep(0.05)
+        self.assertEqual([], media())
+        self.assertEqual([], [m for m in self.nl_view.scsi_mappings() if m[1].startswith("cfg_")])
+        self.assertEqual("ACTIVE", self.api.get_server(server["id"])["status"])
+        self._delete_server(server)
 
 
 class TestImageCache(powervm.PowerVMSingleComputeTestBase):

@@ -28,6 +28,7 @@ def register_all(emu: Emulator) -> None:
         "scsibus",
         "pool",
         "mgmt_io",
+        "vopt_removal",
     ):
         try:
             mod = __import__(f"ibmvirt.emulators.novalink.state.{optional}", fromlist=["x"])

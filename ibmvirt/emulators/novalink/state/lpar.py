@@ -709,7 +709,17 @@ def power_on(emu: Emulator, job: Job) -> dict[str, str]:
             emu.publish("MODIFY_URI", res, "Other")
     finally:
         _end_operation(emu, res)
+    for hook in emu.ext.get(_POWER_ON_HOOKS, []):
+        hook(emu, res, job.params)
     return {}
+
+
+_POWER_ON_HOOKS = "lpar.power_on_hooks"
+
+
+def add_power_on_hook(emu: Emulator, hook: Any) -> None:
+    """Run ``hook(emu, partition, job_params)`` once a partition has started."""
+    emu.ext.setdefault(_POWER_ON_HOOKS, []).append(hook)
 
 
 def power_off(emu: Emulator, job: Job) -> dict[str, str]:
