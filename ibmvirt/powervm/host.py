@@ -38,6 +38,7 @@ class Host:
         self.states: event.PowerStates | None = None
         self.lifecycle: event.LifecycleEvents | None = None
         self._listener = None
+        self._mgmt: tuple[type, str] | None = None  # the NovaLink partition's wrapper type, UUID
 
     @property
     def adapter(self):
@@ -201,9 +202,15 @@ class Host:
         from pypowervm.wrappers import virtual_io_server as pvm_vios
 
         parts = list(pvm_vios.VIOS.get(self.adapter, xag=[]))
-        mgmt = pvm_part.get_mgmt_partition(self.adapter)
-        if mgmt.uuid not in {p.uuid for p in parts}:
-            parts.append(mgmt)
+        if self._mgmt is None:
+            # Found once (pypowervm's search for it may read every LPAR), then by UUID.
+            found = pvm_part.get_mgmt_partition(self.adapter)
+            self._mgmt = (type(found), found.uuid)
+        else:
+            found = None
+        cls, mgmt_uuid = self._mgmt
+        if mgmt_uuid not in {p.uuid for p in parts}:
+            parts.append(found or cls.get(self.adapter, uuid=mgmt_uuid, xag=[]))
         units, memory = 0.0, 0
         for part in parts:
             procs = part.proc_config

@@ -223,3 +223,15 @@ def test_the_budget_check_fails_for_a_read_per_instance(host_with, monkeypatch):
     monkeypatch.setattr(host.drv, "get_info", get_info_one_read_each)
     with pytest.raises(AssertionError, match="made 10 NovaLink requests"):
         assert_sync_budget(host, 1)
+
+
+@pytest.mark.parametrize("lpars", [3, 60])
+def test_the_resource_update_reads_no_lpar_feed(host_with, lpars):
+    """Nova's periodic resource update: a constant number of small reads, none
+    of them a feed whose size grows with the LPARs."""
+    host = host_with(lpars)
+    host.drv.get_available_resource("compute")  # the first finds the NovaLink partition
+    made = host.requests(lambda: host.drv.get_available_resource("compute"))
+    paths = [r.path.split("?")[0] for r in made]
+    assert len(made) <= 4, paths
+    assert not [p for p in paths if p.rstrip("/").endswith("LogicalPartition") or "search" in p]
