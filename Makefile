@@ -14,7 +14,7 @@ export OS_NOVA_DISABLE_EVENTLET_PATCHING := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: demo test lint format unit emulators guest-tools-test nova-tests neutron-tests \
-        bench sample-config guest-tools constraints clean shellcheck
+        bench sample-config guest-tools constraints clean shellcheck genisoimage
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +31,7 @@ $(STAMP): $(DEPS) $(SOURCES)
 	rm -rf build
 	touch $@
 
-demo: $(STAMP)
+demo: $(STAMP) genisoimage
 	$(PY) -m ibmvirt.cmd.sandbox demo
 
 lint: $(STAMP)
@@ -48,6 +48,13 @@ shellcheck:
 	  echo "installing Debian's shellcheck"; \
 	  (apt-get update -qq && apt-get install -y -qq shellcheck) >/dev/null; }
 
+# Debian's genisoimage: Nova builds config drives with it (mkisofs_cmd), as on
+# a real nova-compute host.
+genisoimage:
+	@command -v genisoimage >/dev/null || { \
+	  echo "installing Debian's genisoimage"; \
+	  (apt-get update -qq && apt-get install -y -qq genisoimage) >/dev/null; }
+
 # Each suite is its own pytest process: Nova's and Neutron's harnesses cannot
 # share one. Every suite runs; the target fails if any failed.
 SUITES := tests/unit tests/emulators tests/guest_tools tests/nova
@@ -56,7 +63,7 @@ SUITES += tests/neutron
 endif
 PYTEST_ARGS ?=
 
-test: $(STAMP) shellcheck
+test: $(STAMP) shellcheck genisoimage
 	@failed=""; \
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . || failed="$$failed lint"; \
 	for suite in $(SUITES); do \
@@ -70,7 +77,7 @@ test: $(STAMP) shellcheck
 unit emulators nova-tests neutron-tests: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS) tests/$(patsubst %-tests,%,$@)
 
-bench: $(STAMP)
+bench: $(STAMP) genisoimage
 	$(PY) -m bench.run
 
 # Regenerate etc/ sample configs (a unit test fails when they are stale).
