@@ -111,7 +111,7 @@ class Host:
         pvm_vswitch_for_novalink_io (a VIOS's SEA trunks are never touched).
         Returns the MACs of the trunks deleted.
         """
-        mgmt = pvm_par.get_mgmt_partition(self.adapter)
+        mgmt = self.mgmt_partition()
         # pypowervm reads every partition's adapters: only when there are trunks at all.
         if not any(c.is_trunk for c in pvm_net.CNA.get(self.adapter, parent=mgmt)):
             return []
@@ -195,22 +195,24 @@ class Host:
     def memory_region_mb(self) -> int:
         return int(self.require_system().memory_region_size)
 
+    def mgmt_partition(self):
+        """The NovaLink partition's wrapper: searched for once (pypowervm's
+        search may read every LPAR), then read by UUID."""
+        if self._mgmt is None:
+            found = pvm_par.get_mgmt_partition(self.adapter)
+            self._mgmt = (type(found), found.uuid)
+            return found
+        cls, uuid = self._mgmt
+        return cls.get(self.adapter, uuid=uuid, xag=[])
+
     def io_partitions_usage(self) -> tuple[float, int]:
         """Processor units and MiB held by the VIOSes and the NovaLink partition:
         part of what the system can configure, never available to instances."""
-        from pypowervm.tasks import partition as pvm_part
         from pypowervm.wrappers import virtual_io_server as pvm_vios
 
         parts = list(pvm_vios.VIOS.get(self.adapter, xag=[]))
-        if self._mgmt is None:
-            # Found once (pypowervm's search for it may read every LPAR), then by UUID.
-            found = pvm_part.get_mgmt_partition(self.adapter)
-            self._mgmt = (type(found), found.uuid)
-        else:
-            found = None
-        cls, mgmt_uuid = self._mgmt
-        if mgmt_uuid not in {p.uuid for p in parts}:
-            parts.append(found or cls.get(self.adapter, uuid=mgmt_uuid, xag=[]))
+        if self._mgmt is None or self._mgmt[1] not in {p.uuid for p in parts}:
+            parts.append(self.mgmt_partition())
         units, memory = 0.0, 0
         for part in parts:
             procs = part.proc_config
