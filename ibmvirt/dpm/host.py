@@ -9,7 +9,6 @@ which partitions are ours, their statuses) with as few HMC requests as possible.
 
 from __future__ import annotations
 
-import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ import zhmcclient
 from oslo_config import cfg
 from oslo_log import log as logging
 
+from ibmvirt.common import tls as common_tls
 from ibmvirt.conf import types as conf_types
 from ibmvirt.dpm import exceptions as dpm_exc
 from ibmvirt.dpm import naming
@@ -40,20 +40,14 @@ OPERATION_STATUS_SECONDS = 2.0
 
 
 def system_trust_store() -> str:
-    """The system's CA trust store (a PEM bundle, else a hashed directory).
-
-    OpenSSL's default verify paths, so SSL_CERT_FILE and SSL_CERT_DIR apply as
-    they do to every other TLS client on the host.
-    """
-    paths = ssl.get_default_verify_paths()
-    store = paths.cafile or paths.capath
-    if not store:
+    """The system's CA trust store, for [dpm] hmc_ca_file unset."""
+    try:
+        return common_tls.system_trust_store()
+    except common_tls.NoTrustStore as exc:
         raise dpm_exc.DPMConfigurationError(
-            reason="[dpm] hmc_ca_file is unset and this system has no CA trust store "
-            f"({paths.openssl_cafile} or {paths.openssl_capath}); set [dpm] hmc_ca_file "
-            "to the CA bundle that signed the HMC certificate"
-        )
-    return store
+            reason=f"[dpm] hmc_ca_file is unset and this system has {exc}; set [dpm] "
+            "hmc_ca_file to the CA bundle that signed the HMC certificate"
+        ) from None
 
 
 def build_client(conf: cfg.ConfigOpts) -> zhmcclient.Client:

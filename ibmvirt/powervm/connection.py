@@ -28,6 +28,7 @@ import requests
 from oslo_config import cfg
 from pypowervm.helpers import vios_busy
 
+from ibmvirt.common import tls as common_tls
 from ibmvirt.powervm import exceptions as pvm_exc
 
 #: Attempts (2 s apart, pypowervm's delay) to reach NovaLink while it is still starting.
@@ -107,7 +108,7 @@ def session_args(conf: cfg.ConfigOpts) -> dict:
 
 
 def tls_verify(conf: cfg.ConfigOpts) -> bool | str:
-    """requests' ``verify``: the CA file, the system store (True), or off."""
+    """requests' ``verify``: the CA file, the system trust store, or off."""
     pvm = conf.powervm
     if pvm.novalink_insecure:
         return False
@@ -116,7 +117,16 @@ def tls_verify(conf: cfg.ConfigOpts) -> bool | str:
             option="novalink_ca_file",
             reason=f"{pvm.novalink_ca_file} is not a readable file (a PEM CA bundle)",
         )
-    return pvm.novalink_ca_file or True
+    if pvm.novalink_ca_file:
+        return pvm.novalink_ca_file
+    try:
+        return common_tls.system_trust_store()  # not certifi's bundle
+    except common_tls.NoTrustStore as exc:
+        raise pvm_exc.ConfigError(
+            option="novalink_ca_file",
+            reason=f"unset, and this system has {exc}: set it to the CA bundle that signed "
+            "the NovaLink certificate",
+        ) from None
 
 
 def build_adapter(conf: cfg.ConfigOpts, conn_tries: int = CONNECT_TRIES) -> pvm_adpt.Adapter:

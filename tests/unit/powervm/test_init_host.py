@@ -254,6 +254,19 @@ def test_tls_without_ca_file_uses_the_system_store(conf, novalink, drivers, no_e
     assert "not trusted by the system trust store (novalink_ca_file is unset)" in msg
 
 
+def test_tls_without_ca_file_trusts_what_the_system_trusts(
+    conf, novalink, drivers, no_env_ca, monkeypatch
+):
+    """Unset means the system store (here SSL_CERT_FILE names the emulator's CA),
+    not certifi's bundle, which would refuse a site CA."""
+    srv = novalink(https=True)
+    monkeypatch.setenv("SSL_CERT_FILE", srv.tls.ca_file)
+    remote(conf, srv, novalink_ca_file=None)
+    drv = drivers()
+    drv.init_host("compute")
+    assert drv.list_instances() == []
+
+
 def test_novalink_insecure_works(conf, novalink, drivers, env_ca, tmp_path):
     srv = novalink(https=True)
     env_ca(tlsfiles.prepare(str(tmp_path / "other"))[1].ca_file)
