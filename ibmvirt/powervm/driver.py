@@ -223,7 +223,9 @@ class PowerVMDriver(driver.ComputeDriver):
         return len(self.host.states.all())
 
     def list_instance_uuids(self) -> list[str]:
-        return [vm.nova_uuid_candidates(u)[0] for u in self.host.states.all()]
+        """Both Nova UUIDs each LPAR UUID may come from (PowerVM cleared the top
+        bit): Nova looks these up in its database, where only the real one is."""
+        return [c for u in self.host.states.all() for c in vm.nova_uuid_candidates(u)]
 
     def instance_exists(self, instance) -> bool:
         return self.host.states.get(vm.pvm_uuid_of(instance)) is not None
@@ -516,9 +518,17 @@ class PowerVMDriver(driver.ComputeDriver):
         lpar = vm.find_lpar(self.host.adapter, instance)
         if lpar is None:
             return
+        possible, why = lpar.can_modify_io()
+        if not possible:
+            refusal = pvm_exc.DLPARNotPossible(
+                lpar=lpar.name, what="an adapter removal", reason=why
+            )
+            LOG.error("%s", refusal.format_message(), instance=instance)
+            raise exception.InterfaceDetachFailed(instance_uuid=instance.uuid) from refusal
         try:
             pvm_vif.driver_for(vif, self.host.adapter, self.host.uuid, CONF).unplug(lpar, vif)
         except pvm_ex.Error as exc:
+            LOG.error("Detaching port %s failed: %s", vif["id"], _failure(exc), instance=instance)
             raise exception.InterfaceDetachFailed(instance_uuid=instance.uuid) from exc
 
     # -- volumes ----------------------------------------------------------------

@@ -56,3 +56,6 @@ class DeleteTrunks(task.Task):
     def execute(self, lpar):
         if lpar is not None:
             pvm_vif.delete_trunks_of(self.host.adapter, lpar, self.vswitch_name)
+        else:
+            # The LPAR went behind Nova's back: its trunks are orphans now.
+            self.host.scrub_orphan_trunks()

@@ -125,6 +125,23 @@ class TestOvsVifs(_NetworkTestBase):
         self._delete_server(server)
         self.assert_nothing_left()
 
+    def test_an_lpar_deleted_behind_novas_back_leaves_no_trunk(self):
+        port = self.neutron.port_1
+        self.pvm_neutron.vif_types[port["id"]] = contract.VIF_TYPE_OVS
+        server = self.boot_from_image([{"port": port["id"]}])
+        lpar = self.lpar()
+        emu = self.novalink.emu
+        with emu.lock:  # as `pvmctl lpar delete` would, leaving the NovaLink trunk
+            res = emu.store.get("LogicalPartition", lpar["uuid"])
+            for cna in emu.store.list("ClientNetworkAdapter", parent=res):
+                emu.store.remove(cna)
+            emu.store.remove(res)
+        self.assertNotEqual(
+            [], [t for t in self.nl_view.trunks() if t["vswitch"] == NOVALINK_VSWITCH]
+        )
+        self._delete_server(server)
+        self.assertEqual([], [t for t in self.nl_view.trunks() if t["vswitch"] == NOVALINK_VSWITCH])
+
 
 class TestInterfaceAttachDetach(_NetworkTestBase):
     def _attach(self, server, port_id):
@@ -201,6 +218,25 @@ class TestInterfaceAttachDetach(_NetworkTestBase):
         self.assertIn("RMC", fault["exception_message"])
         (name,) = self.nl_view.lpars()
         self.assertIn(name, fault["exception_message"])
+
+    def test_detach_is_refused_while_rmc_is_down(self):
+        server = self.boot_from_image([{"port": self.neutron.port_1["id"]}])
+        lpar = self.lpar()
+        port = self.new_port()
+        self._attach(server, port["id"])
+        before = self.adapters(lpar["uuid"])
+        emu = self.novalink.emu
+        with emu.lock:  # the guest stopped RMC
+            res = emu.store.get("LogicalPartition", lpar["uuid"])
+            res.elem.find(".//{*}ResourceMonitoringControlState").text = "inactive"
+            res.bump()
+        self.assertRaises(
+            client.OpenStackApiException,
+            self.api.detach_interface,
+            server["id"],
+            port["id"],
+        )
+        self.assertEqual(before, self.adapters(lpar["uuid"]))  # the adapter is still there
 
 
 class TestVifPluggedWait(_NetworkTestBase):
