@@ -50,6 +50,9 @@ class ConnectVolume(task.Task):
     def execute(self, lpar):
         self.connector.add_connect(self.ftsk, lpar.uuid, self.connection_info)
 
+    def revert(self, lpar, result, flow_failures, **kwargs):
+        self.connector.undo_connect(self.connection_info)
+
 
 class CreateConfigDrive(task.Task):
     """Build and upload the config drive, queue its mapping; revert removes it."""

@@ -40,6 +40,9 @@ class VolumeConnector(abc.ABC):
     def after_disconnect(self, connection_info: dict) -> None:  # noqa: B027  (optional hook)
         """Clean-up once the FeedTask has removed the mappings (device removal)."""
 
+    def undo_connect(self, connection_info: dict) -> None:  # noqa: B027  (optional hook)
+        """Undo what add_connect did outside the FeedTask (discovered devices)."""
+
 
 def connector_for(connection_info: dict, host, conf: cfg.ConfigOpts) -> VolumeConnector:
     kind = connection_info.get("driver_volume_type")

@@ -49,6 +49,7 @@ class VSCSIFibreChannel(VolumeConnector):
         lun = data["target_lun"]
         host_uuid = self.host.uuid
         seen_on = []
+        self.discovered: list[tuple[str, str]] = []  # (VIOS UUID, hdisk) found here
         for vios_w in self._vioses():
             initiators = [w for w in map(_norm, vios_w.get_pfc_wwpns()) if w in itmap]
             if not initiators:
@@ -62,6 +63,7 @@ class VSCSIFibreChannel(VolumeConnector):
                 )
                 continue
             seen_on.append(vios_w.name)
+            self.discovered.append((vios_w.uuid, device))
             pv = pvm_stor.PV.bld(self.adapter, device, udid=udid, tag=volume_id)
 
             def connect(vwrap, pv=pv):
@@ -98,7 +100,16 @@ class VSCSIFibreChannel(VolumeConnector):
         """Remove the hdisks whose mappings went (the array then unmasks the LUN)."""
         for vios_uuid, devices in getattr(self, "_removed", {}).items():
             for device in devices:
-                try:
-                    pvm_hdisk.remove_hdisk(self.adapter, None, device, vios_uuid)
-                except pvm_ex.Error as exc:
-                    LOG.warning("Could not remove %s from VIOS %s: %s", device, vios_uuid, exc)
+                self._remove_hdisk(vios_uuid, device)
+
+    def undo_connect(self, connection_info: dict) -> None:
+        """Forget the hdisks add_connect discovered (its mappings are removed
+        with the rest of the LPAR's when a spawn is reverted)."""
+        for vios_uuid, device in getattr(self, "discovered", []):
+            self._remove_hdisk(vios_uuid, device)
+
+    def _remove_hdisk(self, vios_uuid: str, device: str) -> None:
+        try:
+            pvm_hdisk.remove_hdisk(self.adapter, None, device, vios_uuid)
+        except pvm_ex.Error as exc:
+            LOG.warning("Could not remove %s from VIOS %s: %s", device, vios_uuid, exc)

@@ -144,6 +144,17 @@ class TestVolumeRedundancy(powervm.PowerVMSingleComputeTestBase):
         super().setUp()
         self.flags(max_attempts=1, group="scheduler")
 
+    def test_a_failed_boot_from_volume_leaves_no_hdisk_on_the_vioses(self):
+        disks = self.nl_view.physical_volumes()
+        self.nl_control.injector.add(
+            "PUT", r"/do/PowerOn", status=500, message="[EMUL0099] power on refused"
+        )
+        server = self.boot_from_volume([], expected_state="ERROR")
+        self.assertIn("power on refused", server["fault"]["message"])
+        self.assertEqual({}, self.nl_view.lpars())
+        self.assertEqual([], self.nl_view.scsi_mappings())
+        self.assertEqual(disks, self.nl_view.physical_volumes())
+
     def test_a_volume_seen_by_fewer_vioses_than_required_is_refused(self):
         self.flags(vscsi_vios_connections_required=3, group="powervm")
         server = self.boot_from_volume([], expected_state="ERROR")
