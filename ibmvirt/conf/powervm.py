@@ -168,12 +168,6 @@ compute_opts = [
         "interfaces and volumes to a running LPAR need, reaches NovaLink. "
         "Skipped when the host has no MGMTSWITCH.",
     ),
-    cfg.BoolOpt(
-        "use_rmc_ipv6_scheme",
-        default=True,
-        help="Put an IPv6 link-local address for the RMC adapter in the config "
-        "drive's network data.",
-    ),
     cfg.StrOpt(
         "pvm_vswitch_for_novalink_io",
         default="NovaLinkVEABridge",
