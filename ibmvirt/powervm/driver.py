@@ -50,31 +50,6 @@ CONF = nova_conf.CONF
 _IMAGE_TYPES = ("aki", "ami", "ari", "iso", "qcow2", "raw", "vdi", "vhd", "vhdx", "vmdk", "ploop")
 
 
-def _failure(exc: Exception) -> str:
-    """What went wrong, in words an operator can act on, cause first.
-
-    Nova keeps 255 characters of a fault message, and pypowervm's job errors
-    put the server's own message after a long request description.
-    """
-    if isinstance(exc, tf_exc.WrappedFailure):
-        # A FeedTask whose VIOS updates failed in parallel: the first one says why.
-        failures = list(exc)
-        first = failures[0].exception if failures and failures[0].exception else None
-        more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
-        return (_failure(first) if first is not None else str(exc)) + more
-    if isinstance(exc, pvm_ex.HttpError) and exc.her_wrap is not None:
-        return f"NovaLink refused {exc.response.reqmethod}: {exc.her_wrap.message}"
-    if isinstance(exc, pvm_ex.Error):
-        text = str(exc)
-        if " -- " in text:
-            what = text.split(". HTTP error", 1)[0].split(": The ", 1)[0]
-            return f"{what}: {text.rsplit(' -- ', 1)[1]}"
-        return f"NovaLink: {text}"
-    if isinstance(exc, exception.NovaException):
-        return exc.format_message()
-    return f"{type(exc).__name__}: {exc}"
-
-
 class PowerVMDriver(driver.ComputeDriver):
     """PowerVM implementation of ComputeDriver."""
 
@@ -248,7 +223,7 @@ class PowerVMDriver(driver.ComputeDriver):
                 raise pvm_exc.LPAROperationFailed(
                     lpar=vm.lpar_name(instance),
                     operation="reading its state",
-                    reason=_failure(exc),
+                    reason=pvm_exc.failure_reason(exc),
                 ) from exc
         if state is None:
             raise exception.InstanceNotFound(instance_id=instance.uuid)
@@ -290,12 +265,19 @@ class PowerVMDriver(driver.ComputeDriver):
             tasks.run(flow, instance)
         except Exception as exc:
             with excutils.save_and_reraise_exception() as ctxt:
-                LOG.error("Spawn of LPAR %s failed: %s", name, _failure(exc), instance=instance)
+                LOG.error(
+                    "Spawn of LPAR %s failed: %s",
+                    name,
+                    pvm_exc.failure_reason(exc),
+                    instance=instance,
+                )
                 if not isinstance(
                     exc, (exception.VirtualInterfaceCreateException, exception.BuildAbortException)
                 ):
                     ctxt.reraise = False
-            raise exception.InstanceDeployFailure(reason=f"LPAR {name}: {_failure(exc)}") from exc
+            raise exception.InstanceDeployFailure(
+                reason=f"LPAR {name}: {pvm_exc.failure_reason(exc)}"
+            ) from exc
         LOG.info("Spawned LPAR %s", name, instance=instance)
 
     def _spawn_flow(
@@ -369,7 +351,7 @@ class PowerVMDriver(driver.ComputeDriver):
         except Exception as exc:
             LOG.exception("Destroy of LPAR %s failed", name, instance=instance)
             raise exception.InstanceTerminationFailure(
-                reason=f"LPAR {name}: {_failure(exc)}"
+                reason=f"LPAR {name}: {pvm_exc.failure_reason(exc)}"
             ) from exc
 
     def _destroy(self, instance, network_info, block_device_info, destroy_disks) -> None:
@@ -437,7 +419,7 @@ class PowerVMDriver(driver.ComputeDriver):
             tasks.run(flow, instance)
         except pvm_ex.Error as exc:
             raise pvm_exc.LPAROperationFailed(
-                lpar=lpar, operation="snapshot", reason=_failure(exc)
+                lpar=lpar, operation="snapshot", reason=pvm_exc.failure_reason(exc)
             ) from exc
 
     # -- power ------------------------------------------------------------------
@@ -451,7 +433,7 @@ class PowerVMDriver(driver.ComputeDriver):
             action(lpar)
         except pvm_ex.Error as exc:
             raise pvm_exc.LPAROperationFailed(
-                lpar=lpar.name, operation=what, reason=_failure(exc)
+                lpar=lpar.name, operation=what, reason=pvm_exc.failure_reason(exc)
             ) from exc
         finally:
             self.host.states.changed(lpar.uuid)
@@ -511,7 +493,9 @@ class PowerVMDriver(driver.ComputeDriver):
             vif_driver.plug(lpar, vif, instance.uuid)
         except pvm_ex.Error as exc:
             raise pvm_exc.LPAROperationFailed(
-                lpar=lpar.name, operation=f"attaching port {vif['id']}", reason=_failure(exc)
+                lpar=lpar.name,
+                operation=f"attaching port {vif['id']}",
+                reason=pvm_exc.failure_reason(exc),
             ) from exc
 
     def detach_interface(self, context, instance, vif) -> None:
@@ -528,7 +512,12 @@ class PowerVMDriver(driver.ComputeDriver):
         try:
             pvm_vif.driver_for(vif, self.host.adapter, self.host.uuid, CONF).unplug(lpar, vif)
         except pvm_ex.Error as exc:
-            LOG.error("Detaching port %s failed: %s", vif["id"], _failure(exc), instance=instance)
+            LOG.error(
+                "Detaching port %s failed: %s",
+                vif["id"],
+                pvm_exc.failure_reason(exc),
+                instance=instance,
+            )
             raise exception.InterfaceDetachFailed(instance_uuid=instance.uuid) from exc
 
     # -- volumes ----------------------------------------------------------------
@@ -564,7 +553,7 @@ class PowerVMDriver(driver.ComputeDriver):
         except (pvm_ex.Error, tf_exc.WrappedFailure) as exc:
             raise exception.VolumeAttachFailed(
                 volume_id=pvm_volume.volume_id_of(connection_info),
-                reason=f"LPAR {lpar.name}: {_failure(exc)}",
+                reason=f"LPAR {lpar.name}: {pvm_exc.failure_reason(exc)}",
             ) from exc
 
     def detach_volume(self, context, connection_info, instance, mountpoint, encryption=None):
@@ -579,7 +568,7 @@ class PowerVMDriver(driver.ComputeDriver):
         except (pvm_ex.Error, tf_exc.WrappedFailure) as exc:
             raise exception.VolumeDetachFailed(
                 volume_id=pvm_volume.volume_id_of(connection_info),
-                reason=f"LPAR {lpar.name}: {_failure(exc)}",
+                reason=f"LPAR {lpar.name}: {pvm_exc.failure_reason(exc)}",
             ) from exc
         connector.after_disconnect(connection_info)
 

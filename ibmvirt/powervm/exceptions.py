@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from nova import exception
 from nova.i18n import _
+from pypowervm import exceptions as pvm_ex
+from taskflow import exceptions as tf_exc
 
 
 class ConfigError(exception.NovaException):
@@ -56,3 +58,28 @@ class ImageUploadStuck(exception.NovaException):
         "Image LU %(name)s: another host's upload (marker LU %(markers)s) has not "
         "finished in an hour; if no host is uploading it, delete the marker LU."
     )
+
+
+def failure_reason(exc: Exception) -> str:
+    """What went wrong, in words an operator can act on, cause first.
+
+    Nova keeps 255 characters of a fault message, and pypowervm's job errors
+    put the server's own message after a long request description.
+    """
+    if isinstance(exc, tf_exc.WrappedFailure):
+        # A FeedTask whose VIOS updates failed in parallel: the first one says why.
+        failures = list(exc)
+        first = failures[0].exception if failures and failures[0].exception else None
+        more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+        return (failure_reason(first) if first is not None else str(exc)) + more
+    if isinstance(exc, pvm_ex.HttpError) and exc.her_wrap is not None:
+        return f"NovaLink refused {exc.response.reqmethod}: {exc.her_wrap.message}"
+    if isinstance(exc, pvm_ex.Error):
+        text = str(exc)
+        if " -- " in text:
+            what = text.split(". HTTP error", 1)[0].split(": The ", 1)[0]
+            return f"{what}: {text.rsplit(' -- ', 1)[1]}"
+        return f"NovaLink: {text}"
+    if isinstance(exc, exception.NovaException):
+        return exc.format_message()
+    return f"{type(exc).__name__}: {exc}"
