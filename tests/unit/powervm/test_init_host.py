@@ -381,3 +381,19 @@ def test_init_host_deletes_orphan_trunks_on_the_novalink_io_switch(conf, novalin
     after = set(view.trunk_adapters())
     assert before - after == {orphan.mac}
     assert kept_trunk.mac in after and foreign.mac in after
+
+
+def _vioses_without_rmc(srv):
+    with srv.emu.lock:
+        for v in srv.emu.store.list("VirtualIOServer"):
+            v.elem.find(".//{*}ResourceMonitoringControlState").text = "inactive"
+            v.bump()
+
+
+def test_no_ready_vios_fails_naming_the_wait_option(conf, novalink, drivers):
+    srv = novalink()
+    _vioses_without_rmc(srv)
+    local(conf, srv, vios_ready_timeout=0)
+    msg = init_fails(drivers)
+    assert "no Virtual I/O Server is ready" in msg
+    assert "vios_ready_timeout" in msg
