@@ -13,6 +13,7 @@ collapses bursts (a reboot is stop plus start).
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 
 from nova import context as nova_context
@@ -140,31 +141,52 @@ class LifecycleEvents:
         self._states = states
         self._emit = emit
         self._delay = delay
-        self._timers: dict[str, threading.Timer] = {}
-        self._lock = threading.Lock()
+        #: LPAR UUID -> when to report it (one worker thread, however many LPARs
+        #: change at once: a whole system restarting is a thousand of them).
+        self._due: dict[str, float] = {}
+        self._wake = threading.Condition()
+        self._stopped = False
+        self._worker: threading.Thread | None = None
 
     def changed(self, lpar_uuid: str) -> None:
-        with self._lock:
-            old = self._timers.pop(lpar_uuid, None)
-            if old is not None:
-                old.cancel()
-            timer = threading.Timer(self._delay, self._report, args=(lpar_uuid,))
-            timer.daemon = True
-            self._timers[lpar_uuid] = timer
-            timer.start()
+        with self._wake:
+            if self._stopped:
+                return
+            self._due[lpar_uuid] = time.monotonic() + self._delay
+            if self._worker is None:
+                self._worker = threading.Thread(
+                    target=self._run, name="powervm-lifecycle", daemon=True
+                )
+                self._worker.start()
+            self._wake.notify()
 
     def stop(self) -> None:
-        with self._lock:
-            for timer in self._timers.values():
-                timer.cancel()
-            self._timers.clear()
+        with self._wake:
+            self._stopped = True
+            self._due.clear()
+            self._wake.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not self._stopped:
+                    now = time.monotonic()
+                    ready = [u for u, t in self._due.items() if t <= now]
+                    if ready:
+                        break
+                    nxt = min(self._due.values(), default=None)
+                    self._wake.wait(None if nxt is None else nxt - now)
+                if self._stopped:
+                    return
+                for u in ready:
+                    del self._due[u]
+            for lpar_uuid in ready:
+                self._report(lpar_uuid)
 
     def _report(self, lpar_uuid: str) -> None:
-        with self._lock:
-            self._timers.pop(lpar_uuid, None)
         try:
             self._report_state(lpar_uuid)
-        except Exception:
+        except Exception:  # noqa: BLE001  (one LPAR's report must not end the others')
             LOG.exception("Could not report the state change of LPAR %s", lpar_uuid)
 
     def _report_state(self, lpar_uuid: str) -> None:

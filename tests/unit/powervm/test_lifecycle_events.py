@@ -77,3 +77,27 @@ def test_an_lpar_uuid_names_nova_uuids_with_and_without_the_top_bit():
         == LPAR
     )
     assert event.lpar_uuid_of("https://h/rest/api/uom/VirtualIOServer/" + LPAR) is None
+
+
+def test_a_whole_system_changing_is_reported_by_one_thread(monkeypatch):
+    monkeypatch.setattr(
+        event,
+        "_instance_of",
+        lambda u: types.SimpleNamespace(uuid=u.lower(), task_state=None, power_state=1),
+    )
+    emitted, done = [], threading.Event()
+
+    def emit(e):
+        emitted.append(e)
+        if len(emitted) == 1000:
+            done.set()
+
+    lifecycle = event.LifecycleEvents(States("not activated"), emit, delay=0.2)
+    threads = threading.active_count()
+    uuids = [f"{i:08X}-0000-4000-8000-000000000000" for i in range(1000)]
+    for u in uuids:
+        lifecycle.changed(u)
+    assert threading.active_count() <= threads + 1
+    assert done.wait(10)
+    lifecycle.stop()
+    assert sorted(e.uuid for e in emitted) == sorted(u.lower() for u in uuids)
