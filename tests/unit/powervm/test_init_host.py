@@ -397,3 +397,24 @@ def test_no_ready_vios_fails_naming_the_wait_option(conf, novalink, drivers):
     msg = init_fails(drivers)
     assert "no Virtual I/O Server is ready" in msg
     assert "vios_ready_timeout" in msg
+
+
+@pytest.mark.parametrize("count", [0, 2])
+def test_a_novalink_with_other_than_one_managed_system_is_refused(
+    conf, novalink, drivers, monkeypatch, count
+):
+    """One nova-compute serves one managed system; NovaLink manages exactly one,
+    so anything else is a misconfiguration (e.g. an HMC's REST API given)."""
+    from pypowervm.wrappers import managed_system as pvm_ms
+
+    srv = novalink()
+    local(conf, srv)
+    real_get = pvm_ms.System.get
+
+    def systems(adapter, *args, **kwargs):
+        found = real_get(adapter, *args, **kwargs)
+        return (found * 2)[:count]
+
+    monkeypatch.setattr(pvm_ms.System, "get", staticmethod(systems))
+    msg = init_fails(drivers)
+    assert f"it manages {count} systems" in msg
