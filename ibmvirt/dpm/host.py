@@ -18,6 +18,7 @@ from oslo_config import cfg
 from oslo_log import log as logging
 
 from ibmvirt.common import tls as common_tls
+from ibmvirt.common.statecache import StateCache
 from ibmvirt.conf import types as conf_types
 from ibmvirt.dpm import exceptions as dpm_exc
 from ibmvirt.dpm import naming
@@ -123,11 +124,9 @@ class Host:
         self.storage_management = False
         self.nic_mac_settable = False
         self.se_version = (0, 0, 0)
-        # instance uuid -> (time seen, summary, seen by our own operation).
-        self._status_cache: dict[str, tuple[float, PartitionSummary, bool]] = {}
-        self._snapshot_time = float("-inf")
-        # instance uuid -> when this driver last changed it (see forget()).
-        self._changed: dict[str, float] = {}
+        self._states: StateCache[PartitionSummary] = StateCache(ttl=STATUS_CACHE_SECONDS)
+        # instance uuid -> (when, status) an operation of this driver waited for.
+        self._operations: dict[str, tuple[float, str | None]] = {}
         self._lock = threading.Lock()
 
     # -- start-up ---------------------------------------------------------
@@ -317,13 +316,10 @@ class Host:
             if uuid is None:
                 continue
             result.append(PartitionSummary(p.name, p.uri, p.prop("status", None), uuid))
-        with self._lock:
-            # What this driver learnt while the list was under way is newer.
-            newer = {u: e for u, e in self._status_cache.items() if e[0] > started}
-            self._status_cache = {s.instance_uuid: (started, s, False) for s in result}
-            self._status_cache.update(newer)
-            self._snapshot_time = started
-            self._changed = {u: t for u, t in self._changed.items() if t > started}
+        # What this driver learnt while the list was under way is newer (kept).
+        self._states.replace_all({s.instance_uuid: s for s in result}, started)
+        with self._lock:  # a listing after an operation knows better than the operation
+            self._operations = {u: e for u, e in self._operations.items() if e[0] > started}
         return result
 
     def cached_status(self, instance_uuid: str) -> tuple[bool, str | None]:
@@ -332,37 +328,31 @@ class Host:
         A partition is known absent if the last list_partitions() is fresh, did not
         include it, and this driver has not touched it since.
         """
-        now = time.monotonic()
-        with self._lock:
-            entry = self._status_cache.get(instance_uuid)
-            if entry is not None and now - entry[0] <= STATUS_CACHE_SECONDS:
-                return True, entry[1].status
-            if (
-                entry is None
-                and now - self._snapshot_time <= STATUS_CACHE_SECONDS
-                and instance_uuid not in self._changed
-            ):
-                return True, None
-        return False, None
+        hit, summary = self._states.lookup(instance_uuid)
+        return hit, (summary.status if summary is not None else None)
 
     def remember(self, summary: PartitionSummary, operation: bool = False) -> None:
         """Record a status this driver has just seen, or (``operation``) waited for."""
+        self._states.put(summary.instance_uuid, summary)
         with self._lock:
-            self._status_cache[summary.instance_uuid] = (time.monotonic(), summary, operation)
+            if operation:
+                self._operations[summary.instance_uuid] = (time.monotonic(), summary.status)
+            else:
+                self._operations.pop(summary.instance_uuid, None)
 
     def operation_status(self, instance_uuid: str) -> str | None:
         """The status an operation of this driver reached just now, if any."""
         with self._lock:
-            entry = self._status_cache.get(instance_uuid)
-        if entry and entry[2] and time.monotonic() - entry[0] <= OPERATION_STATUS_SECONDS:
-            return entry[1].status
+            entry = self._operations.get(instance_uuid)
+        if entry and time.monotonic() - entry[0] <= OPERATION_STATUS_SECONDS:
+            return entry[1]
         return None
 
     def forget(self, instance_uuid: str) -> None:
         """Drop what is known about a partition this driver is changing."""
+        self._states.changed(instance_uuid)
         with self._lock:
-            self._status_cache.pop(instance_uuid, None)
-            self._changed[instance_uuid] = time.monotonic()
+            self._operations.pop(instance_uuid, None)
 
 
 def _is_not_found(exc: Exception) -> bool:

@@ -24,6 +24,7 @@ from oslo_log import log as logging
 from pypowervm import adapter as pvm_adpt
 from pypowervm.wrappers import event as pvm_evt
 
+from ibmvirt.common.statecache import StateCache
 from ibmvirt.powervm import vm
 
 LOG = logging.getLogger(__name__)
@@ -52,80 +53,56 @@ def lpar_uuid_of(uri: str) -> str | None:
 
 
 class PowerStates:
-    """PartitionState of every client LPAR of the host, by LPAR UUID."""
+    """PartitionState of every client LPAR of the host, by LPAR UUID: a
+    :class:`~ibmvirt.common.statecache.StateCache` kept valid by the event feed,
+    filled by ``quick/All`` and single ``quick/PartitionState`` reads."""
 
     def __init__(self, adapter, host_uuid: str) -> None:
         self._adapter = adapter
         self._host_uuid = host_uuid
-        self._lock = threading.Lock()
-        self._states: dict[str, str | None] = {}
-        self._stale: set[str] = set()
-        self._valid = False  # nothing read yet
-        self._refreshing = False
-        self._changed_during_refresh: set[str] = set()
+        self._cache: StateCache[str] = StateCache(ttl=None)
 
     def invalidate(self) -> None:
         """The feed may have lost events: the next question re-reads all."""
-        with self._lock:
-            self._valid = False
+        self._cache.invalidate()
 
     def changed(self, lpar_uuid: str) -> None:
         """The LPAR changed (an event, or this driver acted on it): re-read it."""
-        with self._lock:
-            self._stale.add(lpar_uuid)
-            if self._refreshing:
-                self._changed_during_refresh.add(lpar_uuid)
+        self._cache.changed(lpar_uuid)
 
     def gone(self, lpar_uuid: str) -> None:
-        with self._lock:
-            self._states.pop(lpar_uuid, None)
-            self._stale.discard(lpar_uuid)
+        self._cache.gone(lpar_uuid)
 
     def _refresh_all(self) -> None:
-        with self._lock:
-            self._refreshing = True
-            self._changed_during_refresh = set()
-        try:
-            states = vm.read_all_states(self._adapter, self._host_uuid)
-        finally:
-            with self._lock:
-                self._refreshing = False
-        with self._lock:
-            self._states = states
-            # Changes reported while the read was under way may be newer than it.
-            self._stale = set(self._changed_during_refresh)
-            self._valid = True
+        started = time.monotonic()
+        self._cache.replace_all(vm.read_all_states(self._adapter, self._host_uuid), started)
 
     def get(self, lpar_uuid: str) -> str | None:
         """The LPAR's state, None if the host has no such LPAR."""
-        with self._lock:
-            # Several changed LPARs (a burst of events): one read answers them all.
-            refresh = not self._valid or (lpar_uuid in self._stale and len(self._stale) > 1)
-        if refresh:
+        hit, state = self._cache.lookup(lpar_uuid)
+        if hit:
+            return state
+        # Several changed LPARs (a burst of events), or no valid snapshot: one
+        # read answers them all.
+        if not self._cache.snapshot_valid() or len(self._cache.stale_keys()) > 1:
             self._refresh_all()
-        with self._lock:
-            stale = lpar_uuid in self._stale
-            self._stale.discard(lpar_uuid)
-        if not stale:
-            with self._lock:
-                return self._states.get(lpar_uuid)
+            hit, state = self._cache.lookup(lpar_uuid)
+            if hit:
+                return state
         state = vm.read_state(self._adapter, lpar_uuid)
-        with self._lock:
-            if state is None:
-                self._states.pop(lpar_uuid, None)
-            else:
-                self._states[lpar_uuid] = state
+        if state is None:
+            self._cache.gone(lpar_uuid)
+        else:
+            self._cache.put(lpar_uuid, state)
         return state
 
     def all(self) -> dict[str, str | None]:
         """Every LPAR's state (stale ones re-read, or all at once if cheaper)."""
-        with self._lock:
-            need_all = not self._valid or len(self._stale) > 1
-        if need_all:
+        if not self._cache.snapshot_valid() or len(self._cache.stale_keys()) > 1:
             self._refresh_all()
-        with self._lock:
-            uuids = list(self._states) + [u for u in self._stale if u not in self._states]
-        return {u: self.get(u) for u in uuids}
+        uuids = set(self._cache.keys()) | set(self._cache.stale_keys())
+        states = {u: self.get(u) for u in uuids}
+        return {u: st for u, st in states.items() if st is not None}
 
 
 class LifecycleEvents:
