@@ -39,10 +39,10 @@ class StateCache(Generic[T]):
         """A snapshot read that began at ``started`` (time.monotonic())."""
         with self._lock:
             newer = {k: e for k, e in self._entries.items() if e[0] > started}
-            self._entries = {k: (started, v) for k, v in values.items()}
+            self._changed = {k: t for k, t in self._changed.items() if t > started}
+            self._entries = {k: (started, v) for k, v in values.items() if k not in self._changed}
             self._entries.update(newer)
             self._snapshot = started
-            self._changed = {k: t for k, t in self._changed.items() if t > started}
 
     def put(self, key: str, value: T) -> None:
         """A value just read or waited for."""
