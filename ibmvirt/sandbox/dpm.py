@@ -16,11 +16,8 @@ real services as the DPM flows require:
 
 from __future__ import annotations
 
-import threading
-
 import fixtures
 import nova.tests.functional  # noqa: F401  (selects Nova's concurrency backend first)
-from nova.tests import fixtures as nova_fixtures
 from oslo_log import log as logging
 
 import ibmvirt.conf  # noqa: F401  (registers [dpm])
@@ -28,6 +25,7 @@ from ibmvirt import contract
 from ibmvirt.emulators.hmc import HMCEmulator, HMCEmulatorFixture, inventories
 from ibmvirt.sandbox import harness
 from ibmvirt.sandbox.fcarray import FibreChannelArray
+from ibmvirt.sandbox.neutron import AgentNeutron
 
 LOG = logging.getLogger(__name__)
 
@@ -40,97 +38,39 @@ def inventory_ids(inventory: str) -> inventories.InventoryIds:
     return {inventories.Z13: inventories.Z13_IDS, inventories.Z15: inventories.Z15_IDS}[inventory]
 
 
-class DPMNeutron(nova_fixtures.NeutronFixture):
+class DPMNeutron(AgentNeutron):
     """Neutron with the DPM ML2 driver: ports bind to a vswitch, go ACTIVE when
     the NIC shows up on the HMC, and Nova is told ``network-vif-plugged``."""
+
+    agent_name = "dpm-agent"
 
     def __init__(self, test, emulator: HMCEmulator, vswitch_object_id: str):
         super().__init__(test)
         self.emulator = emulator
         self.vswitch_object_id = vswitch_object_id
-        self._plugged: set[str] = set()
-        self._stop = threading.Event()
-        #: Called with the port just before it is reported up (tests use it to
-        #: act in the middle of a spawn, e.g. expire the HMC sessions).
-        self.before_plug = None
-        #: False plays a DPM agent that is down: NICs are never reported.
-        self.agent_alive = True
 
-    def setUp(self):
-        super().setUp()
-        # NeutronFixture turns vif-plugged waiting off; the DPM flow uses it.
-        self.test.flags(vif_plugging_timeout=60, vif_plugging_is_fatal=True)
-        agent = threading.Thread(target=self._agent_loop, name="dpm-agent", daemon=True)
-        agent.start()
-        self.addCleanup(agent.join, 5)
-        self.addCleanup(self._stop.set)
+    def bind(self, port: dict) -> None:
+        port["binding:vif_type"] = contract.VIF_TYPE_DPM_VSWITCH
+        port["binding:vif_details"] = {
+            "port_filter": False,
+            contract.VIF_DETAILS_DPM_VSWITCH_ID: self.vswitch_object_id,
+        }
 
-    def create_port(self, body=None):
-        """Neutron's default base_mac (fa:16:3e) gives locally administered MACs."""
-        created = super().create_port(body)["port"]
-        if created["mac_address"].startswith("00:"):
-            created["mac_address"] = "fa:16:3e" + created["mac_address"][8:]
-            self._ports[created["id"]]["mac_address"] = created["mac_address"]
-        return {"port": created}
-
-    def update_port(self, port_id, body=None):
-        port_body = (body or {}).get("port", {})
-        if port_body.get("binding:host_id"):
-            port = self._ports[port_id]
-            port["binding:vif_type"] = contract.VIF_TYPE_DPM_VSWITCH
-            port["binding:vif_details"] = {
-                "port_filter": False,
-                contract.VIF_DETAILS_DPM_VSWITCH_ID: self.vswitch_object_id,
-            }
-            if port_id not in self._plugged:
-                port["status"] = "DOWN"
-        return super().update_port(port_id, body)
-
-    # -- the agent half ---------------------------------------------------
-    def _agent_loop(self) -> None:
-        while not self._stop.wait(0.2):
-            try:
-                self._report_new_nics()
-            except Exception:  # noqa: BLE001  (keep polling, as an agent would)
-                LOG.exception("DPM agent emulation: polling the HMC failed")
-
-    def _nic_exists_for(self, port: dict) -> bool:
-        port_id, mac = port["id"], port["mac_address"].lower()
-        for nic in hmc_nics(self.emulator):
-            if port_id in (nic.get("name") or "") or port_id in (nic.get("description") or ""):
-                return True
-            if (nic.get("mac-address") or "").lower() == mac:
-                return True
-        return False
-
-    def _report_new_nics(self) -> None:
-        if not self.agent_alive:
-            return
-        for port in list(self._ports.values()):
-            if (
-                port["id"] in self._plugged
-                or port.get("status") != "DOWN"
-                or not port.get("device_id")
-                or not self._nic_exists_for(port)
-            ):
-                continue
-            self._plugged.add(port["id"])
-            if self.before_plug is not None:
-                self.before_plug(port)
-            port["status"] = "ACTIVE"
-            self.test.admin_api.api_post(
-                "/os-server-external-events",
-                {
-                    "events": [
-                        {
-                            "name": "network-vif-plugged",
-                            "server_uuid": port["device_id"],
-                            "tag": port["id"],
-                            "status": "completed",
-                        }
-                    ]
-                },
-            )
+    def agent_sees(self, ports: list[dict]) -> set[str]:
+        """A NIC naming the port (name or description) or carrying its MAC."""
+        nics = hmc_nics(self.emulator)
+        seen = set()
+        for port in ports:
+            port_id, mac = port["id"], port["mac_address"].lower()
+            for nic in nics:
+                if (
+                    port_id in (nic.get("name") or "")
+                    or port_id in (nic.get("description") or "")
+                    or (nic.get("mac-address") or "").lower() == mac
+                ):
+                    seen.add(port_id)
+                    break
+        return seen
 
 
 def hmc_nics(emulator: HMCEmulator) -> list[dict]:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-import threading
 
 import fixtures
 import nova.tests.functional  # noqa: F401  (selects Nova's concurrency backend first)
@@ -36,6 +35,7 @@ from ibmvirt import contract
 from ibmvirt.emulators.novalink import app
 from ibmvirt.sandbox import harness
 from ibmvirt.sandbox.fcarray import FibreChannelArray
+from ibmvirt.sandbox.neutron import AgentNeutron
 
 LOG = logging.getLogger(__name__)
 
@@ -92,99 +92,44 @@ class _Bytes:
         return self._data
 
 
-class PowerVMNeutron(nova_fixtures.NeutronFixture):
-    """Neutron with the PowerVM SEA driver: pvm_sea ports go ACTIVE when their
-    adapter shows up on the emulated host, and Nova is told network-vif-plugged."""
+class PowerVMNeutron(AgentNeutron):
+    """Neutron with the PowerVM SEA driver (and OVS on NovaLink): pvm_sea ports
+    go ACTIVE when their adapter shows up on the emulated host, ovs ports when
+    NovaLink has their tap, and Nova is told network-vif-plugged."""
+
+    agent_name = "pvm-sea-agent"
 
     def __init__(self, test, server):
         super().__init__(test)
         self.server = server
-        self._plugged: set[str] = set()
-        self._stop = threading.Event()
-        self.agent_alive = True
         #: binding:vif_type by port id; ports not named bind as pvm_sea.
         self.vif_types: dict[str, str] = {}
-        #: Called with the port just before it is reported up (tests use it to
-        #: act in the middle of a spawn, e.g. expire the NovaLink sessions).
-        self.before_plug = None
 
-    def setUp(self):
-        super().setUp()
-        self.test.flags(vif_plugging_timeout=60, vif_plugging_is_fatal=True)
-        agent = threading.Thread(target=self._agent_loop, name="pvm-sea-agent", daemon=True)
-        agent.start()
-        self.addCleanup(agent.join, 5)
-        self.addCleanup(self._stop.set)
+    def bind(self, port: dict) -> None:
+        if self.vif_types.get(port["id"]) == contract.VIF_TYPE_OVS:
+            port["binding:vif_type"] = contract.VIF_TYPE_OVS
+            port["binding:vif_details"] = {"port_filter": False, "ovs_hybrid_plug": False}
+        else:
+            port["binding:vif_type"] = contract.VIF_TYPE_PVM_SEA
+            port["binding:vif_details"] = {
+                "port_filter": False,
+                contract.VIF_DETAILS_PVM_VLAN: str(NETWORK_VLAN),
+            }
 
-    def create_port(self, body=None):
-        created = super().create_port(body)["port"]
-        if created["mac_address"].startswith("00:"):
-            created["mac_address"] = "fa:16:3e" + created["mac_address"][8:]
-            self._ports[created["id"]]["mac_address"] = created["mac_address"]
-        return {"port": created}
-
-    def update_port(self, port_id, body=None):
-        port_body = (body or {}).get("port", {})
-        if port_body.get("binding:host_id"):
-            port = self._ports[port_id]
-            if self.vif_types.get(port_id) == contract.VIF_TYPE_OVS:
-                port["binding:vif_type"] = contract.VIF_TYPE_OVS
-                port["binding:vif_details"] = {"port_filter": False, "ovs_hybrid_plug": False}
-            else:
-                port["binding:vif_type"] = contract.VIF_TYPE_PVM_SEA
-                port["binding:vif_details"] = {
-                    "port_filter": False,
-                    contract.VIF_DETAILS_PVM_VLAN: str(NETWORK_VLAN),
-                }
-            if port_id not in self._plugged:
-                port["status"] = "DOWN"
-        return super().update_port(port_id, body)
-
-    def _agent_loop(self) -> None:
-        while not self._stop.wait(0.2):
-            try:
-                self._report_new_adapters()
-            except Exception:  # noqa: BLE001  (keep polling, as an agent would)
-                LOG.exception("SEA agent emulation: reading the emulated host failed")
-
-    def _report_new_adapters(self) -> None:
-        if not self.agent_alive:
-            return
+    def agent_sees(self, ports: list[dict]) -> set[str]:
+        """The SEA agent sees an adapter with the port's MAC; the OVS agent a
+        NovaLink tap with the port's device name and iface-id."""
         view = NovaLinkView(self.server)
         macs = set(view.client_macs())
         taps = {t["dev"]: t["ext_ids"] or "" for t in view.trunks()}
-        for port in list(self._ports.values()):
-            if (
-                port["id"] in self._plugged
-                or port.get("status") != "DOWN"
-                or not port.get("device_id")
-                or not self._agent_sees(port, macs, taps)
-            ):
-                continue
-            self._plugged.add(port["id"])
-            if self.before_plug is not None:
-                self.before_plug(port)
-            port["status"] = "ACTIVE"
-            self.test.admin_api.api_post(
-                "/os-server-external-events",
-                {
-                    "events": [
-                        {
-                            "name": "network-vif-plugged",
-                            "server_uuid": port["device_id"],
-                            "tag": port["id"],
-                            "status": "completed",
-                        }
-                    ]
-                },
-            )
-
-    def _agent_sees(self, port, macs: set[str], taps: dict[str, str]) -> bool:
-        """The SEA agent sees an adapter with the port's MAC; the OVS agent a
-        NovaLink tap with the port's device name and iface-id."""
-        if self.vif_types.get(port["id"]) == contract.VIF_TYPE_OVS:
-            return f"iface-id={port['id']}" in taps.get(ovs_devname(port["id"]), "")
-        return contract.pvm_mac(port["mac_address"]) in macs
+        seen = set()
+        for port in ports:
+            if self.vif_types.get(port["id"]) == contract.VIF_TYPE_OVS:
+                if f"iface-id={port['id']}" in taps.get(ovs_devname(port["id"]), ""):
+                    seen.add(port["id"])
+            elif contract.pvm_mac(port["mac_address"]) in macs:
+                seen.add(port["id"])
+        return seen
 
 
 class PowerVMFCArray(FibreChannelArray):
