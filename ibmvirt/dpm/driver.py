@@ -22,6 +22,7 @@ from oslo_serialization import jsonutils
 from oslo_utils import excutils
 
 import ibmvirt.conf  # noqa: F401  (registers [dpm])
+from ibmvirt.common import capabilities as driver_caps
 from ibmvirt.common import nodes, vifwait
 from ibmvirt.common import sysmeta as sysmeta_store
 from ibmvirt.dpm import exceptions as dpm_exc
@@ -53,38 +54,8 @@ def _hmc_failure(exc: Exception) -> str:
 class DPMDriver(driver.ComputeDriver):
     """IBM Z DPM implementation of ComputeDriver (boot from FCP volume only)."""
 
-    capabilities = {
-        "has_imagecache": False,
-        "supports_evacuate": False,
-        "supports_migrate_to_same_host": False,
-        "supports_attach_interface": True,
-        "supports_device_tagging": False,
-        "supports_tagged_attach_interface": False,
-        "supports_tagged_attach_volume": False,
-        "supports_extend_volume": False,
-        "supports_multiattach": False,
-        "supports_trusted_certs": False,
-        "supports_pcpus": False,
-        "supports_accelerators": False,
-        "supports_remote_managed_ports": False,
-        "supports_address_space_passthrough": False,
-        "supports_address_space_emulated": False,
-        "supports_stateless_firmware": False,
-        "supports_virtio_fs": False,
-        "supports_mem_backing_file": False,
-        # No local disk: every image type is refused, instances boot from volume.
-        "supports_image_type_aki": False,
-        "supports_image_type_ami": False,
-        "supports_image_type_ari": False,
-        "supports_image_type_iso": False,
-        "supports_image_type_qcow2": False,
-        "supports_image_type_raw": False,
-        "supports_image_type_vdi": False,
-        "supports_image_type_vhd": False,
-        "supports_image_type_vhdx": False,
-        "supports_image_type_vmdk": False,
-        "supports_image_type_ploop": False,
-    }
+    # No local disk: every image type is refused, instances boot from volume.
+    capabilities = driver_caps.with_(supports_attach_interface=True)
 
     def __init__(self, virtapi, client: zhmcclient.Client | None = None) -> None:
         """``client`` lets tests inject a zhmcclient Client (e.g. on a FakedSession)."""

@@ -31,6 +31,7 @@ from taskflow import exceptions as tf_exc
 from taskflow.patterns import linear_flow
 
 import ibmvirt.conf  # noqa: F401  (registers [powervm])
+from ibmvirt.common import capabilities as driver_caps
 from ibmvirt.common import nodes
 from ibmvirt.powervm import disk as pvm_disk
 from ibmvirt.powervm import exceptions as pvm_exc
@@ -47,33 +48,11 @@ from ibmvirt.powervm.tasks import vm as tf_vm
 LOG = logging.getLogger(__name__)
 CONF = nova_conf.CONF
 
-_IMAGE_TYPES = ("aki", "ami", "ari", "iso", "qcow2", "raw", "vdi", "vhd", "vhdx", "vmdk", "ploop")
-
 
 class PowerVMDriver(driver.ComputeDriver):
     """PowerVM implementation of ComputeDriver."""
 
-    capabilities = {
-        "has_imagecache": False,
-        "supports_evacuate": False,
-        "supports_migrate_to_same_host": False,
-        "supports_attach_interface": True,
-        "supports_device_tagging": False,
-        "supports_tagged_attach_interface": False,
-        "supports_tagged_attach_volume": False,
-        "supports_extend_volume": False,
-        "supports_multiattach": False,
-        "supports_trusted_certs": False,
-        "supports_pcpus": False,
-        "supports_accelerators": False,
-        "supports_remote_managed_ports": False,
-        "supports_address_space_passthrough": False,
-        "supports_address_space_emulated": False,
-        "supports_stateless_firmware": False,
-        "supports_virtio_fs": False,
-        "supports_mem_backing_file": False,
-        **{f"supports_image_type_{t}": False for t in _IMAGE_TYPES},
-    }
+    capabilities = driver_caps.with_(supports_attach_interface=True)
 
     def __init__(self, virtapi, adapter=None) -> None:
         """``adapter`` lets tests and tools inject a pypowervm Adapter."""
@@ -545,32 +524,30 @@ class PowerVMDriver(driver.ComputeDriver):
         encryption=None,
     ) -> None:
         lpar = self._lpar(instance)
-        ftsk = self._new_feedtask()
         connector = pvm_volume.connector_for(connection_info, self.host, CONF)
-        try:
-            connector.add_connect(ftsk, lpar.uuid, connection_info)
-            ftsk.execute()
-        except (pvm_ex.Error, tf_exc.WrappedFailure) as exc:
-            raise exception.VolumeAttachFailed(
-                volume_id=pvm_volume.volume_id_of(connection_info),
-                reason=f"LPAR {lpar.name}: {pvm_exc.failure_reason(exc)}",
-            ) from exc
+        self._map_volume(lpar, connector.add_connect, connection_info, exception.VolumeAttachFailed)
 
     def detach_volume(self, context, connection_info, instance, mountpoint, encryption=None):
         lpar = vm.find_lpar(self.host.adapter, instance)
         if lpar is None:
             return
-        ftsk = self._new_feedtask()
         connector = pvm_volume.connector_for(connection_info, self.host, CONF)
+        self._map_volume(
+            lpar, connector.add_disconnect, connection_info, exception.VolumeDetachFailed
+        )
+        connector.after_disconnect(connection_info)
+
+    def _map_volume(self, lpar, add_change, connection_info, failure) -> None:
+        """One FeedTask for one volume's mapping change, errors as ``failure``."""
+        ftsk = self._new_feedtask()
         try:
-            connector.add_disconnect(ftsk, lpar.uuid, connection_info)
+            add_change(ftsk, lpar.uuid, connection_info)
             ftsk.execute()
         except (pvm_ex.Error, tf_exc.WrappedFailure) as exc:
-            raise exception.VolumeDetachFailed(
+            raise failure(
                 volume_id=pvm_volume.volume_id_of(connection_info),
                 reason=f"LPAR {lpar.name}: {pvm_exc.failure_reason(exc)}",
             ) from exc
-        connector.after_disconnect(connection_info)
 
     # -- image cache ----------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import time
 
 import fixtures
 import nova.tests.functional  # noqa: F401  (selects Nova's concurrency backend first)
@@ -390,6 +391,17 @@ def _fc_volumes_from_the_array(inv):
     for vios in inv.get("vioses", []):
         vios.pop("discoverable_volumes", None)
     return inv
+
+
+def wait_for(predicate, what: str = "condition", timeout: float = 30.0):
+    """Poll ``predicate`` until it returns something true; fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _rmtree(path: str) -> None:

@@ -3,8 +3,6 @@ Nova's back, ETag conflicts, busy VIOSes, expired sessions."""
 
 from __future__ import annotations
 
-import time
-
 import pypowervm.adapter as pvm_adpt
 from nova.compute import power_state
 from pypowervm.tasks import power as pvm_power
@@ -12,16 +10,6 @@ from pypowervm.tasks import power_opts as pvm_popts
 from pypowervm.wrappers import logical_partition as pvm_lpar
 
 from ibmvirt.sandbox import powervm
-
-
-def _wait_for(predicate, what: str, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class TestOutOfBand(powervm.PowerVMSingleComputeTestBase):
@@ -52,7 +40,7 @@ class TestOutOfBand(powervm.PowerVMSingleComputeTestBase):
             s = self.api.get_server(server["id"])
             return s if s["OS-EXT-STS:power_state"] == power_state.SHUTDOWN else None
 
-        server = _wait_for(shut_down, "Nova to see the LPAR stopped")
+        server = powervm.wait_for(shut_down, "Nova to see the LPAR stopped")
         self.assertEqual([], synced, "a periodic power-state sync ran")
         # Nova stops an instance that shut down by itself (SHUTOFF), as for any driver.
         server = self._wait_for_state_change(server, "SHUTOFF")

@@ -2,21 +2,9 @@
 
 from __future__ import annotations
 
-import time
-
 from nova.compute import power_state
 
 from ibmvirt.sandbox import powervm
-
-
-def _wait(predicate, timeout=20.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class TestLocalDiskLifecycle(powervm.PowerVMSingleComputeTestBase):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 
 import fixtures
 import pypowervm.adapter as pvm_adpt
@@ -17,16 +16,6 @@ from ibmvirt import contract
 from ibmvirt.sandbox import powervm
 
 NOVALINK_VSWITCH = "NovaLinkVEABridge"  # [powervm] pvm_vswitch_for_novalink_io's default
-
-
-def _wait_for(predicate, what: str, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class _NetworkTestBase(powervm.PowerVMSingleComputeTestBase):
@@ -174,14 +163,14 @@ class TestInterfaceAttachDetach(_NetworkTestBase):
 
         for port in (sea_port, ovs_port):
             self.api.detach_interface(server["id"], port["id"])
-            _wait_for(
+            powervm.wait_for(
                 lambda p=port: self.mac(p) not in {a["mac"] for a in self.adapters(lpar["uuid"])},
                 f"the adapter of port {port['id']} to go",
             )
         self.assertEqual([], [t for t in self.nl_view.trunks() if t["vswitch"] == NOVALINK_VSWITCH])
         macs = {a["mac"] for a in self.adapters(lpar["uuid"])}
         self.assertIn(self.mac(self.neutron.port_1), macs)
-        _wait_for(
+        powervm.wait_for(
             lambda: (
                 {i["port_id"] for i in self.api.get_port_interfaces(server["id"])}
                 == {self.neutron.port_1["id"]}
@@ -322,7 +311,7 @@ class TestVifEvents(_NetworkTestBase):
         boot_port = self.neutron.port_1
         server = self.boot_from_image([{"port": boot_port["id"]}])
         lpar = self.lpar()
-        ((plug, data),) = _wait_for(recorder.vif_events, "the plug event")
+        ((plug, data),) = powervm.wait_for(recorder.vif_events, "the plug event")
         self.assertEqual(_vif_event("plug", boot_port, "pvm_sea"), plug)
         self.assertIn(f"LogicalPartition/{lpar['uuid']}/ClientNetworkAdapter/", data)
 
@@ -334,7 +323,7 @@ class TestVifEvents(_NetworkTestBase):
             events = recorder.vif_events()
             return events[1:] if len(events) >= 3 else None
 
-        events = _wait_for(attach_and_detach, "the attach and detach events")
+        events = powervm.wait_for(attach_and_detach, "the attach and detach events")
         self.assertEqual(
             [_vif_event("plug", port, "pvm_sea"), _vif_event("unplug", port, "pvm_sea")],
             [detail for detail, _ in events],

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import time
 
 import fixtures
 from nova import context as nova_context
@@ -13,16 +12,6 @@ from nova import exception, objects
 
 from ibmvirt.powervm import exceptions as pvm_exc
 from ibmvirt.sandbox import powervm
-
-
-def _wait(predicate, timeout=30.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def mgmt_mappings(novalink) -> list[tuple[str, str]]:
@@ -69,7 +58,7 @@ class _SnapshotTests:
         return resp["image_id"]
 
     def _wait_settled(self, server):
-        return _wait(
+        return powervm.wait_for(
             lambda: (s := self.api.get_server(server["id"]))["OS-EXT-STS:task_state"] is None and s,
             what="the snapshot to end",
         )
@@ -144,7 +133,9 @@ class _SnapshotTests:
         self.useFixture(fixtures.MonkeyPatch(f"{powervm.__name__}.GlanceImages.update", broken))
         image_id = self._create_image(server)
         server = self._wait_settled(server)
-        _wait(lambda: self._image(image_id) is None, what="Nova to delete the failed image")
+        powervm.wait_for(
+            lambda: self._image(image_id) is None, what="Nova to delete the failed image"
+        )
 
         self.assertEqual([[name]], [[stg for _, stg in m] for m in mapped_during])
         self.assertEqual([], mgmt_mappings(self.novalink))
@@ -161,7 +152,9 @@ class _SnapshotTests:
         server = self._wait_settled(server)
         self.nl_control.injector.reset()
         self.assertEqual(1, rule.fired)
-        _wait(lambda: self._image(image_id) is None, what="Nova to delete the failed image")
+        powervm.wait_for(
+            lambda: self._image(image_id) is None, what="Nova to delete the failed image"
+        )
         self.assertEqual([], mgmt_mappings(self.novalink))
         self.assertEqual("ACTIVE", server["status"])
         fault = self._fault(server)
@@ -187,7 +180,9 @@ class TestLocalDiskSnapshot(_SnapshotTests, powervm.PowerVMSingleComputeTestBase
         requests_before = len(self.nl_control.log.records())
         image_id = self._create_image(server)
         server = self._wait_settled(server)
-        _wait(lambda: self._image(image_id) is None, what="Nova to delete the refused image")
+        powervm.wait_for(
+            lambda: self._image(image_id) is None, what="Nova to delete the refused image"
+        )
         self.assertEqual("ACTIVE", server["status"])
         fault = self._fault(server)
         self.assertIn("cannot be snapshotted", fault)
