@@ -87,3 +87,129 @@ PVM_MGMT_VLAN = 4094
 def pvm_mac(mac: str) -> str:
     """A MAC as PowerVM writes it (12 upper-case hex digits)."""
     return mac.replace(":", "").replace("-", "").upper()
+
+
+# --- Neutron agents and bindings ---------------------------------------------
+# The Neutron side: the agent type and binary each agent registers with, the
+# keys of its reported ``configurations``, and the binding:vif_details each
+# mechanism driver produces. The sandboxes bind ports with the same builders,
+# so the Nova tests see exactly what real ML2 would hand Nova.
+
+AGENT_TYPE_PVM_SEA = "PowerVM Shared Ethernet agent"
+AGENT_TYPE_PVM_SRIOV = "PowerVM SR-IOV Ethernet agent"
+AGENT_TYPE_DPM = "DPM agent"
+
+AGENT_BINARY_PVM_SEA = "ibmvirt-powervm-sea-agent"
+AGENT_BINARY_PVM_SRIOV = "ibmvirt-powervm-sriov-agent"
+AGENT_BINARY_DPM = "ibmvirt-dpm-agent"
+
+#: Agent configurations key: SEA agent ``{physnet: NetBridge UUID}``; SR-IOV
+#: agent ``{port label: [physical port location codes]}``.
+AGENT_CONF_BRIDGE_MAPPINGS = "bridge_mappings"
+#: SR-IOV agent defaults used where a port's binding:profile says nothing.
+AGENT_CONF_DEFAULT_REDUNDANCY = "default_redundancy"
+AGENT_CONF_DEFAULT_CAPACITY = "default_capacity"
+#: DPM agent: ``{physnet: <backing>}`` where backing is one of the dicts
+#: :func:`dpm_backing` returns (already translated for the CPC's generation).
+AGENT_CONF_DPM_MAPPINGS = "adapter_mappings"
+#: DPM agent: True where the CPC can give NICs a VLAN id (z14 and later).
+AGENT_CONF_DPM_VLAN = "nic_vlan_supported"
+
+#: binding:profile keys an operator may set on an SR-IOV port (networking-powervm's).
+SRIOV_PROFILE_REDUNDANCY = "vnic_required_vfs"
+SRIOV_PROFILE_CAPACITY = "capacity"
+SRIOV_PROFILE_MAX_CAPACITY = "maxcapacity"
+
+#: binding:vif_details keys of a pvm_sriov port.
+VIF_DETAILS_SRIOV_PHYSICAL_PORTS = "physical_ports"
+VIF_DETAILS_SRIOV_PHYSNET = "physical_network"
+VIF_DETAILS_SRIOV_REDUNDANCY = "redundancy"
+VIF_DETAILS_SRIOV_CAPACITY = "capacity"
+VIF_DETAILS_SRIOV_MAX_CAPACITY = "maxcapacity"
+
+#: DPM backings, one per machine generation: a virtual switch (OSA and
+#: HiperSockets up to z16), a partition link (HiperSockets on a z16 HMC with
+#: partition-link management) or a network adapter port (z17, no vswitches).
+VIF_DETAILS_DPM_PARTITION_LINK_ID = "partition_link_id"
+VIF_DETAILS_DPM_ADAPTER_PORT_URI = "adapter_port_uri"
+DPM_BACKING_KEYS = (
+    VIF_DETAILS_DPM_VSWITCH_ID,
+    VIF_DETAILS_DPM_PARTITION_LINK_ID,
+    VIF_DETAILS_DPM_ADAPTER_PORT_URI,
+)
+
+#: Neutron's own binding:vif_details keys and values (neutron_lib portbindings).
+_PORT_FILTER = "port_filter"
+_CONNECTIVITY = "connectivity"
+_CONNECTIVITY_L2 = "l2"
+
+
+def _vlan_detail(segmentation_id: int | None) -> str | None:
+    """A VLAN as Neutron's L2 drivers write it into vif_details (a string)."""
+    return None if segmentation_id is None else str(segmentation_id)
+
+
+def _base_details() -> dict:
+    return {_PORT_FILTER: False, _CONNECTIVITY: _CONNECTIVITY_L2}
+
+
+def pvm_sea_vif_details(segmentation_id: int | None) -> dict:
+    """binding:vif_details of a pvm_sea port (VLAN None on a flat network)."""
+    return {**_base_details(), VIF_DETAILS_PVM_VLAN: _vlan_detail(segmentation_id)}
+
+
+def pvm_sriov_vif_details(
+    physnet: str,
+    physical_ports: list[str],
+    segmentation_id: int | None,
+    redundancy: int,
+    capacity: float | None,
+    max_capacity: float | None,
+) -> dict:
+    """binding:vif_details of a pvm_sriov port."""
+    return {
+        **_base_details(),
+        VIF_DETAILS_PVM_VLAN: _vlan_detail(segmentation_id),
+        VIF_DETAILS_SRIOV_PHYSNET: physnet,
+        VIF_DETAILS_SRIOV_PHYSICAL_PORTS: list(physical_ports),
+        VIF_DETAILS_SRIOV_REDUNDANCY: redundancy,
+        VIF_DETAILS_SRIOV_CAPACITY: capacity,
+        VIF_DETAILS_SRIOV_MAX_CAPACITY: max_capacity,
+    }
+
+
+def dpm_backing(
+    vswitch_id: str | None = None,
+    partition_link_id: str | None = None,
+    adapter_port_uri: str | None = None,
+) -> dict:
+    """What a DPM NIC is created on: exactly one of the three, as a dict."""
+    given = {
+        k: v
+        for k, v in zip(
+            DPM_BACKING_KEYS, (vswitch_id, partition_link_id, adapter_port_uri), strict=True
+        )
+        if v
+    }
+    if len(given) != 1:
+        raise ValueError(f"a DPM backing is exactly one of {DPM_BACKING_KEYS}, got {given}")
+    return given
+
+
+def dpm_vif_details(backing: dict, segmentation_id: int | None) -> dict:
+    """binding:vif_details of a dpm_vswitch port: a fresh dict every time (the
+    old driver mutated a shared one and leaked VLANs between ports)."""
+    details = {**_base_details(), **dpm_backing(**_backing_kwargs(backing))}
+    if segmentation_id is not None:
+        details[VIF_DETAILS_VLAN] = _vlan_detail(segmentation_id)
+    return details
+
+
+def _backing_kwargs(backing: dict) -> dict:
+    names = dict(
+        zip(DPM_BACKING_KEYS, ("vswitch_id", "partition_link_id", "adapter_port_uri"), strict=True)
+    )
+    unknown = set(backing) - set(names)
+    if unknown:
+        raise ValueError(f"unknown DPM backing keys {sorted(unknown)}")
+    return {names[k]: v for k, v in backing.items()}

@@ -1,0 +1,1 @@
+"""L2 agents on Neutron's CommonAgentLoop: SEA and SR-IOV for PowerVM, DPM."""
