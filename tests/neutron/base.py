@@ -41,13 +41,20 @@ class Ml2TestCase(test_plugin.Ml2PluginV2TestCase):
     def setUp(self):
         super().setUp()
         agent_base.register_neutron_agent_opts(cfg.CONF)
+        self._networks: dict = {}
 
     # -- server side -------------------------------------------------------------
-    def make_network(self, net_type: str, physnet: str = "physnet1", seg_id: int | None = None):
-        kw = {pnet.NETWORK_TYPE: net_type, pnet.PHYSICAL_NETWORK: physnet}
+    def make_network(
+        self, net_type: str, physnet: str | None = "physnet1", seg_id: int | None = None
+    ):
+        if net_type == "flat" and (physnet, None) in self._networks:
+            return self._networks[(physnet, None)]  # one flat network per physnet
+        kw = {pnet.NETWORK_TYPE: net_type}
+        if physnet is not None:
+            kw[pnet.PHYSICAL_NETWORK] = physnet
         if seg_id is not None:
             kw[pnet.SEGMENTATION_ID] = seg_id
-        return self._make_network(
+        network = self._make_network(
             self.fmt,
             f"net-{net_type}-{physnet}-{seg_id}",
             True,
@@ -55,6 +62,9 @@ class Ml2TestCase(test_plugin.Ml2PluginV2TestCase):
             arg_list=PNET_ARGS,
             **kw,
         )["network"]
+        if net_type == "flat":
+            self._networks[(physnet, None)] = network
+        return network
 
     def make_port(
         self,
@@ -71,12 +81,20 @@ class Ml2TestCase(test_plugin.Ml2PluginV2TestCase):
             "device_owner": "compute:nova",
             "device_id": device_id,
         }
-        args = [portbindings.HOST_ID, portbindings.VNIC_TYPE]
-        if profile is not None:
-            kw[portbindings.PROFILE] = profile
-            args.append(portbindings.PROFILE)
-        res = self._create_port(self.fmt, network["id"], arg_list=tuple(args), is_admin=True, **kw)
+        args = (portbindings.HOST_ID, portbindings.VNIC_TYPE)
+        res = self._create_port(self.fmt, network["id"], arg_list=args, is_admin=True, **kw)
         body = self.deserialize(self.fmt, res)
+        self.assertIn("port", body, body)
+        if profile is None:
+            return body["port"]
+        # Only the service role (Nova) may write binding:profile; ML2 rebinds.
+        req = self.new_update_request(
+            "ports",
+            {"port": {portbindings.PROFILE: profile}},
+            body["port"]["id"],
+            as_service=True,
+        )
+        body = self.deserialize(self.fmt, req.get_response(self.api))
         self.assertIn("port", body, body)
         return body["port"]
 
@@ -86,7 +104,7 @@ class Ml2TestCase(test_plugin.Ml2PluginV2TestCase):
     def register_agent(
         self, agent_type: str, binary: str, host: str, configurations: dict, alive: bool = True
     ) -> dict:
-        """An agent's heartbeat as neutron-server stores it (dead: 10 minutes old)."""
+        """An agent's heartbeat as neutron-server stores it (dead: last seen an hour ago)."""
         agent = {
             "binary": binary,
             "host": host,
