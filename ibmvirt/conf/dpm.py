@@ -23,7 +23,9 @@ dpm_group = cfg.OptGroup(
     "Services API.",
 )
 
-dpm_opts = [
+#: How to reach the HMC and which CPC: shared by nova-compute and the DPM
+#: Neutron agent (ibmvirt.conf.agent_dpm), which run on the same CPC subset.
+connection_opts = [
     cfg.ListOpt(
         "hmc",
         default=[],
@@ -37,10 +39,12 @@ dpm_opts = [
     ),
     cfg.StrOpt(
         "hmc_username",
-        help="HMC user the driver logs on as. The user needs object access to the "
-        "CPC, its FCP adapters and virtual switches, and the tasks New/Delete "
-        "Partition, Partition Details, Start/Stop Partition and (z14 and later) "
-        "Configure Storage - System Programmer. Required.",
+        help="HMC user the service logs on as. For nova-compute the user needs "
+        "object access to the CPC, its FCP adapters and virtual switches, and the "
+        "tasks New/Delete Partition, Partition Details, Start/Stop Partition and "
+        "(z14 and later) Configure Storage - System Programmer. The DPM Neutron "
+        "agent only reads: object access to the CPC, its partitions, the mapped "
+        "network adapters and their virtual switches. Required.",
     ),
     cfg.StrOpt(
         "hmc_password",
@@ -63,9 +67,13 @@ dpm_opts = [
     cfg.Opt(
         "cpc_object_id",
         type=types.ObjectId(),
-        help="object-id of the CPC (in DPM mode) this compute service manages, "
-        "as shown by the HMC (e.g. `zhmc cpc show <cpc> | grep object-id`). Required.",
+        help="object-id of the CPC (in DPM mode) this compute service (or DPM "
+        "agent) serves, as shown by the HMC (e.g. `zhmc cpc show <cpc> | grep "
+        "object-id`). Required.",
     ),
+]
+
+dpm_opts = connection_opts + [
     cfg.IntOpt(
         "max_processors",
         min=1,

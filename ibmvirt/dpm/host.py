@@ -17,7 +17,7 @@ import zhmcclient
 from oslo_config import cfg
 from oslo_log import log as logging
 
-from ibmvirt.common import tls as common_tls
+from ibmvirt.common import hmcsession
 from ibmvirt.common.statecache import StateCache
 from ibmvirt.conf import types as conf_types
 from ibmvirt.dpm import exceptions as dpm_exc
@@ -40,54 +40,16 @@ STATUS_CACHE_SECONDS = 30.0
 OPERATION_STATUS_SECONDS = 2.0
 
 
-def system_trust_store() -> str:
-    """The system's CA trust store, for [dpm] hmc_ca_file unset."""
-    try:
-        return common_tls.system_trust_store()
-    except common_tls.NoTrustStore as exc:
-        raise dpm_exc.DPMConfigurationError(
-            reason=f"[dpm] hmc_ca_file is unset and this system has {exc}; set [dpm] "
-            "hmc_ca_file to the CA bundle that signed the HMC certificate"
-        ) from None
-
-
 def build_client(conf: cfg.ConfigOpts) -> zhmcclient.Client:
     """Create the zhmcclient Client from [dpm] options (logon happens lazily)."""
     dpm = conf.dpm
-    missing = [
-        f"[dpm] {name}"
-        for name in ("hmc", "hmc_username", "hmc_password")
-        if not getattr(dpm, name)
-    ]
-    if missing:
-        raise dpm_exc.DPMConfigurationError(
-            reason=f"{', '.join(missing)} must be set to reach the HMC"
-        )
-    verify: bool | str
-    if dpm.hmc_insecure:
-        LOG.warning(
-            "[dpm] hmc_insecure is set: the HMC certificate is not verified, so the "
-            "HMC password can be intercepted. Set [dpm] hmc_ca_file instead."
-        )
-        verify = False
-    elif dpm.hmc_ca_file:
-        verify = dpm.hmc_ca_file
-    else:
-        # zhmcclient's verify_cert=True would mean the certifi bundle shipped
-        # with requests, not the system store the option's help promises.
-        verify = system_trust_store()
     rt_config = zhmcclient.RetryTimeoutConfig(
         operation_timeout=dpm.operation_timeout, status_timeout=dpm.status_timeout
     )
-    hosts = list(dpm.hmc)
-    session = zhmcclient.Session(
-        hosts if len(hosts) > 1 else hosts[0],
-        dpm.hmc_username,
-        dpm.hmc_password,
-        port=dpm.hmc_port,
-        verify_cert=verify,
-        retry_timeout_config=rt_config,
-    )
+    try:
+        session = hmcsession.build_session(dpm, rt_config)
+    except hmcsession.HMCSessionConfigError as exc:
+        raise dpm_exc.DPMConfigurationError(reason=str(exc)) from None
     return zhmcclient.Client(session)
 
 
