@@ -51,10 +51,10 @@ class DPMNeutron(AgentNeutron):
 
     def bind(self, port: dict) -> None:
         port["binding:vif_type"] = contract.VIF_TYPE_DPM_VSWITCH
-        port["binding:vif_details"] = {
-            "port_filter": False,
-            contract.VIF_DETAILS_DPM_VSWITCH_ID: self.vswitch_object_id,
-        }
+        # What the dpm mechanism driver binds (flat: the sandbox has no VLANs).
+        port["binding:vif_details"] = contract.dpm_vif_details(
+            contract.dpm_backing(vswitch_id=self.vswitch_object_id), None
+        )
 
     def agent_sees(self, ports: list[dict]) -> set[str]:
         """A NIC naming the port (name or description) or carrying its MAC."""

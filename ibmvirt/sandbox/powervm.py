@@ -112,10 +112,8 @@ class PowerVMNeutron(AgentNeutron):
             port["binding:vif_details"] = {"port_filter": False, "ovs_hybrid_plug": False}
         else:
             port["binding:vif_type"] = contract.VIF_TYPE_PVM_SEA
-            port["binding:vif_details"] = {
-                "port_filter": False,
-                contract.VIF_DETAILS_PVM_VLAN: str(NETWORK_VLAN),
-            }
+            # What the pvm_sea mechanism driver binds on the sandbox's VLAN network.
+            port["binding:vif_details"] = contract.pvm_sea_vif_details(NETWORK_VLAN)
 
     def agent_sees(self, ports: list[dict]) -> set[str]:
         """The SEA agent sees an adapter with the port's MAC; the OVS agent a
