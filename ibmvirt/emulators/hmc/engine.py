@@ -393,6 +393,19 @@ class HMCEngine:
         return Response(204)
 
     # -------------------------------------------------------- partitions
+    def _list_partitions(self, req: Request) -> Response:
+        """List Partitions of a CPC; ``additional-properties`` needs HMC 2.16.0
+        (zhmcclient's PartitionManager.list says so; the mock takes it always)."""
+        if "additional-properties" in req.query:
+            version = str(self.hmc.hmc_version)
+            if se_version({"se-version": version}) < (2, 16):
+                raise HMCError(
+                    errors.BAD_QUERY_PARM,
+                    f"Query parameter 'additional-properties' of List Partitions of a CPC "
+                    f"needs HMC 2.16.0 or later; this HMC has version {version}",
+                )
+        return self._delegate(req.method, req.target, None)
+
     def _create_partition(self, req: Request) -> Response:
         cpc = self.lookup("/api/cpcs/" + req.match.group("cid"), what="CPC")
         body = self.require_body(req)
@@ -951,6 +964,7 @@ _ID = r"[^/?]+"
 _ROUTE_SPEC: list[tuple[str, str, Handler]] = [
     ("POST", r"/api/sessions", HMCEngine._logon),
     ("DELETE", r"/api/sessions/this-session", HMCEngine._logoff),
+    ("GET", rf"/api/cpcs/(?P<cid>{_ID})/partitions", HMCEngine._list_partitions),
     ("POST", rf"/api/cpcs/(?P<cid>{_ID})/partitions", HMCEngine._create_partition),
     ("POST", rf"/api/partitions/(?P<pid>{_ID})", HMCEngine._update_partition),
     ("DELETE", rf"/api/partitions/(?P<pid>{_ID})", HMCEngine._delete_partition),
