@@ -240,6 +240,8 @@ class Emulator:
                 if kind.detail_fields
                 else kind.modify_detail
             )
+            # A type's update hook may name what changed (a port label change).
+            detail = res.ext.pop("modify_detail", None) or detail
         if changed:
             self.publish("MODIFY_URI", res, detail)
         return res

@@ -308,22 +308,41 @@ def seed_network(emu: Emulator, inv: dict[str, Any]) -> None:
         el = vswitch_element(name, i)
         x.set_atom(el, uuid)
         emu.store.add(Resource("VirtualSwitch", uuid, el, parent=emu.ms, rootable=False))
-    sea = net.get("sea")
-    if not sea:
-        return
+    seas = net.get("sea") or []
+    # One SEA (a dict, as the shipped inventories have it) or several.
+    for index, sea in enumerate([seas] if isinstance(seas, dict) else seas):
+        _seed_sea(emu, sea, names[0], index)
+
+
+def _seed_sea(emu: Emulator, sea: dict[str, Any], default_switch: str, index: int) -> None:
+    """A NetworkBridge with one SEA on one VIOS (device names follow the
+    VIOS's AIX numbering: ent0-ent3 physical, then trunk and SEA pairs)."""
+    assert emu.ms is not None
     v = next(
         (o for o in emu.store.list("VirtualIOServer") if lpar.name_of(o.elem) == sea["vios"]), None
     )
     if v is None:
         raise ValueError(f"network.sea.vios {sea['vios']!r} is not one of the inventory VIOSes")
     vs = next(
-        s
-        for s in emu.store.list("VirtualSwitch")
-        if s.field("SwitchName") == sea.get("vswitch", names[0])
+        (
+            s
+            for s in emu.store.list("VirtualSwitch")
+            if s.field("SwitchName") == sea.get("vswitch", default_switch)
+        ),
+        None,
     )
+    if vs is None:
+        raise ValueError(f"network.sea.vswitch {sea.get('vswitch')!r} is not in network.vswitches")
+    on_vios = sum(
+        1
+        for nb in emu.store.list("NetworkBridge")
+        for s in slots.items(nb.elem, "SharedEthernetAdapters", "SharedEthernetAdapter")
+        if _link_uuid(s.find(x.q("AssignedVirtualIOServer"))) == v.uuid
+    )
+    trunk_dev, sea_dev = f"ent{4 + 2 * on_vios}", f"ent{5 + 2 * on_vios}"
     pvid = int(sea.get("pvid", 1))
     slot = slots.Slots(slots.server_slots_in_use(v.elem), 2, 2000).take(None, "SEA")
-    primary = _trunk(emu, v, pvid, [], vs, slot, "ent4", True)
+    primary = _trunk(emu, v, pvid, [], vs, slot, trunk_dev, True)
     nb = x.container("NetworkBridge")
     x.sub(nb, "FailoverEnabled", "false", kb="CUD")
     x.sub(nb, "LoadBalancingEnabled", "false", kb="CUD")
@@ -339,7 +358,7 @@ def seed_network(emu: Emulator, inv: dict[str, Any]) -> None:
     x.sub(eth, "DeviceName", sea.get("backing_device", "ent0"))
     x.sub(eth, "DeviceType", "physicalEthernetAdpter")
     x.sub(s, "HighAvailabilityMode", "disabled", kb="CUD")
-    x.sub(s, "DeviceName", "ent5", kb="CUD")
+    x.sub(s, "DeviceName", sea_dev, kb="CUD")
     x.sub(s, "JumboFramesEnabled", "false", kb="UOD")
     x.sub(s, "PortVLANID", str(pvid))
     x.sub(s, "QualityOfServiceMode", "disabled", kb="CUD")
@@ -349,21 +368,23 @@ def seed_network(emu: Emulator, inv: dict[str, Any]) -> None:
     tas.append(primary)
     x.sub(s, "IsPrimary", "true", kb="CUD")
     ipi = x.sub(s, "IPInterface", None, kb="CUD")
-    x.sub(ipi, "InterfaceName", "en5", kb="CUD")
+    x.sub(ipi, "InterfaceName", "en" + sea_dev[3:], kb="CUD")
     x.sub(ipi, "IPAddress", sea.get("ip", "192.0.2.11"), kb="CUD")
     x.sub(ipi, "SubnetMask", "255.255.255.0", kb="CUD")
     x.sub(ipi, "State", "Active", kb="CUD")
-    x.sub(s, "UniqueDeviceID", "10" + uuidlib.uuid5(uuidlib.NAMESPACE_DNS, v.uuid).hex[:16])
+    dev_key = v.uuid if not on_vios else f"{v.uuid}/{sea_dev}"
+    x.sub(s, "UniqueDeviceID", "10" + uuidlib.uuid5(uuidlib.NAMESPACE_DNS, dev_key).hex[:16])
     x.sub(s, "LargeSend", "true", kb="CUD")
     schema.set_field(s, "ConfigurationState", "Configured", kb="CUD")
     x.sub(nb, "UniqueDeviceID", "0")
     x.sub(nb, "VirtualNetworks", None)
-    uuid = str(uuidlib.uuid5(uuidlib.NAMESPACE_DNS, f"{emu.ms.uuid}/nb/{v.uuid}"))
+    key = f"{emu.ms.uuid}/nb/{v.uuid}" + (f"/{index}" if index else "")
+    uuid = str(uuidlib.uuid5(uuidlib.NAMESPACE_DNS, key))
     x.set_atom(nb, uuid)
     res = Resource("NetworkBridge", uuid, nb, parent=emu.ms, rootable=False)
     _derive_load_groups(emu, res)
     emu.store.add(res)
-    _mirror_to_vios(emu)
+    _mirror_to_vios(emu)  # its trunk's slot is taken before the next SEA's
 
 
 def _sea_trunks(sea: etree._Element) -> list[etree._Element]:
@@ -407,6 +428,18 @@ def _derive_load_groups(emu: Emulator, nb: Resource) -> None:
     _vnet_links(nb.elem.find(x.q("VirtualNetworks")), all_hrefs)
 
 
+def _device_names_on(emu: Emulator, v: Resource) -> set[str]:
+    """Ethernet device names taken on a VIOS: its physical ports (ent0-ent3)
+    and every SEA and trunk adapter of any network bridge on it."""
+    names = {f"ent{i}" for i in range(0, 4)}
+    for nb in emu.store.list("NetworkBridge"):
+        for sea in slots.items(nb.elem, "SharedEthernetAdapters", "SharedEthernetAdapter"):
+            if _link_uuid(sea.find(x.q("AssignedVirtualIOServer"))) == v.uuid:
+                names.add(sea.findtext(x.q("DeviceName")) or "")
+                names.update(ta.findtext(x.q("DeviceName")) or "" for ta in _sea_trunks(sea))
+    return names
+
+
 def _mirror_to_vios(emu: Emulator) -> None:
     """VIOS ViosNetwork view: its SEAs and trunk adapters."""
     for v in emu.store.list("VirtualIOServer"):
@@ -446,7 +479,7 @@ def _nb_update(emu: Emulator, res: Resource, new: etree._Element) -> None:
             int(ta.findtext(x.q("VirtualSlotNumber")) or 0) for ta in old_tas.values()
         }
         slot_pool = slots.Slots(used_slots, 2, 2000)
-        dev_names = {f"ent{i}" for i in range(0, 6)} | set(old_tas)
+        dev_names = _device_names_on(emu, v) | set(old_tas)
         seen: dict[tuple[int, int], str] = {}
         tas = _sea_trunks(sea)
         if not tas:

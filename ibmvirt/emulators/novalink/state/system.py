@@ -123,11 +123,20 @@ def reserved_memory_query(emu: Emulator, job: Any) -> dict[str, str]:
     return {"RequiredMemory": str(required), "CurrentAvailableSystemMemory": str(free_mem)}
 
 
+#: Event detail of a physical port label change (networking-powervm's SR-IOV
+#: agent looked for it; the rest of the real event is a guess, see the docs).
+SRIOV_PORT_CONFIG_CHANGE = "SRIOVPhysicalPort.ConfigChange"
+_PORT_LABELS = ("Label", "SubLabel")
+
+
 def _update(emu: Emulator, res: Resource, new: Any) -> None:
-    """Only the system name can be changed here; everything else is hardware."""
+    """Only the system name and the SR-IOV physical ports' labels can be
+    changed here (pypowervm's ``sriov.safe_update_pports``); everything else is
+    hardware."""
     name = new.findtext(x.q("SystemName"))
     probe = x.deep(new)
     schema.set_field(probe, "SystemName", res.field("SystemName"), kb="CUR")
+    relabelled = _take_port_labels(probe, res.elem)
     # Repeated children (SupportedIBMiConsoleCodePage) pair up by position.
     changed = sorted(
         x.local(c)
@@ -144,6 +153,50 @@ def _update(emu: Emulator, res: Resource, new: Any) -> None:
     if not name:
         raise errors.bad_request("ManagedSystem SystemName cannot be empty")
     schema.set_field(res.elem, "SystemName", name, kb="CUR")
+    for port, labels in relabelled:
+        for tag, value in labels.items():
+            _set_or_drop(port, tag, value)
+    if relabelled:
+        res.ext["modify_detail"] = SRIOV_PORT_CONFIG_CHANGE
+
+
+def _physical_ports(el: Any) -> dict[tuple[str, str], Any]:
+    """SR-IOV physical port elements by (SRIOVAdapterID, PhysicalPortID)."""
+    ports = {}
+    for adapter in el.iter(x.q("SRIOVAdapter")):
+        aid = adapter.findtext(x.q("SRIOVAdapterID")) or ""
+        for port in adapter.iter():
+            if isinstance(port.tag, str) and x.local(port).endswith("PhysicalPort"):
+                ports[(aid, port.findtext(x.q("PhysicalPortID")) or "")] = port
+    return ports
+
+
+def _take_port_labels(probe: Any, stored: Any) -> list[tuple[Any, dict[str, str | None]]]:
+    """The label changes a client sent, as (stored port, {tag: new value});
+    ``probe`` is given the stored labels back so the rest compares as unchanged."""
+    out = []
+    kept = _physical_ports(stored)
+    for key, sent in _physical_ports(probe).items():
+        port = kept.get(key)
+        if port is None:
+            continue  # an unknown port: the comparison refuses it
+        changes = {}
+        for tag in _PORT_LABELS:
+            new, old = sent.findtext(x.q(tag)), port.findtext(x.q(tag))
+            if (new or "") != (old or ""):
+                changes[tag] = new
+            _set_or_drop(sent, tag, old)
+        if changes:
+            out.append((port, changes))
+    return out
+
+
+def _set_or_drop(port: Any, tag: str, value: str | None) -> None:
+    if value is None:
+        for old in port.findall(x.q(tag)):
+            port.remove(old)
+    else:
+        schema.set_field(port, tag, value, kb="CUD")
 
 
 def _nth_like(stored: Any, c: Any) -> Any:
