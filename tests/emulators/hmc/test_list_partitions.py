@@ -10,19 +10,6 @@ from ibmvirt.emulators.hmc import HMCEmulatorFixture, inventories
 from .conftest import new_partition
 
 
-def hmc_2_16_inventory(tmp_path) -> str:
-    """The z15 inventory managed by an HMC at version 2.16.0 (API 4.10)."""
-    text = open(inventories.Z15, encoding="utf-8").read()
-    text = text.replace("api_version: '3.1'", "api_version: '4.10'")
-    text = text.replace(
-        "version: '2.15.0'\n        machine-type: '7327'",
-        "version: '2.16.0'\n        machine-type: '7327'",
-    )
-    path = tmp_path / "z15-hmc216.yaml"
-    path.write_text(text, encoding="utf-8")
-    return str(path)
-
-
 def test_additional_properties_refused_before_hmc_2_16(z15_cpc, z15):
     new_partition(z15_cpc)
     with pytest.raises(zhmcclient.HTTPError) as info:
@@ -34,7 +21,9 @@ def test_additional_properties_refused_before_hmc_2_16(z15_cpc, z15):
 
 
 def test_additional_properties_on_hmc_2_16(tmp_path):
-    fx = HMCEmulatorFixture(hmc_2_16_inventory(tmp_path))
+    fx = HMCEmulatorFixture(
+        inventories.with_hmc_version(inventories.Z15, "2.16.0", "4.10", str(tmp_path))
+    )
     fx.setUp()
     try:
         client = zhmcclient.Client(fx.session())

@@ -69,3 +69,19 @@ Z15_IDS = _ids("15", "Z15A", 34, 2097152, "2.15.0", True)
 
 #: inventory path -> its ids, for parametrised tests
 ALL: dict[str, InventoryIds] = {Z13: Z13_IDS, Z15: Z15_IDS}
+
+
+def with_hmc_version(inventory: str, hmc_version: str, api_version: str, directory: str) -> str:
+    """A copy of ``inventory`` whose HMC has another version (e.g. a z15 managed
+    by an HMC 2.16.0, API 4.10); the CPC is unchanged. Returns the new path."""
+    import yaml  # zhmcclient.mock's own dependency
+
+    with open(inventory, encoding="utf-8") as f:
+        data = yaml.safe_load(f)
+    hmc = data["hmc_definition"]
+    hmc["api_version"] = api_version
+    hmc["consoles"][0]["properties"]["version"] = hmc_version
+    path = os.path.join(directory, f"{os.path.basename(inventory)[:-5]}-hmc{hmc_version}.yaml")
+    with open(path, "w", encoding="utf-8") as f:
+        yaml.safe_dump(data, f, sort_keys=False)
+    return path
