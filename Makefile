@@ -82,7 +82,9 @@ bench: $(STAMP) genisoimage
 
 # Regenerate etc/ sample configs (a unit test fails when they are stale).
 sample-config: $(STAMP)
-	$(PY) -m oslo_config.generator --config-file etc/ibmvirt-config-generator.conf
+	for gen in etc/*-config-generator.conf; do \
+	  $(PY) -m oslo_config.generator --config-file $$gen || exit 1; \
+	done
 
 guest-tools:
 	bash guest-tools/dpm/build-tarball.sh dist
