@@ -35,8 +35,11 @@ class DpmHmc(fixtures.Fixture):
         self.mac_settable = self.cpc.get_property("se-version") >= "2.14"
         self._macs = 0
 
-    def configure(self, conf: cfg.ConfigOpts, mappings: list[str], host: str = "host1") -> None:
-        """The agent's [dpm] options pointing at this HMC, verifying its certificate."""
+    def configure(
+        self, conf: cfg.ConfigOpts, mappings: list[str] | None, host: str = "host1"
+    ) -> None:
+        """The agent's [dpm] options pointing at this HMC, verifying its certificate
+        (``mappings`` None: leave them to a config file)."""
         agent_dpm.register_opts(conf)
         conf.set_override("host", host)
         options = {
@@ -46,8 +49,9 @@ class DpmHmc(fixtures.Fixture):
             "hmc_password": self.hmc.password,
             "hmc_ca_file": self.emu.ca_file,
             "cpc_object_id": self.ids.cpc,
-            "physical_network_adapter_mappings": mappings,
         }
+        if mappings is not None:
+            options["physical_network_adapter_mappings"] = mappings
         for name, value in options.items():
             conf.set_override(name, value, "dpm")
 

@@ -281,7 +281,7 @@ def connect(conf: cfg.ConfigOpts) -> tuple[zhmcclient.Client, zhmcclient.Cpc]:
 def make_manager(conf: cfg.ConfigOpts = cfg.CONF) -> DpmAgentManager:
     """Everything the agent checks before it registers with neutron-server."""
     try:
-        lines = list(conf.dpm.physical_network_adapter_mappings)
+        lines = list(conf.dpm.physical_network_adapter_mappings or [])
     except ValueError as exc:  # oslo.config names the option and the bad value
         raise base.AgentStartupError(str(exc)) from None
     client, cpc = connect(conf)
