@@ -1,0 +1,82 @@
+"""HMC requests per agent poll, counted in the emulator's request log: a
+constant number whatever the number of NICs (networking-dpm read every NIC's
+description at every poll)."""
+
+from __future__ import annotations
+
+import fixtures
+import testtools
+from oslo_config import cfg
+
+from ibmvirt.emulators.hmc import inventories
+from ibmvirt.neutron.agent import dpm
+from tests.neutron.dpm_fixtures import DpmHmc
+
+
+class BudgetTestCase(testtools.TestCase):
+    inventory = inventories.Z15
+
+    def setUp(self):
+        super().setUp()
+        inventory = self.inventory
+        if inventory is None:  # a z15 managed by an HMC 2.16.0
+            tmp = self.useFixture(fixtures.TempDir()).path
+            inventory = inventories.with_hmc_version(inventories.Z15, "2.16.0", "4.10", tmp)
+        self.hmc = self.useFixture(DpmHmc(inventory, inventories.Z15_IDS))
+        self.ids = self.hmc.ids
+        conf = cfg.ConfigOpts()
+        conf.register_opt(cfg.StrOpt("host"))
+        conf([], project="ibmvirt-test")
+        self.hmc.configure(conf, [f"physnet1:{self.ids.osa_adapter}"])
+        self.manager = dpm.make_manager(conf)
+        self.ports: list[str] = []
+        self.nics = []
+
+    def add_nics(self, count: int, host: str = "host1", per_partition: int = 4) -> None:
+        part = None
+        for i in range(count):
+            if i % per_partition == 0:
+                part = self.hmc.partition(host)
+            port = f"{host}-port-{len(self.nics)}"
+            self.nics.append(self.hmc.create_nic(part, port, self.ids.vswitch_osa_port0, host))
+            if host == "host1":
+                self.ports.append(port)
+
+    def poll(self) -> tuple[set[str], int]:
+        """One get_all_devices: the devices and the HMC requests it made."""
+        before = self.hmc.emu.request_count()
+        devices = self.manager.get_all_devices()
+        return devices, self.hmc.emu.request_count() - before
+
+
+class TestHmcBefore216(BudgetTestCase):
+    def test_one_get_inventory_per_poll_whatever_the_nics(self):
+        self.assertFalse(self.manager.features.list_additional_properties)
+        self.add_nics(10)
+        self.add_nics(4, host="host2")
+        self.assertEqual((set(self.ports), 1), self.poll())
+        self.assertEqual((set(self.ports), 1), self.poll())
+        self.add_nics(40)
+        self.assertEqual((set(self.ports), 1), self.poll())
+        self.assertEqual(50, len(self.ports))
+        self.assertEqual(3, self.hmc.emu.request_count("POST", r"^/api/services/inventory$"))
+
+
+class TestHmc216(BudgetTestCase):
+    inventory = None
+
+    def test_one_list_and_one_backing_list_per_poll_new_nics_read_once(self):
+        self.assertTrue(self.manager.features.list_additional_properties)
+        self.add_nics(10)
+        self.add_nics(4, host="host2")  # read once too, then known as not ours
+        self.assertEqual((set(self.ports), 2 + 14), self.poll())
+        self.assertEqual((set(self.ports), 2), self.poll())
+        self.add_nics(3)
+        self.assertEqual((set(self.ports), 2 + 3), self.poll())
+        self.nics[0].delete()
+        self.assertEqual((set(self.ports[1:]), 2), self.poll())
+        self.assertEqual((set(self.ports[1:]), 2), self.poll())
+        listed = self.hmc.emu.request_count(
+            "GET", r"^/api/cpcs/[^/]+/partitions\?additional-properties=nic-uris$"
+        )
+        self.assertEqual(5, listed)
