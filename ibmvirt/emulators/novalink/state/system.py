@@ -56,6 +56,7 @@ def build(emu: Emulator, host: dict[str, Any]) -> Resource:
     _apply_sriov_labels(el, host.get("sriov_port_labels", {}))
     _clear_sriov_port_use(el)
     _apply_ibmi(el, host)
+    _apply_vnic(el, host)
     res = Resource("ManagedSystem", ms_uuid, el)
     emu.store.add(res)
     emu.ms = res
@@ -237,6 +238,21 @@ def _split_mtms(mtms: str) -> tuple[str, str, str]:
 
 def _fmt_units(v: float) -> str:
     return f"{v:.2f}".rstrip("0").rstrip(".") if v != int(v) else str(int(v))
+
+
+def _apply_vnic(el: Any, host: dict[str, Any]) -> None:
+    """vNIC support (the server serves VirtualNICDedicated): the flags of the
+    captured ``managedsystem.txt``, which the SR-IOV template predates;
+    pypowervm's ``set_vnic_back_devs`` refuses a system without them. The
+    inventory's ``vnic_capable`` / ``vnic_failover_capable`` turn them off."""
+    caps = el.find(x.q("AssociatedSystemCapabilities"))
+    capable = bool(host.get("vnic_capable", True))
+    failover = capable and bool(host.get("vnic_failover_capable", True))
+    for tag, value in (
+        ("VirtualNICDedicatedSRIOVCapable", capable),
+        ("VirtualNICFailOverCapable", failover),
+    ):
+        schema.set_field(caps, tag, "true" if value else "false", kb="ROO")
 
 
 def _apply_ibmi(el: Any, host: dict[str, Any]) -> None:

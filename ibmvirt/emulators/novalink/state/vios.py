@@ -80,6 +80,12 @@ def seed(emu: Emulator, spec: dict[str, Any], index: int, management: bool = Fal
                 c.remove(kid)
     schema.set_field(el, "PartitionName", spec["name"], kb="CUR")
     schema.set_field(el, "IsManagementPartition", "true" if management else "false")
+    # vNIC hosting (the server serves vNICs backed through any VIOS): the flags
+    # of fake_vios_hosting_vios_feed.txt, set; pypowervm's set_vnic_back_devs
+    # only picks VIOSes showing them. The older VIOS template has neither.
+    capable = bool(spec.get("vnic_capable", True)) and not management
+    for tag in ("IsVNICCapable", "VNICFailOverCapable"):
+        schema.set_field(el, tag, "true" if capable else "false", kb="CUD")
     _set_fc_ports(emu, el, spec)
     for tag in ("PartitionID", "PartitionUUID", "PartitionState"):
         c = el.find(x.q(tag))
