@@ -80,3 +80,13 @@ class TestHmc216(BudgetTestCase):
             "GET", r"^/api/cpcs/[^/]+/partitions\?additional-properties=nic-uris$"
         )
         self.assertEqual(5, listed)
+
+    def test_an_hmc_refusing_additional_properties_is_read_by_inventory(self):
+        self.add_nics(3)
+        self.hmc.emu.inject_fault(
+            "GET", r"/partitions\?additional-properties=", status=400, reason=1
+        )
+        devices, _ = self.poll()
+        self.assertEqual(set(self.ports), devices)
+        self.assertFalse(self.manager.features.list_additional_properties)
+        self.assertEqual((set(self.ports), 1), self.poll())
