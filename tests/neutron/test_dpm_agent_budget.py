@@ -25,6 +25,9 @@ class BudgetTestCase(testtools.TestCase):
         self.hmc = self.useFixture(DpmHmc(inventory, inventories.Z15_IDS))
         self.ids = self.hmc.ids
         conf = cfg.ConfigOpts()
+        # oslo.config keeps overrides in the option group, which is shared by every
+        # ConfigOpts the group is registered on: drop them after the test.
+        self.addCleanup(conf.reset)
         conf.register_opt(cfg.StrOpt("host"))
         conf([], project="ibmvirt-test")
         self.hmc.configure(conf, [f"physnet1:{self.ids.osa_adapter}"])

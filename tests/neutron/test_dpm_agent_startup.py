@@ -36,6 +36,9 @@ class TestStartupRefusals(testtools.TestCase):
             "[dpm]\n" + "".join(f"physical_network_adapter_mappings = {m}\n" for m in mappings)
         )
         conf = cfg.ConfigOpts()
+        # oslo.config keeps overrides in the option group, which is shared by every
+        # ConfigOpts the group is registered on: drop them after the test.
+        self.addCleanup(conf.reset)
         conf.register_opt(cfg.StrOpt("host"))
         self.hmc.configure(conf, None)
         conf(["--config-file", str(ini)], project="ibmvirt-test")
