@@ -4,6 +4,8 @@ description at every poll)."""
 
 from __future__ import annotations
 
+from unittest import mock
+
 import fixtures
 import testtools
 from oslo_config import cfg
@@ -63,6 +65,14 @@ class TestHmcBefore216(BudgetTestCase):
         self.assertEqual((set(self.ports), 1), self.poll())
         self.assertEqual(50, len(self.ports))
         self.assertEqual(3, self.hmc.emu.request_count("POST", r"^/api/services/inventory$"))
+
+    def test_incomplete_inventory_is_an_outage_not_a_deletion(self):
+        self.add_nics(2)
+        self.assertEqual(set(self.ports), self.poll()[0])
+        error = {"class": "inventory-error", "inventory-error-code": 1}
+        with mock.patch.object(self.manager.client, "get_inventory", return_value=[error]):
+            self.assertEqual(set(), self.manager.get_all_devices())
+        self.assertEqual(set(self.ports), self.poll()[0])
 
 
 class TestHmc216(BudgetTestCase):

@@ -52,6 +52,10 @@ RETRY_TIMEOUT = zhmcclient.RetryTimeoutConfig(
 BACKING_PROPS = ("virtual-switch-uri", "network-adapter-port-uri")
 
 
+class InventoryIncomplete(zhmcclient.Error):
+    """Get Inventory answered, with inventory-error items instead of some objects."""
+
+
 @dataclass(frozen=True)
 class Nic:
     """One NIC of this host on some backing, as far as the agent cares."""
@@ -169,6 +173,9 @@ class DpmAgentManager(base.AgentManager):
         kinds = {b.kind for b in self.backings}
         resources = ["partition"] + (["virtual-switch"] if mappings.VSWITCH in kinds else [])
         items = self.client.get_inventory(resources)
+        errors = [i for i in items if i.get("class") == "inventory-error"]
+        if errors:  # the HMC could not inventory everything: do not guess what is missing
+            raise InventoryIncomplete(f"Get Inventory reported {errors[0]}")
         partitions = {
             i["object-uri"]
             for i in items
