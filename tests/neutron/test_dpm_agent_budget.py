@@ -80,24 +80,34 @@ class TestHmc216(BudgetTestCase):
 
     def test_one_list_and_one_backing_list_per_poll_new_nics_read_once(self):
         self.assertTrue(self.manager.features.list_additional_properties)
+        bulk = r"^/api/services/aggregation/submit$"
+        bulk_at_start = self.hmc.emu.request_count("POST", bulk)  # the vswitch list's
         self.add_nics(10)
-        self.add_nics(4, host="host2")  # read once too, then known as not ours
-        self.assertEqual((set(self.ports), 2 + 14), self.poll())
+        self.add_nics(4, host="host2")  # partitions named for host2: never read
+        # List Partitions, one Submit Requests for the 10 new NICs, the vswitch list.
+        self.assertEqual((set(self.ports), 3), self.poll())
         self.assertEqual((set(self.ports), 2), self.poll())
         self.add_nics(3)
-        self.assertEqual((set(self.ports), 2 + 3), self.poll())
+        self.assertEqual((set(self.ports), 3), self.poll())
         self.nics[0].delete()
         self.assertEqual((set(self.ports[1:]), 2), self.poll())
         self.assertEqual((set(self.ports[1:]), 2), self.poll())
         listed = self.hmc.emu.request_count(
-            "GET", r"^/api/cpcs/[^/]+/partitions\?additional-properties=nic-uris$"
+            "GET", r"^/api/cpcs/[^/]+/partitions\?name=.*&additional-properties=nic-uris$"
         )
         self.assertEqual(5, listed)
+        self.assertEqual(2, self.hmc.emu.request_count("POST", bulk) - bulk_at_start)
+
+    def test_a_nic_of_another_host_in_our_partition_is_read_once(self):
+        part = self.hmc.partition("host1")
+        self.hmc.create_nic(part, "theirs", self.ids.vswitch_osa_port0, "host2")
+        self.assertEqual((set(), 3), self.poll())
+        self.assertEqual((set(), 2), self.poll())
 
     def test_an_hmc_refusing_additional_properties_is_read_by_inventory(self):
         self.add_nics(3)
         self.hmc.emu.inject_fault(
-            "GET", r"/partitions\?additional-properties=", status=400, reason=1
+            "GET", r"/partitions\?.*additional-properties=", status=400, reason=1
         )
         devices, _ = self.poll()
         self.assertEqual(set(self.ports), devices)
