@@ -24,10 +24,16 @@ AGENT_LOG = "ibmvirt.neutron.agent.dpm"
 
 class DpmAgentTestCase(Ml2TestCase):
     inventory = inventories.Z15
+    #: Another HMC version managing the same CPC (e.g. "2.16.0").
+    hmc_version: str | None = None
 
     def setUp(self):
         super().setUp()
-        self.hmc = self.useFixture(DpmHmc(self.inventory))
+        inventory = self.inventory
+        if self.hmc_version:
+            tmp = self.useFixture(fixtures.TempDir()).path
+            inventory = inventories.with_hmc_version(inventory, self.hmc_version, "4.10", tmp)
+        self.hmc = self.useFixture(DpmHmc(inventory, inventories.ALL[self.inventory]))
         self.ids = self.hmc.ids
         self.log = self.useFixture(fixtures.FakeLogger(name=AGENT_LOG, level=logging.INFO))
         self.hmc.configure(
@@ -89,6 +95,17 @@ class TestPortStatus(DpmAgentTestCase):
         self.hmc.create_nic(self.hmc.partition(), port["id"], self.ids.vswitch_osa_port1)
         self.assertEqual(set(), self.run_agent_once()["current"])
         self.assertEqual("DOWN", self.port(port["id"])["status"])
+
+
+class TestPortStatusOnHmc216(TestPortStatus):
+    """The same through List Partitions with nic-uris (HMC 2.16.0 and later)."""
+
+    hmc_version = "2.16.0"
+
+    def test_reads_partitions_not_the_inventory(self):
+        self.assertTrue(self.manager.features.list_additional_properties)
+        self.run_agent_once()
+        self.assertEqual(0, self.hmc.emu.request_count("POST", r"^/api/services/inventory$"))
 
 
 class TestHmcOutage(DpmAgentTestCase):
