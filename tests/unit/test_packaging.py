@@ -1,9 +1,12 @@
 """What an operator gets from a normal install: the shim, the sample config."""
 
+import configparser
 import pathlib
 import subprocess
 import sys
 import sysconfig
+
+import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 SITE = pathlib.Path(sysconfig.get_paths()["purelib"]).resolve()
@@ -56,16 +59,33 @@ def test_unknown_driver_name_is_an_attribute_error():
         raise AssertionError("shim resolved a driver that does not exist")
 
 
-def test_sample_config_is_current(tmp_path):
+GENERATOR_CONFS = sorted((REPO / "etc").glob("*-config-generator.conf"))
+
+
+def _output_file(generator_conf: pathlib.Path) -> str:
+    """The sample a generator config writes (its ``output_file``)."""
+    parser = configparser.ConfigParser(strict=False)  # namespace is repeated
+    parser.read(generator_conf)
+    return parser["DEFAULT"]["output_file"]
+
+
+def test_every_sample_has_a_generator_config():
+    samples = {p.relative_to(REPO).as_posix() for p in (REPO / "etc").glob("*.sample")}
+    assert samples == {_output_file(c) for c in GENERATOR_CONFS}
+
+
+@pytest.mark.parametrize("generator_conf", GENERATOR_CONFS, ids=lambda p: p.name)
+def test_sample_config_is_current(tmp_path, generator_conf):
     """etc/ samples are generated; regenerate with `make sample-config`."""
-    generated = tmp_path / "ibmvirt.conf.sample"
+    sample = _output_file(generator_conf)
+    generated = tmp_path / pathlib.Path(sample).name
     subprocess.run(
         [
             sys.executable,
             "-m",
             "oslo_config.generator",
             "--config-file",
-            str(REPO / "etc/ibmvirt-config-generator.conf"),
+            str(generator_conf),
             "--output-file",
             str(generated),
         ],
@@ -74,9 +94,9 @@ def test_sample_config_is_current(tmp_path):
         capture_output=True,
         timeout=120,
     )
-    checked_in = REPO / "etc/ibmvirt.conf.sample"
+    checked_in = REPO / sample
     assert checked_in.read_text() == generated.read_text(), (
-        "etc/ibmvirt.conf.sample is stale: run `make sample-config` and commit it"
+        f"{sample} is stale: run `make sample-config` and commit it"
     )
 
 
