@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import signal
 import subprocess
 import sys
 import time
@@ -199,8 +200,12 @@ class TestConsoleScript(testtools.TestCase):
                 self.assertIsNone(proc.poll(), log.read_text())
                 self.assertLess(time.monotonic(), deadline, log.read_text())
                 time.sleep(0.2)
+            # SIGTERM (systemctl stop) stops it gracefully.
+            proc.send_signal(signal.SIGTERM)
+            self.assertEqual(0, proc.wait(timeout=60), log.read_text())
         finally:
-            # Not SIGTERM: the agent base does not stop on it yet (reported).
-            proc.kill()
-            proc.wait(timeout=30)
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=30)
+        self.assertIn("Stopping DPM agent agent", log.read_text())
         self.assertNotIn(self.hmc.hmc.password, log.read_text())
