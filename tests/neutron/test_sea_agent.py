@@ -170,6 +170,22 @@ class TestRequestBudget(SEAAgentTestCase):
         # ... while the event feed is long-polled all along (event_wait 0.3 s).
         self.assertGreater(self.nl_control.log.count("GET", "/Event"), 0)
 
+    def test_events_lost_make_the_agent_list_everything_once(self):
+        manager = self.start_sea()
+        port = self.vlan_port(61)
+        self.plug(port, self.make_lpar())
+        self.wait_for_port_status(port["id"], "ACTIVE")
+        self.settle(manager)
+        for etype in ("MISSING_EVENTS", "CACHE_CLEARED"):
+            with self.subTest(etype=etype):
+                self.nl_control.log.clear()
+                self.novalink.emu.events.publish(etype)
+                self.settle(manager)
+                lpar_feeds = self.novalink_requests(r"/LogicalPartition\?", "GET")
+                self.assertEqual(1, len(lpar_feeds), self.novalink_requests())
+                self.run_agent_once()
+                self.assertEqual("ACTIVE", self.port(port["id"])["status"])
+
     def test_ports_on_a_vlan_already_on_the_sea_do_not_reread_it(self):
         manager = self.start_sea()
         lpar = self.make_lpar()
