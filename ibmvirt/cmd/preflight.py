@@ -37,8 +37,9 @@ def _read_group(conf: cfg.ConfigOpts, group: str) -> None:
 
 def powervm_checks(conf: cfg.ConfigOpts) -> tuple[list[preflight.Check], Callable[[], None]]:
     """init_host's checks against the NovaLink, and how to log off afterwards."""
-    from ibmvirt.powervm import connection, media
+    from ibmvirt.common import novalink
     from ibmvirt.powervm import disk as pvm_disk
+    from ibmvirt.powervm import media
     from ibmvirt.powervm.host import Host
 
     host = Host(conf)
@@ -46,15 +47,15 @@ def powervm_checks(conf: cfg.ConfigOpts) -> tuple[list[preflight.Check], Callabl
 
     def options() -> str:
         _read_group(conf, "powervm")
-        args = connection.session_args(conf)
-        connection.tls_verify(conf)
+        args = novalink.session_args(conf)
+        novalink.tls_verify(conf)
         return f"disk_driver = {pvm.disk_driver}, NovaLink {args['host']}"
 
     def logon() -> str:
         host.connect(conn_tries=1)
         if not pvm.novalink_host:
             return "local file logon"
-        verify = connection.tls_verify(conf)
+        verify = novalink.tls_verify(conf)
         if host.adapter.session.protocol != "https":
             tls = "plain http: the password crosses the network in clear (novalink_protocol)"
         elif verify is False:

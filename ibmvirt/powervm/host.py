@@ -22,7 +22,8 @@ from pypowervm.wrappers import managed_system as pvm_ms
 from pypowervm.wrappers import network as pvm_net
 
 from ibmvirt import contract
-from ibmvirt.powervm import connection, event
+from ibmvirt.common import novalink
+from ibmvirt.powervm import event
 from ibmvirt.powervm import exceptions as pvm_exc
 
 LOG = logging.getLogger(__name__)
@@ -53,16 +54,16 @@ class Host:
     def _where(self) -> str:
         return self.conf.powervm.novalink_host or "localhost (local logon)"
 
-    def connect(self, conn_tries: int = connection.CONNECT_TRIES) -> None:
+    def connect(self, conn_tries: int = novalink.CONNECT_TRIES) -> None:
         """Log on to NovaLink (retrying while it starts)."""
         if self._adapter is not None:
             return
         try:
-            self._adapter = connection.build_adapter(self.conf, conn_tries=conn_tries)
-        except pvm_exc.ConfigError:
-            raise
+            self._adapter = novalink.build_adapter(self.conf, conn_tries=conn_tries)
+        except novalink.NovaLinkConfigError as exc:
+            raise pvm_exc.ConfigError(option=exc.option, reason=exc.reason) from None
         except pvm_ex.Error as exc:
-            reason = connection.logon_failure(self.conf, exc) or _reason(exc)
+            reason = novalink.logon_failure(self.conf, exc) or _reason(exc)
             raise pvm_exc.NovaLinkUnavailable(host=self._where(), reason=reason) from exc
 
     def check_system(self) -> pvm_ms.System:

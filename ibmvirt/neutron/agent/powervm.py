@@ -25,10 +25,9 @@ from pypowervm.wrappers import logical_partition as pvm_lpar
 from pypowervm.wrappers import managed_system as pvm_ms
 
 from ibmvirt import contract
+from ibmvirt.common import novalink
 from ibmvirt.neutron.agent import base as agent_base
 from ibmvirt.neutron.agent.devices import Device, DeviceSet, Worker
-from ibmvirt.powervm import connection
-from ibmvirt.powervm import exceptions as pvm_exc
 
 LOG = logging.getLogger(__name__)
 
@@ -63,11 +62,11 @@ def parse_uri(uri: str | None) -> tuple[str, str | None, str | None] | None:
 def connect(conf: cfg.ConfigOpts) -> pvm_adpt.Adapter:
     """Log on with the Nova driver's [powervm] options; failures name the option."""
     try:
-        return connection.build_adapter(conf)
-    except pvm_exc.ConfigError as exc:
+        return novalink.build_adapter(conf)
+    except novalink.NovaLinkConfigError as exc:
         raise agent_base.AgentStartupError(str(exc)) from None
     except pvm_ex.Error as exc:
-        reason = connection.logon_failure(conf, exc) or f"{type(exc).__name__}: {exc}"
+        reason = novalink.logon_failure(conf, exc) or f"{type(exc).__name__}: {exc}"
         raise agent_base.AgentStartupError(f"cannot log on to NovaLink: {reason}") from None
 
 

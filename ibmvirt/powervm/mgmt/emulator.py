@@ -15,7 +15,7 @@ from typing import BinaryIO
 
 import requests
 
-from ibmvirt.powervm import connection
+from ibmvirt.common import novalink
 from ibmvirt.powervm import exceptions as pvm_exc
 from ibmvirt.powervm.mgmt import MgmtDisk, MgmtDiskAccess, open_file
 
@@ -44,7 +44,7 @@ class EmulatorDiskAccess(MgmtDiskAccess):
 
     def discover(self, disk: MgmtDisk) -> str:
         url = self._disks_url()
-        verify = connection.tls_verify(self.conf) if url.startswith("https") else False
+        verify = novalink.tls_verify(self.conf) if url.startswith("https") else False
         try:
             resp = requests.get(url, timeout=TIMEOUT, verify=verify)
             resp.raise_for_status()

@@ -1,4 +1,6 @@
-"""The pypowervm session and adapter to the NovaLink REST API.
+"""The pypowervm session and adapter to the NovaLink REST API, for the Nova
+driver and the Neutron agents alike (no Nova import: the agents run in Neutron
+processes).
 
 Two ways in: NovaLink's local file logon (nova-compute on the NovaLink
 partition, the default) or a remote logon with user and password. pypowervm
@@ -29,7 +31,6 @@ from oslo_config import cfg
 from pypowervm.helpers import vios_busy
 
 from ibmvirt.common import tls as common_tls
-from ibmvirt.powervm import exceptions as pvm_exc
 
 #: Attempts (2 s apart, pypowervm's delay) to reach NovaLink while it is still starting.
 CONNECT_TRIES = 60
@@ -38,6 +39,19 @@ CONNECT_TRIES = 60
 _VERIFY: contextvars.ContextVar[bool | str | None] = contextvars.ContextVar(
     "ibmvirt_novalink_verify", default=None
 )
+
+
+class NovaLinkConfigError(ValueError):
+    """Bad [powervm] connection options; the message names the option."""
+
+    def __init__(self, option: str, reason: str) -> None:
+        super().__init__(f"[powervm] {option}: {reason}")
+        self.option = option
+        self.reason = reason
+
+    def format_message(self) -> str:
+        """The operator's message, as Nova exceptions give it (preflight reads it)."""
+        return str(self)
 
 
 class _RequestsSession(requests.Session):
@@ -94,7 +108,7 @@ def session_args(conf: cfg.ConfigOpts) -> dict:
     if not pvm.novalink_host:
         return {"host": "localhost", "port": pvm.novalink_port, "protocol": "http"}
     if not pvm.novalink_username or not pvm.novalink_password:
-        raise pvm_exc.ConfigError(
+        raise NovaLinkConfigError(
             option="novalink_username/novalink_password",
             reason=f"both are required for the remote NovaLink novalink_host={pvm.novalink_host}",
         )
@@ -113,7 +127,7 @@ def tls_verify(conf: cfg.ConfigOpts) -> bool | str:
     if pvm.novalink_insecure:
         return False
     if pvm.novalink_ca_file and not os.path.isfile(pvm.novalink_ca_file):
-        raise pvm_exc.ConfigError(
+        raise NovaLinkConfigError(
             option="novalink_ca_file",
             reason=f"{pvm.novalink_ca_file} is not a readable file (a PEM CA bundle)",
         )
@@ -122,7 +136,7 @@ def tls_verify(conf: cfg.ConfigOpts) -> bool | str:
     try:
         return common_tls.system_trust_store()  # not certifi's bundle
     except common_tls.NoTrustStore as exc:
-        raise pvm_exc.ConfigError(
+        raise NovaLinkConfigError(
             option="novalink_ca_file",
             reason=f"unset, and this system has {exc}: set it to the CA bundle that signed "
             "the NovaLink certificate",
