@@ -68,7 +68,7 @@ test: $(STAMP) shellcheck genisoimage
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . || failed="$$failed lint"; \
 	for suite in $(SUITES); do \
 	  echo "=== $$suite"; \
-	  extra=""; [ "$$suite" = tests/nova ] && extra="-n 2"; \
+	  extra=""; case $$suite in tests/nova|tests/neutron) extra="-n 2";; esac; \
 	  $(PY) -m pytest -q $$extra $(PYTEST_ARGS) $$suite || failed="$$failed $$suite"; \
 	done; \
 	if [ -n "$$failed" ]; then echo "FAILED:$$failed"; exit 1; fi; \
