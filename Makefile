@@ -90,7 +90,7 @@ guest-tools:
 # Re-pin every transitive dependency from a fresh venv.
 constraints:
 	rm -rf .venv-pin && $(PYTHON) -m venv .venv-pin
-	.venv-pin/bin/pip install -q setuptools && .venv-pin/bin/pip install -q --no-build-isolation '.[test]'
+	.venv-pin/bin/pip install -q 'setuptools>=68' && .venv-pin/bin/pip install -q --no-build-isolation '.[test]'
 	.venv-pin/bin/pip freeze --exclude-editable | grep -v '^ibmvirt' > constraints.new && rm -rf .venv-pin
 	@echo "review constraints.new and move it to constraints.txt"
 
