@@ -61,6 +61,9 @@ SUITES := tests/unit tests/emulators tests/guest_tools tests/nova
 ifneq ($(wildcard tests/neutron/test_*.py tests/neutron/*/test_*.py),)
 SUITES += tests/neutron
 endif
+ifneq ($(wildcard tests/telemetry/test_*.py),)
+SUITES += tests/telemetry
+endif
 PYTEST_ARGS ?=
 
 test: $(STAMP) shellcheck genisoimage
@@ -82,7 +85,7 @@ bench: $(STAMP) genisoimage
 
 # Regenerate etc/ sample configs (a unit test fails when they are stale).
 sample-config: $(STAMP)
-	$(PY) -m oslo_config.generator --config-file etc/ibmvirt-config-generator.conf
+	for f in etc/*-config-generator.conf; do $(PY) -m oslo_config.generator --config-file $$f; done
 
 guest-tools:
 	bash guest-tools/dpm/build-tarball.sh dist
