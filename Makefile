@@ -61,6 +61,9 @@ SUITES := tests/unit tests/emulators tests/guest_tools tests/nova
 ifneq ($(wildcard tests/neutron/test_*.py tests/neutron/*/test_*.py),)
 SUITES += tests/neutron
 endif
+ifneq ($(wildcard tests/telemetry/test_*.py),)
+SUITES += tests/telemetry
+endif
 PYTEST_ARGS ?=
 
 test: $(STAMP) shellcheck genisoimage
@@ -92,7 +95,7 @@ guest-tools:
 # Re-pin every transitive dependency from a fresh venv.
 constraints:
 	rm -rf .venv-pin && $(PYTHON) -m venv .venv-pin
-	.venv-pin/bin/pip install -q setuptools && .venv-pin/bin/pip install -q --no-build-isolation '.[test]'
+	.venv-pin/bin/pip install -q 'setuptools>=68' && .venv-pin/bin/pip install -q --no-build-isolation '.[test]'
 	.venv-pin/bin/pip freeze --exclude-editable | grep -v '^ibmvirt' > constraints.new && rm -rf .venv-pin
 	@echo "review constraints.new and move it to constraints.txt"
 

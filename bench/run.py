@@ -28,7 +28,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--output", help="also write the report to this file")
     args = parser.parse_args()
-    from bench import dpm, novalink, powervm
+    from bench import dpm, novalink, powervm, telemetry
 
     started = time.monotonic()
     lines = [
@@ -41,6 +41,7 @@ def main() -> int:
     lines += powervm.main()
     lines += in_neutron_process("bench.neutron_powervm")
     lines += in_neutron_process("bench.neutron_dpm")
+    lines += telemetry.main()
     lines.append(f"(benchmark took {time.monotonic() - started:.0f} s)")
     report = "\n".join(lines)
     print(report)

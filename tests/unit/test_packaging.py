@@ -117,3 +117,27 @@ def test_an_unknown_driver_name_is_an_attribute_error():
         pass
     else:
         raise AssertionError("an unknown driver name resolved")
+
+
+def test_telemetry_sample_config_is_current(tmp_path):
+    """etc/ibmvirt-telemetry.conf.sample (the inspectors' options); `make sample-config`."""
+    generated = tmp_path / "ibmvirt-telemetry.conf.sample"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "oslo_config.generator",
+            "--config-file",
+            str(REPO / "etc/ibmvirt-telemetry-config-generator.conf"),
+            "--output-file",
+            str(generated),
+        ],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    checked_in = REPO / "etc/ibmvirt-telemetry.conf.sample"
+    assert checked_in.read_text() == generated.read_text(), (
+        "etc/ibmvirt-telemetry.conf.sample is stale: run `make sample-config` and commit it"
+    )

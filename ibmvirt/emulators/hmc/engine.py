@@ -33,7 +33,7 @@ from urllib.parse import parse_qs, urlsplit
 from zhmcclient.mock import FakedSession, InputError
 from zhmcclient.mock._urihandler import FakedHTTPError  # private, see module docstring
 
-from ibmvirt.emulators.hmc import errors, filters, storage
+from ibmvirt.emulators.hmc import errors, filters, metrics, storage
 from ibmvirt.emulators.hmc.errors import HMCError
 from ibmvirt.emulators.hmc.jobs import JobManager
 from ibmvirt.emulators.hmc.model import (
@@ -156,6 +156,7 @@ class HMCEngine:
         self._macs: set[str] = set()
         self.wwpns = storage.WwpnAllocator()
         self.storage = storage.StorageOps(self)
+        self.metrics = metrics.MetricsState()
 
     # ------------------------------------------------------------------ API
     def handle(self, method: str, target: str, headers: Any, raw_body: bytes) -> Response:
@@ -961,55 +962,59 @@ class HMCEngine:
 
 
 _ID = r"[^/?]+"
-_ROUTE_SPEC: list[tuple[str, str, Handler]] = [
-    ("POST", r"/api/sessions", HMCEngine._logon),
-    ("DELETE", r"/api/sessions/this-session", HMCEngine._logoff),
-    ("GET", rf"/api/cpcs/(?P<cid>{_ID})/partitions", HMCEngine._list_partitions),
-    ("POST", rf"/api/cpcs/(?P<cid>{_ID})/partitions", HMCEngine._create_partition),
-    ("POST", rf"/api/partitions/(?P<pid>{_ID})", HMCEngine._update_partition),
-    ("DELETE", rf"/api/partitions/(?P<pid>{_ID})", HMCEngine._delete_partition),
-    ("POST", rf"/api/partitions/(?P<pid>{_ID})/operations/start", HMCEngine._start_partition),
-    ("POST", rf"/api/partitions/(?P<pid>{_ID})/operations/stop", HMCEngine._stop_partition),
-    (
-        "POST",
-        rf"/api/partitions/{_ID}/operations/(scsi-dump|psw-restart|start-dump-program)",
-        HMCEngine._async_delegate,
-    ),
-    ("POST", rf"/api/cpcs/{_ID}/operations/(start|stop)", HMCEngine._async_delegate),
-    (
-        "GET",
-        rf"/api/partitions/(?P<pid>{_ID})/operations/list-os-messages",
-        HMCEngine._list_os_messages,
-    ),
-    (
-        "POST",
-        rf"/api/partitions/(?P<pid>{_ID})/operations/open-os-message-channel",
-        HMCEngine._open_os_message_channel,
-    ),
-    (
-        "POST",
-        rf"/api/partitions/(?P<pid>{_ID})/operations/send-os-cmd",
-        HMCEngine._send_os_command,
-    ),
-    ("POST", rf"/api/partitions/(?P<pid>{_ID})/nics", HMCEngine._create_nic),
-    ("POST", rf"/api/partitions/{_ID}/nics/{_ID}", HMCEngine._update_nic),
-    ("DELETE", rf"/api/partitions/{_ID}/nics/{_ID}", HMCEngine._delete_nic),
-    ("POST", rf"/api/partitions/(?P<pid>{_ID})/hbas", HMCEngine._create_hba),
-    ("POST", rf"/api/partitions/{_ID}/hbas/{_ID}", HMCEngine._update_hba),
-    (
-        "GET",
-        rf"/api/virtual-switches/(?P<vid>{_ID})/operations/get-connected-vnics",
-        HMCEngine._connected_vnics,
-    ),
-    (
-        "POST",
-        rf"/api/cpcs/(?P<cid>{_ID})/operations/export-port-names-list",
-        HMCEngine._export_wwpns,
-    ),
-    ("GET", rf"/api/jobs/(?P<jid>{_ID})", HMCEngine._query_job),
-    ("DELETE", rf"/api/jobs/(?P<jid>{_ID})", HMCEngine._delete_job),
-    ("POST", rf"/api/jobs/(?P<jid>{_ID})/operations/cancel", HMCEngine._cancel_job),
-] + storage.ROUTES
+_ROUTE_SPEC: list[tuple[str, str, Handler]] = (
+    [
+        ("POST", r"/api/sessions", HMCEngine._logon),
+        ("DELETE", r"/api/sessions/this-session", HMCEngine._logoff),
+        ("GET", rf"/api/cpcs/(?P<cid>{_ID})/partitions", HMCEngine._list_partitions),
+        ("POST", rf"/api/cpcs/(?P<cid>{_ID})/partitions", HMCEngine._create_partition),
+        ("POST", rf"/api/partitions/(?P<pid>{_ID})", HMCEngine._update_partition),
+        ("DELETE", rf"/api/partitions/(?P<pid>{_ID})", HMCEngine._delete_partition),
+        ("POST", rf"/api/partitions/(?P<pid>{_ID})/operations/start", HMCEngine._start_partition),
+        ("POST", rf"/api/partitions/(?P<pid>{_ID})/operations/stop", HMCEngine._stop_partition),
+        (
+            "POST",
+            rf"/api/partitions/{_ID}/operations/(scsi-dump|psw-restart|start-dump-program)",
+            HMCEngine._async_delegate,
+        ),
+        ("POST", rf"/api/cpcs/{_ID}/operations/(start|stop)", HMCEngine._async_delegate),
+        (
+            "GET",
+            rf"/api/partitions/(?P<pid>{_ID})/operations/list-os-messages",
+            HMCEngine._list_os_messages,
+        ),
+        (
+            "POST",
+            rf"/api/partitions/(?P<pid>{_ID})/operations/open-os-message-channel",
+            HMCEngine._open_os_message_channel,
+        ),
+        (
+            "POST",
+            rf"/api/partitions/(?P<pid>{_ID})/operations/send-os-cmd",
+            HMCEngine._send_os_command,
+        ),
+        ("POST", rf"/api/partitions/(?P<pid>{_ID})/nics", HMCEngine._create_nic),
+        ("POST", rf"/api/partitions/{_ID}/nics/{_ID}", HMCEngine._update_nic),
+        ("DELETE", rf"/api/partitions/{_ID}/nics/{_ID}", HMCEngine._delete_nic),
+        ("POST", rf"/api/partitions/(?P<pid>{_ID})/hbas", HMCEngine._create_hba),
+        ("POST", rf"/api/partitions/{_ID}/hbas/{_ID}", HMCEngine._update_hba),
+        (
+            "GET",
+            rf"/api/virtual-switches/(?P<vid>{_ID})/operations/get-connected-vnics",
+            HMCEngine._connected_vnics,
+        ),
+        (
+            "POST",
+            rf"/api/cpcs/(?P<cid>{_ID})/operations/export-port-names-list",
+            HMCEngine._export_wwpns,
+        ),
+        ("GET", rf"/api/jobs/(?P<jid>{_ID})", HMCEngine._query_job),
+        ("DELETE", rf"/api/jobs/(?P<jid>{_ID})", HMCEngine._delete_job),
+        ("POST", rf"/api/jobs/(?P<jid>{_ID})/operations/cancel", HMCEngine._cancel_job),
+    ]
+    + storage.ROUTES
+    + metrics.ROUTES
+)
 
 _ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [
     (m, re.compile(rx + r"$"), h) for m, rx, h in _ROUTE_SPEC

@@ -29,7 +29,7 @@ from lxml import etree
 from ibmvirt.emulators.novalink import captures, errors
 from ibmvirt.emulators.novalink import xmlutil as x
 from ibmvirt.emulators.novalink.emulator import Emulator
-from ibmvirt.emulators.novalink.state import lpar, slots, system
+from ibmvirt.emulators.novalink.state import lpar, monitor_sriov, slots, system
 
 SAMPLE_SECONDS = 30
 # IBM's LTM documentation: samples are kept on the console for 30 minutes.
@@ -52,6 +52,11 @@ class Pcm:
         # The host has notionally been up an hour, so counters are non-zero.
         # Whole seconds: sample times are named to the second.
         self.started = float(int(time.time()) - 3600)
+        # Seconds the monitor's clock is ahead of the wall clock (advance()).
+        self.skew = 0.0
+
+    def now(self) -> float:
+        return time.time() + self.skew
 
     def etag(self) -> str:
         return str(self.version)
@@ -59,6 +64,12 @@ class Pcm:
 
 def _pcm(emu: Emulator) -> Pcm:
     return emu.ext.setdefault("pcm", Pcm())
+
+
+def advance(emu: Emulator, seconds: float) -> None:
+    """Move the monitor's clock on, as if ``seconds`` had passed (tests, bench)."""
+    with emu.lock:
+        _pcm(emu).skew += float(seconds)
 
 
 def _q(tag: str) -> str:
@@ -178,7 +189,7 @@ def categories(emu: Emulator, mon: Monitor) -> list[str] | None:
 def _samples(emu: Emulator, mon: Monitor = LTM) -> list[float]:
     """Times of the samples the feed lists, oldest first, on the monitor's grid."""
     pcm = _pcm(emu)
-    now = float(int(time.time()))
+    now = float(int(pcm.now()))
     latest = now - (now - pcm.started) % mon.interval
     return [latest - mon.interval * i for i in range(mon.listed - 1, -1, -1)]
 
@@ -290,6 +301,8 @@ def _network(emu: Emulator, p: Any, tmpl: dict[str, Any], t: float) -> dict[str,
     """One virtualEthernetAdapters entry per client network adapter of ``p``."""
     vea_tmpl = tmpl.get("virtualEthernetAdapters", [{}])[0]
     veas = []
+    up = max(t - _pcm(emu).started, 0)
+    sriov = monitor_sriov.logical_ports(emu, p, up)
     for cna in emu.store.list("ClientNetworkAdapter", parent=p):
         vea = _traffic(emu, t, vea_tmpl, 20)
         vea.update(
@@ -299,7 +312,10 @@ def _network(emu: Emulator, p: Any, tmpl: dict[str, Any], t: float) -> dict[str,
             isPortVLANID=True,
         )
         veas.append(vea)
-    return {"virtualEthernetAdapters": veas} if veas else {}
+    out: dict[str, Any] = {"virtualEthernetAdapters": veas} if veas else {}
+    if sriov:
+        out["sriovLogicalPorts"] = sriov
+    return out
 
 
 def _maps_to(m: Any, p: Any) -> bool:
@@ -474,7 +490,7 @@ def _json_doc(emu: Emulator, name: str, mon: Monitor = LTM) -> dict[str, Any]:
         raise missing from exc
     with emu.lock:
         cats = categories(emu, mon)
-        age = time.time() - t
+        age = _pcm(emu).now() - t
         on_grid = (t - _pcm(emu).started) % mon.interval == 0
         if cats is None or cat not in cats or not on_grid or not 0 <= age <= RETAIN_SECONDS:
             raise missing
