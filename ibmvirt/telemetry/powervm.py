@@ -22,9 +22,8 @@ from ceilometer.compute.virt import inspector as virt_inspector
 from oslo_log import log as logging
 from pypowervm.utils import uuid as pvm_uuid
 
+from ibmvirt.common import novalink
 from ibmvirt.conf import telemetry as telemetry_conf
-from ibmvirt.powervm import connection
-from ibmvirt.powervm import exceptions as pvm_exc
 from ibmvirt.telemetry import pcm, snapshot, stats
 
 LOG = logging.getLogger(__name__)
@@ -47,14 +46,14 @@ class PowerVMInspector(virt_inspector.Inspector):
     # ---- one bulk read per cycle ---------------------------------------------------
     def _connect(self):
         try:
-            adapter = connection.build_adapter(self.conf, conn_tries=1)
+            adapter = novalink.build_adapter(self.conf, conn_tries=1)
             host = pcm.host_uuid(adapter)
             if pcm.ensure_ltm(adapter, host):
                 LOG.info("Switched on PowerVM's long-term performance monitor of %s", host)
-        except pvm_exc.ConfigError as exc:
+        except novalink.NovaLinkConfigError as exc:
             raise virt_inspector.InspectorException(str(exc)) from None
         except Exception as exc:  # noqa: BLE001 - any logon failure stops this cycle only
-            why = connection.logon_failure(self.conf, exc) or type(exc).__name__
+            why = novalink.logon_failure(self.conf, exc) or type(exc).__name__
             raise virt_inspector.InspectorException(f"NovaLink unreachable: {why}") from None
         self._adapter, self._host = adapter, host
 

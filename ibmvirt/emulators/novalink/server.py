@@ -108,6 +108,8 @@ class Handler(httpserver.TrackingHandler):
 
     def _handle(self, verb: str) -> None:
         self._consumed = False
+        self._recorded = True  # control requests are not logged
+        self._verb = verb
         parts = urlsplit(self.path)
         # Split before unquoting: a search value may contain an encoded "/".
         path = parts.path
@@ -126,6 +128,7 @@ class Handler(httpserver.TrackingHandler):
                 self._skip_body()
                 return self.send_error_entry(exc)
         status = 500
+        self._recorded = False
         try:
             m = _API.match(path)
             if not m:
@@ -157,11 +160,17 @@ class Handler(httpserver.TrackingHandler):
             LOG.exception("NovaLink emulator failed on %s %s", verb, path)
             self.send_error_entry(errors.RestError(500, f"Internal emulator error: {exc!r}"))
         finally:
-            if ctl is not None:
+            if ctl is not None and not self._recorded:
                 ctl.record(verb, self.path, getattr(self, "_status", status))
 
     def send_response(self, code: int, message: str | None = None) -> None:
+        # Logged before the client can read the answer: a client counting the
+        # log right after its call must see the request (no race).
         self._status = code
+        ctl = self.control
+        if ctl is not None and not getattr(self, "_recorded", True):
+            ctl.record(self._verb, self.path, code)
+            self._recorded = True
         super().send_response(code, message)
 
     # ---- web ----------------------------------------------------------------------
