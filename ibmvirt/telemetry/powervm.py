@@ -57,6 +57,12 @@ class PowerVMInspector(virt_inspector.Inspector):
             raise virt_inspector.InspectorException(f"NovaLink unreachable: {why}") from None
         self._adapter, self._host = adapter, host
 
+    def close(self) -> None:
+        """Log off NovaLink (at agent shutdown): a session left open lingers there."""
+        adapter, self._adapter = self._adapter, None
+        if adapter is not None:
+            adapter.session._logoff()
+
     def _refresh(self) -> tuple[pcm.Sample | None, pcm.Sample]:
         """(previous sample or None, newest sample) for this cycle."""
         if self._adapter is None:
