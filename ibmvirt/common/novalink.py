@@ -143,9 +143,17 @@ def tls_verify(conf: cfg.ConfigOpts) -> bool | str:
         ) from None
 
 
-def build_adapter(conf: cfg.ConfigOpts, conn_tries: int = CONNECT_TRIES) -> pvm_adpt.Adapter:
-    """Log on to NovaLink and return an Adapter that retries busy VIOSes."""
+def build_adapter(
+    conf: cfg.ConfigOpts, conn_tries: int = CONNECT_TRIES, timeout: float | None = None
+) -> pvm_adpt.Adapter:
+    """Log on to NovaLink and return an Adapter that retries busy VIOSes.
+
+    ``timeout``: seconds per request; None keeps pypowervm's (1200 s, which
+    long jobs of the Nova driver need).
+    """
     args = session_args(conf)
+    if timeout is not None:
+        args["timeout"] = timeout
     # An unused certpath: pypowervm's certificate pinning is broken on Python 3
     # (it would disable verification); requests verifies through tls_verify.
     session = VerifiedSession(

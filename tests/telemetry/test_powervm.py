@@ -255,3 +255,29 @@ def test_unreachable_novalink_fails_the_cycle_not_the_agent(pvm_conf, novalink, 
             list(insp.inspect_vnics(inst, None))
     assert len(calls) == 1
     assert NOVALINK_PASSWORD not in caplog.text and NOVALINK_PASSWORD not in str(exc.value)
+
+
+def test_hung_novalink_times_out(pvm_conf, monkeypatch):
+    """A NovaLink that accepts but never answers fails the cycle within the timeout."""
+    import socket
+    import threading
+
+    monkeypatch.setattr(powervm, "REQUEST_TIMEOUT", 0.5)
+    with socket.socket() as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(8)  # the kernel completes connections; nothing ever reads them
+        pvm_conf.set_override("novalink_port", hung.getsockname()[1], group="powervm")
+        insp = powervm.PowerVMInspector(pvm_conf)
+        raised = []
+
+        def inspect():
+            try:
+                insp.inspect_instance(nova_instance(), None)
+            except virt_inspector.InspectorException as exc:
+                raised.append(exc)
+
+        # A thread, so that without the timeout the test fails instead of hanging 1200 s.
+        worker = threading.Thread(target=inspect, daemon=True)
+        worker.start()
+        worker.join(30)
+    assert len(raised) == 1 and "NovaLink unreachable" in str(raised[0])
