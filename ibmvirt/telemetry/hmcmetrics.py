@@ -48,6 +48,15 @@ class Sample:
     partitions: dict[str, Partition]  # by instance UUID
 
 
+class _Gone(Exception):
+    """The partition was deleted between List Partitions and its GET (404)."""
+
+
+def _not_found(exc: Exception) -> bool:
+    """zhmcclient reports a 404 as HTTPError, or CeasedExistence for a known object."""
+    return isinstance(exc, zhmcclient.CeasedExistence) or getattr(exc, "http_status", 0) == 404
+
+
 class MetricsReader:
     """The HMC side of the DPM inspector: the session, the context, the caches."""
 
@@ -103,7 +112,11 @@ class MetricsReader:
             uuid = naming.instance_uuid_from_name(self.host, part.name)
             if uuid is None:
                 continue
-            status, procs, mem = self._properties(part)
+            try:
+                status, procs, mem = self._properties(part)
+                part_nics = [self._nic(uri, values) for uri, values in nics.get(part.uri, [])]
+            except _Gone:
+                continue  # deleted since the list: only its instance goes unmeasured
             partitions[uuid] = Partition(
                 uri=part.uri,
                 name=part.name,
@@ -111,7 +124,7 @@ class MetricsReader:
                 processors=procs,
                 memory_mb=mem,
                 processor_usage=usage.get(part.uri),
-                nics=[self._nic(uri, values) for uri, values in nics.get(part.uri, [])],
+                nics=[n for n in part_nics if n is not None],
             )
         self._forget([p.uri for p in listed])
         return Sample(stamp, partitions)
@@ -121,16 +134,27 @@ class MetricsReader:
         status = part.properties.get("status", "")
         cached = self._props.get(part.uri)
         if cached is None or cached[0] != status:
-            part.pull_full_properties()
+            try:
+                part.pull_full_properties()
+            except (zhmcclient.HTTPError, zhmcclient.CeasedExistence) as exc:
+                if _not_found(exc):
+                    raise _Gone from None
+                raise
             p = part.properties
             procs = int(p.get("ifl-processors") or 0) + int(p.get("cp-processors") or 0)
             cached = (status, procs, p.get("initial-memory"))
             self._props[part.uri] = cached
         return cached
 
-    def _nic(self, uri: str, values: dict[str, Any]) -> Nic:
+    def _nic(self, uri: str, values: dict[str, Any]) -> Nic | None:
+        """The NIC, or None if it was removed since the metrics were taken."""
         if uri not in self._nics:
-            props = self.session.get(uri)
+            try:
+                props = self.session.get(uri)
+            except (zhmcclient.HTTPError, zhmcclient.CeasedExistence) as exc:
+                if _not_found(exc):
+                    return None
+                raise
             self._nics[uri] = (props.get("name", uri.rsplit("/", 1)[-1]), props.get("mac-address"))
         name, mac = self._nics[uri]
         return Nic(uri, name, mac, values)

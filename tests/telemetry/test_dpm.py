@@ -158,3 +158,22 @@ def test_unreachable_hmc_fails_the_cycle_not_the_agent(dpm_conf, hmc, caplog):
     assert reads == []
     assert hmc.password not in caplog.text and hmc.password not in str(exc.value)
     insp.close()
+
+
+def test_a_partition_or_nic_gone_mid_read_skips_only_it(dpm_conf, hmc, cpc):
+    gone, kept = nova_instance(), nova_instance()
+    gone_part = dpm_partition(hmc, cpc, gone)
+    kept_part = dpm_partition(hmc, cpc, kept)
+    (kept_nic,) = kept_part.nics.list()
+    hmc.emulator.inject_fault("GET", gone_part.uri + "$", status=404, reason=1)
+    hmc.emulator.inject_fault("GET", kept_nic.uri + "$", status=404, reason=1)
+    insp = dpm.DPMInspector(dpm_conf)
+    assert insp.inspect_instance(kept, None).cpu_number == 2
+    assert list(insp.inspect_vnics(kept, None)) == []  # its NIC 404'd this cycle
+    with pytest.raises(virt_inspector.InstanceNotFoundException):
+        insp.inspect_instance(gone, None)
+    _next_sample(hmc, insp)  # the faults are spent: both are back
+    assert insp.inspect_instance(gone, None).cpu_number == 2
+    assert len(list(insp.inspect_vnics(gone, None))) == 1
+    assert [n.name for n in insp.inspect_vnics(kept, None)] == [kept_nic.name]
+    insp.close()
