@@ -43,6 +43,10 @@ class DPMInspector(virt_inspector.Inspector):
         telemetry_conf.register_opts(conf)
         self._reader: hmcmetrics.MetricsReader | None = None
         self._held: hmcmetrics.Sample | None = None
+        #: (instance, NIC URI) -> counters last reported by inspect_vnics: its deltas
+        #: cover the time since the network meters were last polled (as libvirt's).
+        self._vnic_last: dict[tuple[str, str], dict] = {}
+        self._vnic_pruned: hmcmetrics.Sample | None = None
         self._lock = threading.Lock()
         self._cycle = snapshot.Holder(self._refresh, conf.ibmvirt_telemetry.metrics_max_age)
         atexit.register(self.close)
@@ -84,7 +88,7 @@ class DPMInspector(virt_inspector.Inspector):
                 self._reader.close()
                 self._reader = None
 
-    def _partition(self, instance):
+    def _partition(self, instance, with_current=False):
         previous, current = self._cycle.get()
         part = current.partitions.get(instance.id)
         if part is None:
@@ -94,7 +98,7 @@ class DPMInspector(virt_inspector.Inspector):
         if part.status != "active":
             raise virt_inspector.InstanceShutOffException(f"partition {part.name} is {part.status}")
         before = previous.partitions.get(instance.id) if previous else None
-        return before, part
+        return (before, part, current) if with_current else (before, part)
 
     def inspect_instance(self, instance, duration=None):
         _, part = self._partition(instance)
@@ -106,10 +110,17 @@ class DPMInspector(virt_inspector.Inspector):
         )
 
     def inspect_vnics(self, instance, duration=None):
-        before, part = self._partition(instance)
-        old = {n.uri: n.values for n in before.nics} if before else {}
+        before, part, current = self._partition(instance, with_current=True)
+        if self._vnic_pruned is not current:  # forget instances gone from the host
+            self._vnic_pruned = current
+            for key in [k for k in self._vnic_last if k[0] not in current.partitions]:
+                del self._vnic_last[key]
         for nic in part.nics:
-            v, prev = nic.values, old.get(nic.uri)
+            key = (instance.id, nic.uri)
+            v = nic.values
+            # No delta without a new sample that follows one with the partition.
+            prev = self._vnic_last.get(key) if before is not None else None
+            self._vnic_last[key] = v
             yield virt_inspector.InterfaceStats(
                 name=nic.name,
                 mac=nic.mac,

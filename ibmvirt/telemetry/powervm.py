@@ -2,11 +2,13 @@
 
 Reads PCM long-term samples (pcm.py) once per polling cycle for every LPAR of
 the host and answers each instance from them. Cumulative meters come from the
-newest sample; rates and deltas compare it with the sample the previous cycle
-used, and are left out (None) where that comparison would lie: the LPAR's
-first sample on this host (just deployed, started or migrated in: PCM cycles
-move with a migrating LPAR while its adapters' counters restart), counters
-that went backwards, or no new sample since the last cycle.
+newest sample; rates compare it with the sample the previous cycle used, byte
+deltas with the counters inspect_vnics last reported (the time since the
+network meters were last polled); both are left out (None) where that
+comparison would lie: the LPAR's first sample on this host (just deployed,
+started or migrated in: PCM cycles move with a migrating LPAR while its
+adapters' counters restart), counters that went backwards, or no new sample
+since the last cycle.
 
 cpu_util is bounded to 0-100 %: it is the share of what the LPAR can use at
 most, its entitlement when capped or dedicated, its virtual processors when
@@ -44,6 +46,10 @@ class PowerVMInspector(virt_inspector.Inspector):
         self._adapter = None
         self._host: str | None = None
         self._held: pcm.Sample | None = None
+        #: (LPAR, NIC) -> (rx, tx) bytes last reported by inspect_vnics: its deltas
+        #: cover the time since the network meters were last polled (as libvirt's).
+        self._vnic_last: dict[tuple[str, str], tuple[int | None, int | None]] = {}
+        self._vnic_pruned: pcm.Sample | None = None
         self._cycle = snapshot.Holder(self._refresh, conf.ibmvirt_telemetry.metrics_max_age)
 
     # ---- one bulk read per cycle ---------------------------------------------------
@@ -122,10 +128,18 @@ class PowerVMInspector(virt_inspector.Inspector):
         )
 
     def inspect_vnics(self, instance, duration=None):
-        before, lpar, _, _ = self._lpar(instance)
-        old = {n.location: n for n in before.nics} if before else {}
+        before, lpar, _, current = self._lpar(instance)
+        if self._vnic_pruned is not current:  # forget LPARs gone from the host
+            self._vnic_pruned = current
+            for key in [k for k in self._vnic_last if k[0] not in current.lpars]:
+                del self._vnic_last[key]
+        uuid = pvm_uuid.convert_uuid_to_pvm(instance.id).upper()
         for nic in lpar.nics:
-            prev = old.get(nic.location)
+            key = (uuid, nic.location)
+            # No delta where the LPAR is new here (counters restart) or no new sample.
+            last = self._vnic_last.get(key) if before is not None else None
+            self._vnic_last[key] = (nic.rx_bytes, nic.tx_bytes)
+            rx_last, tx_last = last or (None, None)
             yield virt_inspector.InterfaceStats(
                 name=nic.location,
                 mac=None,
@@ -139,8 +153,8 @@ class PowerVMInspector(virt_inspector.Inspector):
                 tx_drop=nic.tx_drop,
                 rx_errors=nic.rx_errors,
                 tx_errors=nic.tx_errors,
-                rx_bytes_delta=_delta(prev and prev.rx_bytes, nic.rx_bytes),
-                tx_bytes_delta=_delta(prev and prev.tx_bytes, nic.tx_bytes),
+                rx_bytes_delta=_delta(rx_last, nic.rx_bytes),
+                tx_bytes_delta=_delta(tx_last, nic.tx_bytes),
             )
 
     def inspect_vnic_rates(self, instance, duration=None):

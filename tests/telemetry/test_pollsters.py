@@ -114,3 +114,44 @@ def test_dpm_samples_and_meters_dpm_does_not_have(dpm_conf, hmc, cpc):
     with pytest.raises(plugin_base.PollsterPermanentError):
         list(disk.PerDeviceReadBytesPollster(dpm_conf).get_samples(None, {}, [inst]))
     insp.close()
+
+
+def _delta_over_skipped_polls(conf, instances, advance):
+    """cpu polled every sample, network every fourth: the delta is the growth since then."""
+    from ceilometer.compute import pollsters as cp
+
+    net_classes = [net.IncomingBytesPollster, net.IncomingBytesDeltaPollster]
+
+    def cycle(classes):
+        advance()
+        cp.GenericComputePollster._inspector._cycle.expire()
+        return _poll(conf, classes, instances)
+
+    _poll(conf, [instance_stats.VCPUsPollster], instances)  # log on, first sample
+    start = cycle([instance_stats.CPUPollster, *net_classes])
+    for _ in range(3):
+        cycle([instance_stats.CPUPollster])
+    end = cycle([instance_stats.CPUPollster, *net_classes])
+    before = {s.resource_id: s.volume for s in start["network.incoming.bytes"]}
+    after = {s.resource_id: s.volume for s in end["network.incoming.bytes"]}
+    deltas = {s.resource_id: s.volume for s in end["network.incoming.bytes.delta"]}
+    assert set(deltas) == set(after) == set(before) and deltas
+    for rid, delta in deltas.items():
+        assert delta == after[rid] - before[rid] > 0
+    cp.GenericComputePollster._inspector.close()
+
+
+def test_powervm_delta_covers_the_time_since_network_was_polled(pvm_conf, pvm, novalink):
+    inst = nova_instance()
+    pvm_lpar(pvm, inst, sriov=True)
+    _delta_over_skipped_polls(
+        pvm_conf, [inst], lambda: monitor.advance(novalink.emu, monitor.SAMPLE_SECONDS)
+    )
+
+
+def test_dpm_delta_covers_the_time_since_network_was_polled(dpm_conf, hmc, cpc):
+    inst = nova_instance()
+    dpm_partition(hmc, cpc, inst, nics=2)
+    _delta_over_skipped_polls(
+        dpm_conf, [inst], lambda: hmc.emulator.engine.metrics.advance(metrics.SAMPLE_SECONDS)
+    )
