@@ -68,11 +68,14 @@ class PowerVMDriver(driver.ComputeDriver):
         self.config_drive: media.ConfigDrive | None = None
         self.mgmt: pvm_mgmt.MgmtDiskAccess = pvm_mgmt.load(self.host, CONF)
         self._resources: dict | None = None
+        #: This service's host name (init_host's; CONF.host until then).
+        self.nova_host: str = CONF.host
 
     # -- host -----------------------------------------------------------------
 
     def init_host(self, host: str) -> None:
         """Connect, check the system, VIOSes and storage, start the event feed."""
+        self.nova_host = host
         self.host.start(self.emit_event)
         self.disk.check()
         self.config_drive = media.ConfigDrive(self.host.adapter, self.host.uuid, CONF)
@@ -81,11 +84,11 @@ class PowerVMDriver(driver.ComputeDriver):
         self.host.stop()
 
     def get_available_nodes(self, refresh: bool = False) -> list[str]:
-        return [CONF.host]
+        return [self.nova_host]
 
     def get_nodenames_by_uuid(self, refresh: bool = False) -> dict[str, str]:
         """One node per managed system, its UUID derived from system and host name."""
-        return {nodes.node_uuid(self.host.uuid, CONF.host): CONF.host}
+        return {nodes.node_uuid(self.host.uuid, self.nova_host): self.nova_host}
 
     def get_available_resource(self, nodename: str) -> dict:
         """The system's capacity, re-read (Nova's periodic resource update)."""
@@ -507,7 +510,7 @@ class PowerVMDriver(driver.ComputeDriver):
             {"driver_volume_type": "fibre_channel"}, self.host, CONF
         ).connector_properties()
         return {
-            "host": CONF.host,
+            "host": self.nova_host,
             "platform": obj_fields.Architecture.PPC64LE,
             "os_type": "linux",
             **props,
@@ -557,7 +560,7 @@ class PowerVMDriver(driver.ComputeDriver):
             return
         if not CONF.image_cache.remove_unused_base_images:
             return
-        used = {i.image_ref for i in all_instances if i.host == CONF.host and i.image_ref}
+        used = {i.image_ref for i in all_instances if i.host == self.nova_host and i.image_ref}
         removed = self.disk.remove_unused_images(
             used, CONF.image_cache.remove_unused_original_minimum_age_seconds
         )
