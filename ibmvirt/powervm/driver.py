@@ -16,7 +16,7 @@ import math
 import os_resource_classes as orc
 import os_traits
 from nova import conf as nova_conf
-from nova import exception
+from nova import exception, objects
 from nova.compute import task_states
 from nova.objects import fields as obj_fields
 from nova.virt import configdrive, driver, hardware
@@ -35,7 +35,7 @@ from ibmvirt.common import capabilities as driver_caps
 from ibmvirt.common import nodes
 from ibmvirt.powervm import disk as pvm_disk
 from ibmvirt.powervm import exceptions as pvm_exc
-from ibmvirt.powervm import media, tasks, vm
+from ibmvirt.powervm import media, moves, tasks, vm
 from ibmvirt.powervm import mgmt as pvm_mgmt
 from ibmvirt.powervm import vif as pvm_vif
 from ibmvirt.powervm import volume as pvm_volume
@@ -113,7 +113,11 @@ class PowerVMDriver(driver.ComputeDriver):
                 (obj_fields.Architecture.PPC64LE, obj_fields.HVType.PHYP, obj_fields.VMMode.HVM),
             ],
             "numa_topology": None,
-            "stats": {"memory_region_size": self.host.memory_region_mb()},
+            "stats": {
+                "memory_region_size": self.host.memory_region_mb(),
+                # Where boot disks live: a move's source checks the destination shares it.
+                moves.STORAGE_STAT: self.disk.storage_id(),
+            },
             # What the VIOSes and the NovaLink partition hold (reserved below).
             "io_vcpus": math.ceil(io_units / CONF.powervm.proc_units_factor - 1e-9),
             "io_memory_mb": io_memory,
@@ -326,9 +330,23 @@ class PowerVMDriver(driver.ComputeDriver):
         destroy_disks=True,
         destroy_secrets=True,
     ) -> None:
-        """Remove the LPAR and everything this host made for it (idempotent)."""
+        """Remove the LPAR and everything this host made for it (idempotent).
+
+        Reverting a resize that stayed on this host, the LPAR is the instance's
+        only one: it is stopped and its volumes disconnected, and
+        finish_revert_migration gives it its old flavor back.
+        """
         name = vm.lpar_name(instance)
         try:
+            if moves.reverting_in_place(context, instance):
+                flow = linear_flow.Flow(f"revert_in_place_{instance.uuid}")
+                flow.add(tf_vm.Find(self.host, instance))
+                flow.add(tf_vm.StopForMove(self.host, instance))
+                flow.add(
+                    tf_stg.DisconnectVolumes(self._new_feedtask, self._volumes(block_device_info))
+                )
+                tasks.run(flow, instance)
+                return
             self._destroy(instance, network_info, block_device_info, destroy_disks)
         except Exception as exc:
             LOG.exception("Destroy of LPAR %s failed", name, instance=instance)
@@ -368,6 +386,196 @@ class PowerVMDriver(driver.ComputeDriver):
         destroy_secrets=True,
     ) -> None:
         """Nothing is left after destroy()."""
+
+    # -- resize and cold migration ------------------------------------------------
+
+    def _volumes(self, block_device_info) -> list:
+        """(connector factory, connection_info) of each volume: a connector
+        keeps what it found for its undo, so each volume gets its own."""
+        return [
+            (
+                lambda info=bdm["connection_info"]: pvm_volume.connector_for(info, self.host, CONF),
+                bdm["connection_info"],
+            )
+            for bdm in driver.block_device_info_get_mapping(block_device_info)
+        ]
+
+    def migrate_disk_and_power_off(
+        self,
+        context,
+        instance,
+        dest,
+        flavor,
+        network_info,
+        block_device_info=None,
+        timeout=0,
+        retry_interval=0,
+    ) -> str:
+        """Stop the LPAR and disconnect its volumes for the destination.
+
+        Refused before anything changes (the server stays as it was): a smaller
+        root disk, or another host that does not share the boot disk's
+        storage. The LPAR, its boot disk and ports stay until the move is
+        confirmed or reverted; on the same host the LPAR itself is resized in
+        finish_migration.
+        """
+        migration = moves.migration_of(context, instance)
+        bfv = moves.boot_from_volume(block_device_info)
+        dest_storage = None
+        if not (bfv or moves.same_host(migration)):
+            dest_storage = moves.destination_storage(context, migration)
+        moves.check(instance, flavor, migration, bfv, self.disk, dest_storage)
+        if moves.same_host(migration):
+            self._check_flavor_here(instance, flavor)
+        flow = linear_flow.Flow(f"migrate_disk_and_power_off_{instance.uuid}")
+        flow.add(tf_vm.Find(self.host, instance))
+        flow.add(tf_vm.StopForMove(self.host, instance, timeout=timeout))
+        flow.add(tf_stg.DisconnectVolumes(self._new_feedtask, self._volumes(block_device_info)))
+        try:
+            tasks.run(flow, instance)
+        except exception.InstanceNotFound:
+            raise
+        except Exception as exc:
+            # The flow's reverts started the LPAR again and reconnected its volumes.
+            reason = f"LPAR {vm.lpar_name(instance)}: {pvm_exc.failure_reason(exc)}"
+            LOG.error("Move failed, server left as it was: %s", reason, instance=instance)
+            raise exception.InstanceFaultRollback(
+                inner_exception=exception.ResizeError(reason=reason)
+            ) from exc
+        return moves.disk_info(self.disk, instance, bfv)
+
+    def _check_flavor_here(self, instance, flavor) -> None:
+        try:
+            vm.check_flavor(
+                self.host, instance, flavor, objects.ImageMeta.from_instance(instance), CONF
+            )
+        except exception.Invalid as exc:
+            raise exception.InstanceFaultRollback(
+                inner_exception=exception.ResizeError(reason=exc.format_message())
+            ) from exc
+
+    def finish_migration(
+        self,
+        context,
+        migration,
+        instance,
+        disk_info,
+        network_info,
+        image_meta,
+        resize_instance,
+        allocations,
+        block_device_info=None,
+        power_on=True,
+        share_info=None,
+    ) -> None:
+        """The LPAR with the new flavor on this host: the same one resized, or
+        a new one with the boot disk the source left in shared storage."""
+        volumes = self._volumes(block_device_info)
+        bfv = moves.boot_from_volume(block_device_info)
+        flow = linear_flow.Flow(f"finish_migration_{instance.uuid}")
+        if moves.same_host(migration):
+            flow.add(tf_vm.Find(self.host, instance))
+            # (resize_instance says whether the disks changed, not the flavor.)
+            if moves.flavor_changed(migration):
+                flow.add(
+                    tf_vm.ApplyFlavor(
+                        self.host, instance, instance.flavor, instance.old_flavor, image_meta, CONF
+                    )
+                )
+            if not bfv:
+                flow.add(tf_stg.ExtendBootDisk(self.disk, instance, instance.flavor.root_gb))
+            flow.add(tf_stg.ConnectVolumes(self._new_feedtask, volumes))
+        else:
+            moves.check_disk_info(disk_info, self.disk, instance)
+            ftsk = self._new_feedtask()
+            flow.add(tf_vm.Create(self.host, instance, instance.flavor, image_meta, CONF))
+            flow.add(tf_net.PlugVifs(self.host, self.virtapi, instance, network_info, CONF))
+            if CONF.powervm.use_rmc_mgmt_vif:
+                flow.add(tf_net.PlugMgmtVif(self.host))
+            if not bfv:
+                flow.add(tf_stg.FindBootDisk(self.disk, instance))
+                flow.add(tf_stg.ExtendBootDisk(self.disk, instance, instance.flavor.root_gb))
+                flow.add(tf_stg.ConnectBootDisk(self.disk, ftsk))
+            for make, info in volumes:
+                flow.add(tf_stg.ConnectVolume(make(), info, ftsk, pvm_volume.volume_id_of(info)))
+            if configdrive.required_by(instance):
+                flow.add(
+                    tf_stg.CreateConfigDrive(
+                        self.config_drive, ftsk, instance, [], network_info, None
+                    )
+                )
+            flow.add(tf_stg.RunFeedTask(ftsk, self._new_feedtask))
+            if image_meta.properties.get("os_distro") == "ibmi":
+                flow.add(tf_vm.UpdateIBMi(self.host, "vscsi"))
+        if power_on:
+            flow.add(tf_vm.PowerOn(self.host, instance))
+        try:
+            tasks.run(flow, instance)
+        except Exception as exc:
+            LOG.error(
+                "Finishing the move of LPAR %s failed: %s",
+                vm.lpar_name(instance),
+                pvm_exc.failure_reason(exc),
+                instance=instance,
+            )
+            raise pvm_exc.LPAROperationFailed(
+                lpar=vm.lpar_name(instance),
+                operation="finishing the move",
+                reason=pvm_exc.failure_reason(exc),
+            ) from exc
+
+    def confirm_migration(self, context, migration, instance, network_info) -> None:
+        """Remove the source LPAR of a move to another host (its boot disk
+        stays: the destination uses it). A resize on one host leaves nothing."""
+        if moves.same_host(migration):
+            return
+        self._destroy(
+            instance,
+            network_info,
+            None,  # the volumes were disconnected in migrate_disk_and_power_off
+            destroy_disks=not self.disk.capabilities.shared_storage,
+        )
+
+    def finish_revert_migration(
+        self,
+        context,
+        instance,
+        network_info,
+        migration,
+        block_device_info=None,
+        power_on=True,
+        share_info=None,
+    ) -> None:
+        """The source LPAR back as it was: its old flavor (a resize on one
+        host changed it), its volumes reconnected, started if it ran."""
+        flow = linear_flow.Flow(f"finish_revert_migration_{instance.uuid}")
+        flow.add(tf_vm.Find(self.host, instance))
+        if moves.same_host(migration) and moves.flavor_changed(migration):
+            image_meta = objects.ImageMeta.from_instance(instance)
+            flow.add(
+                tf_vm.ApplyFlavor(
+                    self.host, instance, instance.flavor, instance.new_flavor, image_meta, CONF
+                )
+            )
+        flow.add(tf_stg.ConnectVolumes(self._new_feedtask, self._volumes(block_device_info)))
+        if power_on:
+            flow.add(tf_vm.PowerOn(self.host, instance))
+        try:
+            tasks.run(flow, instance)
+        except Exception as exc:
+            raise pvm_exc.LPAROperationFailed(
+                lpar=vm.lpar_name(instance),
+                operation="reverting the move",
+                reason=pvm_exc.failure_reason(exc),
+            ) from exc
+
+    def check_instance_shared_storage_local(self, context, instance) -> dict:
+        """This host's boot-disk storage (Nova asks before a revert destroys
+        the destination's copy whether its disks are the source's too)."""
+        return {"storage": self.disk.storage_id()}
+
+    def check_instance_shared_storage_remote(self, context, data) -> bool:
+        return data.get("storage") == self.disk.storage_id()
 
     # -- snapshot ---------------------------------------------------------------
 

@@ -158,6 +158,48 @@ def power_off(lpar: pvm_lpar.LPAR, timeout: int = 0, restart: bool = False) -> b
         return True
 
 
+def _flavor_attributes(host, instance, flavor_obj, image_meta) -> dict:
+    from ibmvirt.powervm import flavor
+
+    return flavor.lpar_attributes(
+        flavor_obj,
+        image_meta,
+        name=lpar_name(instance),
+        pvm_uuid=pvm_uuid_of(instance),
+        shared_proc_pool_id=host.shared_proc_pool_id,
+    )
+
+
+def check_flavor(host, instance, flavor_obj, image_meta, conf) -> None:
+    """Refuse a flavor this host cannot give the LPAR (its extra specs against
+    the host's pools, modes and memory regions), before anything changes."""
+    from ibmvirt.powervm import flavor
+
+    flavor.check_buildable(
+        host.adapter,
+        host.require_system(),
+        _flavor_attributes(host, instance, flavor_obj, image_meta),
+        proc_units_factor=conf.powervm.proc_units_factor,
+        uncapped_weight=conf.powervm.uncapped_proc_weight,
+    )
+
+
+def apply_flavor(host, instance, flavor_obj, image_meta, conf) -> pvm_lpar.LPAR:
+    """Give the (powered-off) LPAR the flavor's processors, memory and
+    ``powervm:*`` settings; its adapters and storage stay."""
+    from ibmvirt.powervm import flavor
+
+    wrapper = flavor.rebuild_lpar(
+        host.adapter,
+        host.refresh_system(),
+        get_lpar(host.adapter, instance),
+        _flavor_attributes(host, instance, flavor_obj, image_meta),
+        proc_units_factor=conf.powervm.proc_units_factor,
+        uncapped_weight=conf.powervm.uncapped_proc_weight,
+    )
+    return wrapper.update()
+
+
 def delete(adapter, lpar: pvm_lpar.LPAR) -> None:
     """Delete the LPAR; fine if already gone."""
     try:

@@ -393,6 +393,15 @@ class PowerVMComputeMixin:
         self.flags(group="powervm", novalink_port=server.port)
         return super()._start_compute(host, cell_name=cell_name)
 
+    def restart_compute(self, host: str):
+        """A new nova-compute (a new driver, nothing kept in memory) on the same
+        emulated system, as after a restart of the service."""
+        self.flags(group="powervm", novalink_port=self.novalinks[host].port)
+        self.computes[host] = self.restart_compute_service(
+            self.computes[host], keep_hypervisor_state=False
+        )
+        return self.computes[host]
+
     def view_of(self, host: str) -> NovaLinkView:
         return NovaLinkView(self.novalinks[host])
 

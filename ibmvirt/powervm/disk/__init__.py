@@ -92,8 +92,27 @@ class DiskDriver(abc.ABC):
         """Delete the instance's boot disk (fine if there is none); unmapped first."""
 
     @abc.abstractmethod
+    def boot_disk_name(self, instance) -> str:
+        """The name the instance's boot disk has (or would have)."""
+
+    @abc.abstractmethod
     def is_boot_disk(self, instance, storage) -> bool:
         """Whether a mapped storage element is this instance's boot disk."""
+
+    @abc.abstractmethod
+    def storage_id(self) -> str:
+        """Names the storage boot disks live on: equal on two hosts exactly when
+        a boot disk made on one can be found and mapped on the other."""
+
+    @abc.abstractmethod
+    def extend_boot_disk(self, instance, size_gb: int) -> bool:
+        """Grow the instance's boot disk to ``size_gb`` (never shrinks it);
+        False if it was that big already."""
+
+    @staticmethod
+    def size_gb(disk) -> float:
+        """The size of a boot disk (a VDisk's or LU's capacity) in GB."""
+        return float(disk.capacity)
 
     def check_image(self, image_meta, size_gb: int) -> None:
         """Refuse an image this backend cannot boot, saying why."""
