@@ -119,6 +119,27 @@ class TestResizeOnOneHost(ResizeHelpers, powervm.PowerVMSingleComputeTestBase):
         self.assertEqual(2.0, self._boot_disk_gb(server))
         self._delete_server(server)
 
+    def test_a_server_booted_from_a_volume_resizes_and_reverts_with_its_volume(self):
+        server = self.boot_from_volume([{"port": self.neutron.port_1["id"]}], flavor_id=self.small)
+        volume_maps = [m for m in self.nl_view.scsi_mappings() if m[1].startswith("hdisk")]
+        pvs = self.nl_view.physical_volumes()
+        self.assertEqual(2, len(volume_maps))
+        server = self._resize(server, self.big)
+        self.assertEqual(4096, self._lpar(server)["memory_mb"])
+        self.assertEqual(
+            volume_maps, [m for m in self.nl_view.scsi_mappings() if m[1].startswith("hdisk")]
+        )
+        server = self._revert_resize(server)
+        lpar = self._lpar(server)
+        self.assertEqual((2048, "running"), (lpar["memory_mb"], lpar["state"]))
+        self.assertEqual(
+            volume_maps, [m for m in self.nl_view.scsi_mappings() if m[1].startswith("hdisk")]
+        )
+        self.assertEqual(pvs, self.nl_view.physical_volumes())  # no hdisk left twice
+        self._delete_server(server)
+        self.assertEqual([], self.nl_view.scsi_mappings())
+        self.assertEqual({}, self.array.masking)
+
     def test_a_revert_after_a_restart_of_nova_compute(self):
         server = self._resize(self._boot(self.small), self.big)
         self.restart_compute("compute")
@@ -172,8 +193,10 @@ class TestMovesInOneCluster(TwoHosts, powervm.PowerVMSingleComputeTestBase):
     disk_driver = "ssp"
 
     def test_cold_migration_moves_the_lpar_and_keeps_the_boot_lu(self):
-        server = self._boot_on_one(self.small)
+        server = self._boot_on_one(self.small, config_drive=True)
         name, lu = server["OS-EXT-SRV-ATTR:instance_name"], f"boot_{server['id']}"
+        media = f"cfg_{server['id'].replace('-', '')}.iso"
+        self.assertEqual([media], self.one.optical_media())
         mac = self.one.adapters_of(self._lpar(server, self.one)["uuid"])[0]["mac"]
         self.assertEqual(["vios1", "vios2"], self._mapped(self.one, lu))
 
@@ -184,6 +207,7 @@ class TestMovesInOneCluster(TwoHosts, powervm.PowerVMSingleComputeTestBase):
         self.assertEqual((2048, 1, "running"), (there["memory_mb"], there["vcpus"], there["state"]))
         self.assertIn(mac, [a["mac"] for a in self.two.adapters_of(there["uuid"])])
         self.assertEqual(["vios1", "vios2"], self._mapped(self.two, lu))
+        self.assertEqual([media], self.two.optical_media())  # a config drive of its own
         # The source LPAR waits, stopped, for a confirm or a revert.
         self.assertEqual("not activated", self._lpar(server, self.one)["state"])
 
@@ -198,6 +222,7 @@ class TestMovesInOneCluster(TwoHosts, powervm.PowerVMSingleComputeTestBase):
         for view in (self.one, self.two):
             self.assertEqual({}, view.lpars())
             self.assertEqual([], view.scsi_mappings())
+            self.assertEqual([], view.optical_media())
             self.assertNotIn(lu, view.logical_units())
 
     def test_resize_to_another_host_grows_the_lu_and_revert_brings_the_lpar_back(self):
