@@ -29,6 +29,7 @@ def register_all(emu: Emulator) -> None:
         "pool",
         "mgmt_io",
         "vopt_removal",
+        "vterm",
     ):
         try:
             mod = __import__(f"ibmvirt.emulators.novalink.state.{optional}", fromlist=["x"])
