@@ -32,13 +32,14 @@ from taskflow.patterns import linear_flow
 
 import ibmvirt.conf  # noqa: F401  (registers [powervm])
 from ibmvirt.common import capabilities as driver_caps
-from ibmvirt.common import nodes
+from ibmvirt.common import nodes, service_state
 from ibmvirt.powervm import disk as pvm_disk
 from ibmvirt.powervm import exceptions as pvm_exc
 from ibmvirt.powervm import media, moves, tasks, vm
 from ibmvirt.powervm import mgmt as pvm_mgmt
 from ibmvirt.powervm import vif as pvm_vif
 from ibmvirt.powervm import volume as pvm_volume
+from ibmvirt.powervm import vterm as pvm_vterm
 from ibmvirt.powervm.host import Host
 from ibmvirt.powervm.tasks import image as tf_img
 from ibmvirt.powervm.tasks import network as tf_net
@@ -67,6 +68,7 @@ class PowerVMDriver(driver.ComputeDriver):
         }
         self.config_drive: media.ConfigDrive | None = None
         self.mgmt: pvm_mgmt.MgmtDiskAccess = pvm_mgmt.load(self.host, CONF)
+        self.vterm: pvm_vterm.VTerm = pvm_vterm.load(self.host, CONF)
         self._resources: dict | None = None
         #: This service's host name (init_host's; CONF.host until then).
         self.nova_host: str = CONF.host
@@ -163,6 +165,23 @@ class PowerVMDriver(driver.ComputeDriver):
             os_traits.HW_ARCH_PPC64LE,
             os_traits.COMPUTE_ARCH_PPC64LE,
         )
+
+    def set_host_enabled(self, enabled: bool) -> str:
+        """Take this host out of scheduling (or back, if it took itself out)."""
+        node = nodes.node_uuid(self.host.uuid, self.nova_host)
+        on = service_state.set_state(
+            self.virtapi, self.nova_host, node, enabled, service_state.DISABLED
+        )
+        return "enabled" if on else "disabled"
+
+    def host_maintenance_mode(self, host: str, mode: bool) -> str:
+        """Maintenance: no new instances here (the service disabled, with its
+        reason); the running ones stay, to be moved by cold migration."""
+        node = nodes.node_uuid(self.host.uuid, self.nova_host)
+        service_state.set_state(
+            self.virtapi, self.nova_host, node, not mode, service_state.MAINTENANCE
+        )
+        return "on_maintenance" if mode else "off_maintenance"
 
     def get_host_ip_addr(self) -> str:
         return Host.ip_address(CONF)
@@ -662,6 +681,17 @@ class PowerVMDriver(driver.ComputeDriver):
                 vm.power_on(lpar)
 
         self._power(instance, f"{reboot_type.lower()} reboot", restart)
+
+    def trigger_crash_dump(self, instance) -> None:
+        """The dump restart power operation: the OS dumps, then starts again."""
+        self._power(instance, "dump restart", vm.dump_restart)
+
+    # -- consoles ---------------------------------------------------------------
+
+    def get_console_output(self, context, instance) -> bytes:
+        """The latest output of the LPAR's virtual terminal (at most 100 KiB)."""
+        lpar = self._lpar(instance)
+        return self.vterm.output(lpar.uuid)[-pvm_vterm.MAX_CONSOLE_BYTES :]
 
     def plug_vifs(self, instance, network_info) -> None:
         """Adapters are persistent LPAR objects; nothing to redo after a restart."""

@@ -70,6 +70,10 @@ class MoveRefused(exception.NovaException):
     msg_fmt = _("LPAR %(lpar)s cannot move: %(reason)s")
 
 
+class ConsoleUnavailable(exception.ConsoleTypeUnavailable):
+    msg_fmt = _("The virtual terminal of LPAR %(lpar)s is unavailable: %(reason)s")
+
+
 def failure_reason(exc: Exception) -> str:
     """What went wrong, in words an operator can act on, cause first.
 

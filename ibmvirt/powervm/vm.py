@@ -200,6 +200,16 @@ def apply_flavor(host, instance, flavor_obj, image_meta, conf) -> pvm_lpar.LPAR:
     return wrapper.update()
 
 
+def dump_restart(lpar: pvm_lpar.LPAR) -> None:
+    """Tell the running OS to take a system dump and restart (``dumprestart``)."""
+    with _power_lock(lpar.uuid):
+        lpar = lpar.refresh()
+        if lpar.state != S.RUNNING:
+            raise exception.InstanceNotRunning(instance_id=lpar.name)
+        opts = pvm_popts.PowerOffOpts().operation(pvm_popts.PowerOffOperation.DUMPRESTART)
+        pvm_power.PowerOp.stop(lpar, opts=opts)
+
+
 def delete(adapter, lpar: pvm_lpar.LPAR) -> None:
     """Delete the LPAR; fine if already gone."""
     try:

@@ -353,6 +353,7 @@ class PowerVMComputeMixin:
             vios_ready_timeout=0,
             lifecycle_event_delay=self.lifecycle_event_delay,
             mgmt_disk_access="emulator",
+            vterm_access="emulator",
         )
         self.flags(reserved_host_memory_mb=0)
 
@@ -401,6 +402,19 @@ class PowerVMComputeMixin:
             self.computes[host], keep_hypervisor_state=False
         )
         return self.computes[host]
+
+    def guest_writes(self, server: dict, text: str, host: str | None = None) -> None:
+        """The guest OS of ``server`` prints ``text`` on its console."""
+        system = self.novalinks[host] if host else self.novalink
+        body = json.dumps({"lpar": server["OS-EXT-SRV-ATTR:instance_name"], "text": text})
+        req = urllib.request.Request(  # noqa: S310  (a loopback emulator)
+            system.url + "/_emulator/vterm/write",
+            data=body.encode(),
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310
+            resp.read()
 
     def view_of(self, host: str) -> NovaLinkView:
         return NovaLinkView(self.novalinks[host])
