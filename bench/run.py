@@ -20,7 +20,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--output", help="also write the report to this file")
     args = parser.parse_args()
-    from bench import dpm, novalink, powervm
+    from bench import dpm, novalink, powervm, powervm_moves
 
     started = time.monotonic()
     lines = [
@@ -31,6 +31,7 @@ def main() -> int:
     lines += dpm.main()
     lines += novalink.main()
     lines += powervm.main()
+    lines += powervm_moves.main()
     lines.append(f"(benchmark took {time.monotonic() - started:.0f} s)")
     report = "\n".join(lines)
     print(report)
