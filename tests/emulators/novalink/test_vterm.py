@@ -5,6 +5,8 @@ reached through pypowervm's power task."""
 from __future__ import annotations
 
 import json
+import socket
+import struct
 import urllib.error
 import urllib.request
 
@@ -85,3 +87,54 @@ def test_a_dump_restart_of_a_stopped_partition_is_refused(emulator, adapter, hos
         _dump_restart(lpar)
     assert "a dump restart needs a running partition" in str(exc.value)
     assert lpar.refresh().state == "not activated"
+
+
+def _open_vnc(srv, lpar_uuid, what="vnc"):
+    body = json.dumps({"lpar": lpar_uuid}).encode()
+    req = urllib.request.Request(
+        f"{srv.url}/_emulator/vterm/{what}", data=body, method="POST", headers=JSON
+    )
+    with urllib.request.urlopen(req) as resp:
+        return json.loads(resp.read())
+
+
+def rfb_handshake(sock) -> dict:
+    """A VNC viewer's side of RFB 3.8 with security type None, up to ServerInit."""
+    f = sock.makefile("rb")
+    assert f.read(12) == b"RFB 003.008\n"
+    sock.sendall(b"RFB 003.008\n")
+    count = f.read(1)[0]
+    types = f.read(count)
+    assert 1 in types
+    sock.sendall(b"\x01")
+    assert struct.unpack(">I", f.read(4))[0] == 0  # SecurityResult OK
+    sock.sendall(b"\x01")  # ClientInit, shared
+    width, height = struct.unpack(">HH", f.read(4))
+    f.read(16)  # pixel format
+    name = f.read(struct.unpack(">I", f.read(4))[0]).decode()
+    return {"width": width, "height": height, "name": name, "file": f}
+
+
+def test_a_vnc_viewer_gets_through_the_terminal_handshake(emulator, adapter, host):
+    lpar = build(adapter, host).create(parent=host)
+    port = _open_vnc(emulator, lpar.uuid)["port"]
+    assert _open_vnc(emulator, lpar.uuid)["port"] == port  # one server per partition
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        init = rfb_handshake(sock)
+        assert (init["width"], init["height"], init["name"]) == (640, 384, "vm1 vterm")
+        sock.sendall(struct.pack(">BBHHHH", 3, 0, 0, 0, 640, 384))  # full update request
+        header = init["file"].read(16)
+        assert struct.unpack(">BxHHHHHi", header)[1:] == (1, 0, 0, 640, 384, 0)
+
+
+def test_the_vnc_terminal_goes_with_the_partition(emulator, adapter, host):
+    lpar = build(adapter, host).create(parent=host)
+    port = _open_vnc(emulator, lpar.uuid)["port"]
+    lpar.delete()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).recv(1)
+    other = build(adapter, host, name="vm2").create(parent=host)
+    port = _open_vnc(emulator, other.uuid)["port"]
+    assert _open_vnc(emulator, other.uuid, "close")["closed"] is True
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).recv(1)

@@ -30,6 +30,7 @@ def register_all(emu: Emulator) -> None:
         "mgmt_io",
         "vopt_removal",
         "vterm",
+        "vnc",
     ):
         try:
             mod = __import__(f"ibmvirt.emulators.novalink.state.{optional}", fromlist=["x"])
