@@ -140,6 +140,13 @@ compute_opts = [
         help="How nova-compute reaches an LPAR's virtual terminal for the console "
         "log and VNC consoles. Keep mkvterm on a NovaLink partition.",
     ),
+    cfg.PortOpt(
+        "vnc_relay_port",
+        default=5901,
+        help="Port on [vnc] server_listen where nova-novncproxy reaches the LPARs' "
+        "VNC consoles (through a relay to each LPAR's terminal, which listens on "
+        "localhost only). 0: any free port (tests).",
+    ),
     cfg.StrOpt(
         "volume_group_name",
         default="",

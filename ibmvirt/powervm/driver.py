@@ -18,6 +18,7 @@ import os_traits
 from nova import conf as nova_conf
 from nova import exception, objects
 from nova.compute import task_states
+from nova.console import type as ctype
 from nova.objects import fields as obj_fields
 from nova.virt import configdrive, driver, hardware
 from oslo_log import log as logging
@@ -38,6 +39,7 @@ from ibmvirt.powervm import exceptions as pvm_exc
 from ibmvirt.powervm import media, moves, tasks, vm
 from ibmvirt.powervm import mgmt as pvm_mgmt
 from ibmvirt.powervm import vif as pvm_vif
+from ibmvirt.powervm import vnc as pvm_vnc
 from ibmvirt.powervm import volume as pvm_volume
 from ibmvirt.powervm import vterm as pvm_vterm
 from ibmvirt.powervm.host import Host
@@ -69,6 +71,7 @@ class PowerVMDriver(driver.ComputeDriver):
         self.config_drive: media.ConfigDrive | None = None
         self.mgmt: pvm_mgmt.MgmtDiskAccess = pvm_mgmt.load(self.host, CONF)
         self.vterm: pvm_vterm.VTerm = pvm_vterm.load(self.host, CONF)
+        self._vnc_relay: pvm_vnc.Relay | None = None
         self._resources: dict | None = None
         #: This service's host name (init_host's; CONF.host until then).
         self.nova_host: str = CONF.host
@@ -83,6 +86,8 @@ class PowerVMDriver(driver.ComputeDriver):
         self.config_drive = media.ConfigDrive(self.host.adapter, self.host.uuid, CONF)
 
     def cleanup_host(self, host: str) -> None:
+        if self._vnc_relay is not None:
+            self._vnc_relay.stop()
         self.host.stop()
 
     def get_available_nodes(self, refresh: bool = False) -> list[str]:
@@ -390,7 +395,7 @@ class PowerVMDriver(driver.ComputeDriver):
         if self.config_drive is not None:
             flow.add(tf_stg.DeleteConfigDrive(self.config_drive, instance))
         flow.add(tf_net.DeleteTrunks(self.host, CONF.powervm.pvm_vswitch_for_novalink_io))
-        flow.add(tf_vm.Delete(self.host))
+        flow.add(tf_vm.Delete(self.host, self.vterm))
         tasks.run(flow, instance)
 
     def cleanup(
@@ -692,6 +697,27 @@ class PowerVMDriver(driver.ComputeDriver):
         """The latest output of the LPAR's virtual terminal (at most 100 KiB)."""
         lpar = self._lpar(instance)
         return self.vterm.output(lpar.uuid)[-pvm_vterm.MAX_CONSOLE_BYTES :]
+
+    def get_vnc_console(self, context, instance) -> ctype.ConsoleVNC:
+        """The LPAR's terminal through this host's VNC relay (Nova's proxy
+        connects to the relay and asks for the LPAR UUID)."""
+        lpar = self._lpar(instance)
+        self.vterm.open_vnc(lpar.uuid)  # fails here, not in the proxy, if it cannot
+        if self._vnc_relay is None:
+            self._vnc_relay = pvm_vnc.Relay(
+                CONF.vnc.server_listen, CONF.powervm.vnc_relay_port, self._vnc_port_of
+            )
+        return ctype.ConsoleVNC(
+            host=CONF.vnc.server_proxyclient_address,
+            port=self._vnc_relay.port,
+            internal_access_path=lpar.uuid,
+        )
+
+    def _vnc_port_of(self, path: str) -> int | None:
+        """The relay's lookup: an LPAR of this host by UUID, its terminal's VNC port."""
+        if not vm.is_lpar_uuid(path) or self.host.states.get(path.upper()) is None:
+            return None
+        return self.vterm.open_vnc(path.upper())
 
     def plug_vifs(self, instance, network_info) -> None:
         """Adapters are persistent LPAR objects; nothing to redo after a restart."""

@@ -9,6 +9,7 @@ instance, so tasks and the driver stay thin.
 from __future__ import annotations
 
 import json
+import re
 
 import pypowervm.exceptions as pvm_ex
 from nova import exception
@@ -24,6 +25,7 @@ from pypowervm.wrappers import base_partition as pvm_bp
 from pypowervm.wrappers import logical_partition as pvm_lpar
 
 LOG = logging.getLogger(__name__)
+_UUID_FORM = re.compile(r"^[0-9A-Fa-f]{8}-([0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}$")
 
 S = pvm_bp.LPARState
 #: PowerVM partition state -> Nova power state (unlisted states: NOSTATE).
@@ -56,6 +58,11 @@ STOPPABLE = {
 def pvm_uuid_of(instance) -> str:
     """The LPAR UUID of a Nova instance (PowerVM clears the top bit), upper case."""
     return pvm_uuid.convert_uuid_to_pvm(instance.uuid).upper()
+
+
+def is_lpar_uuid(text: str) -> bool:
+    """Whether ``text`` has the form of a partition UUID."""
+    return bool(_UUID_FORM.match(text or ""))
 
 
 def nova_uuid_candidates(lpar_uuid: str) -> list[str]:

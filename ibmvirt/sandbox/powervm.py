@@ -354,6 +354,8 @@ class PowerVMComputeMixin:
             lifecycle_event_delay=self.lifecycle_event_delay,
             mgmt_disk_access="emulator",
             vterm_access="emulator",
+            # Several computes (and test workers) on one machine: any free port.
+            vnc_relay_port=0,
         )
         self.flags(reserved_host_memory_mb=0)
 

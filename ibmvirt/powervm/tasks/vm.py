@@ -145,11 +145,19 @@ class StopForDelete(task.Task):
 
 
 class Delete(task.Task):
-    def __init__(self, host):
+    """Close the LPAR's terminal (its VNC server), then delete the LPAR."""
+
+    def __init__(self, host, vterm=None):
         super().__init__(name="delete_lpar")
-        self.host = host
+        self.host, self.vterm = host, vterm
 
     def execute(self, lpar):
-        if lpar is not None:
-            vm.delete(self.host.adapter, lpar)
-            self.host.states.gone(lpar.uuid)
+        if lpar is None:
+            return
+        if self.vterm is not None:
+            try:
+                self.vterm.close(lpar.uuid)
+            except Exception as exc:  # noqa: BLE001  (a stale terminal must not keep the LPAR)
+                LOG.warning("Could not close the terminal of LPAR %s: %s", lpar.name, exc)
+        vm.delete(self.host.adapter, lpar)
+        self.host.states.gone(lpar.uuid)

@@ -37,6 +37,10 @@ class VTerm(abc.ABC):
     def open_vnc(self, lpar_uuid: str) -> int:
         """Start (or find) a VNC server on localhost for the LPAR's terminal; its port."""
 
+    @abc.abstractmethod
+    def close(self, lpar_uuid: str) -> None:
+        """End the LPAR's terminal session and its VNC server (fine if none)."""
+
 
 def load(host, conf: cfg.ConfigOpts) -> VTerm:
     """The implementation ``[powervm] vterm_access`` names."""

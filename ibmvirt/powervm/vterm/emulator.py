@@ -32,3 +32,6 @@ class EmulatorVTerm(VTerm):
     def open_vnc(self, lpar_uuid: str) -> int:
         body = self._call("POST", "/vterm/vnc", lpar_uuid, json={"lpar": lpar_uuid})
         return int(body["port"])
+
+    def close(self, lpar_uuid: str) -> None:
+        self._call("POST", "/vterm/close", lpar_uuid, json={"lpar": lpar_uuid})

@@ -26,3 +26,7 @@ class MkvtermVTerm(VTerm):
                 reason="mkvterm runs on the NovaLink partition: nova-compute must run "
                 "there with the local logon (no [powervm] novalink_host)",
             ) from exc
+
+    def close(self, lpar_uuid: str) -> None:
+        """``rmvterm`` locally, the CloseVterm job remotely (pypowervm)."""
+        pvm_vterm.close_vterm(self.host.adapter, lpar_uuid)

@@ -3,6 +3,10 @@ Nova API, on an emulated PowerVM host."""
 
 from __future__ import annotations
 
+import socket
+import struct
+import urllib.parse
+
 import os_traits
 
 from ibmvirt.powervm import vterm
@@ -51,6 +55,77 @@ class TestConsoleLog(powervm.PowerVMSingleComputeTestBase):
         self.assertEqual("running", self.nl_view.lpars()[name]["state"])
         self.assertEqual("ACTIVE", self.api.get_server(server["id"])["status"])
         self._delete_server(server)
+
+
+def rfb_handshake(sock) -> tuple[int, int, str]:
+    """A VNC viewer's side of RFB 3.8 with security type None, up to ServerInit."""
+    f = sock.makefile("rb")
+    assert f.read(12) == b"RFB 003.008\n"
+    sock.sendall(b"RFB 003.008\n")
+    assert 1 in f.read(f.read(1)[0])  # security type None offered
+    sock.sendall(b"\x01")
+    assert struct.unpack(">I", f.read(4))[0] == 0  # SecurityResult: OK
+    sock.sendall(b"\x01")  # ClientInit (shared)
+    width, height = struct.unpack(">HH", f.read(4))
+    f.read(16)  # pixel format
+    name = f.read(struct.unpack(">I", f.read(4))[0]).decode()
+    return width, height, name
+
+
+class TestVNCConsole(powervm.PowerVMSingleComputeTestBase):
+    def _console(self, server):
+        body = {"remote_console": {"protocol": "vnc", "type": "novnc"}}
+        url = self.api.api_post(f"/servers/{server['id']}/remote-consoles", body).body[
+            "remote_console"
+        ]["url"]
+        query = urllib.parse.parse_qs(urllib.parse.urlparse(url).query)
+        token = urllib.parse.parse_qs(query["path"][0].lstrip("?"))["token"][0]
+        return self.admin_api.api_get(f"/os-console-auth-tokens/{token}").body["console"]
+
+    def _proxy_connect(self, console):
+        """What nova-novncproxy does with the token's connection info
+        (websocketproxy.NovaProxyRequestHandler): connect, CONNECT the path."""
+        sock = socket.create_connection((console["host"], int(console["port"])), timeout=10)
+        sock.sendall(f"CONNECT {console['internal_access_path']} HTTP/1.1\r\n\r\n".encode())
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            answer += sock.recv(1)
+        return sock, answer.split(b"\r\n")[0]
+
+    def test_a_viewer_reaches_the_lpar_terminal_through_the_relay(self):
+        server = self.boot_from_image([])
+        name = server["OS-EXT-SRV-ATTR:instance_name"]
+        console = self._console(server)
+        self.assertEqual(server["id"], console["instance_uuid"])
+        self.assertEqual(self.nl_view.lpars()[name]["uuid"], console["internal_access_path"])
+        sock, status = self._proxy_connect(console)
+        with sock:
+            self.assertEqual(b"HTTP/1.1 200 OK", status)
+            self.assertEqual((640, 384, f"{name} vterm"), rfb_handshake(sock))
+        # A second viewer while the first is gone: the same terminal.
+        sock, status = self._proxy_connect(self._console(server))
+        with sock:
+            self.assertEqual((640, 384, f"{name} vterm"), rfb_handshake(sock))
+
+    def test_the_relay_refuses_what_is_not_an_lpar_of_this_host(self):
+        server = self.boot_from_image([])
+        console = self._console(server)
+        for path in ("not-a-uuid", "00000000-0000-4000-8000-000000000000"):
+            sock, status = self._proxy_connect(dict(console, internal_access_path=path))
+            sock.close()
+            self.assertEqual(b"HTTP/1.1 404 Not Found", status)
+        sock = socket.create_connection((console["host"], int(console["port"])), timeout=10)
+        with sock:
+            sock.sendall(b"GET / HTTP/1.1\r\n\r\n")
+            self.assertTrue(sock.recv(100).startswith(b"HTTP/1.1 400"))
+
+    def test_deleting_the_server_ends_its_terminal(self):
+        server = self.boot_from_image([])
+        console = self._console(server)
+        self._delete_server(server)
+        sock, status = self._proxy_connect(console)
+        sock.close()
+        self.assertEqual(b"HTTP/1.1 404 Not Found", status)
 
 
 class TestHostStatus(powervm.PowerVMSingleComputeTestBase):
