@@ -12,6 +12,7 @@ VIF driver (:mod:`~ibmvirt.powervm.vif`) and a config drive
 from __future__ import annotations
 
 import math
+import threading
 
 import os_resource_classes as orc
 import os_traits
@@ -72,6 +73,7 @@ class PowerVMDriver(driver.ComputeDriver):
         self.mgmt: pvm_mgmt.MgmtDiskAccess = pvm_mgmt.load(self.host, CONF)
         self.vterm: pvm_vterm.VTerm = pvm_vterm.load(self.host, CONF)
         self._vnc_relay: pvm_vnc.Relay | None = None
+        self._vnc_relay_lock = threading.Lock()
         self._resources: dict | None = None
         #: This service's host name (init_host's; CONF.host until then).
         self.nova_host: str = CONF.host
@@ -703,10 +705,11 @@ class PowerVMDriver(driver.ComputeDriver):
         connects to the relay and asks for the LPAR UUID)."""
         lpar = self._lpar(instance)
         self.vterm.open_vnc(lpar.uuid)  # fails here, not in the proxy, if it cannot
-        if self._vnc_relay is None:
-            self._vnc_relay = pvm_vnc.Relay(
-                CONF.vnc.server_listen, CONF.powervm.vnc_relay_port, self._vnc_port_of
-            )
+        with self._vnc_relay_lock:
+            if self._vnc_relay is None:
+                self._vnc_relay = pvm_vnc.Relay(
+                    CONF.vnc.server_listen, CONF.powervm.vnc_relay_port, self._vnc_port_of
+                )
         return ctype.ConsoleVNC(
             host=CONF.vnc.server_proxyclient_address,
             port=self._vnc_relay.port,

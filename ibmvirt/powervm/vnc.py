@@ -95,17 +95,20 @@ class Relay:
 
 
 def _read_request(client: socket.socket) -> bytes | None:
+    """The CONNECT request's head (None: too long, cut off, or followed by
+    bytes the viewer may only send after the answer). Never reads past
+    MAX_REQUEST bytes."""
     data = b""
     while b"\r\n\r\n" not in data:
-        if len(data) > MAX_REQUEST:
+        if len(data) >= MAX_REQUEST:
             return None
-        chunk = client.recv(1024)
+        chunk = client.recv(MAX_REQUEST - len(data))
         if not chunk:
             return None
         data += chunk
     head, _, rest = data.partition(b"\r\n\r\n")
     if rest:
-        return None  # the viewer may speak only after our answer
+        return None
     return head + b"\r\n"
 
 
