@@ -19,6 +19,7 @@ other pypowervm sessions. Session tokens are cut out of pypowervm's log lines.
 from __future__ import annotations
 
 import contextvars
+import ipaddress
 import logging
 import os
 import re
@@ -201,3 +202,25 @@ def logon_failure(conf: cfg.ConfigOpts, exc: Exception) -> str | None:
             "and novalink_password"
         )
     return None
+
+
+def emulator_control_url(adapter, option: str) -> str:
+    """The NovaLink emulator's control endpoint (``<base>/_emulator``) behind
+    ``adapter``; NovaLinkConfigError naming ``option`` unless NovaLink is on loopback
+    (the endpoint answers there only, and a real NovaLink has none)."""
+    session = adapter.session
+    host = session.host.strip("[]")
+    loopback = host == "localhost"
+    if not loopback:
+        try:
+            loopback = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+    if not loopback:
+        raise NovaLinkConfigError(
+            option=option,
+            reason="'emulator' works through the NovaLink emulator's control endpoint, "
+            f"which answers on loopback only, and NovaLink is {host}; use the real "
+            "NovaLink's way with a real NovaLink",
+        )
+    return session.dest + "/_emulator"

@@ -123,6 +123,31 @@ compute_opts = [
         "management partition. Keep sysfs on a NovaLink partition.",
     ),
     cfg.StrOpt(
+        "vterm_access",
+        default="mkvterm",
+        choices=[
+            (
+                "mkvterm",
+                "NovaLink's mkvterm on the NovaLink partition (VNC consoles; "
+                "NovaLink keeps no terminal history, so no console log)",
+            ),
+            (
+                "emulator",
+                "the terminals of the NovaLink emulator (its control endpoint on "
+                "loopback: console log and VNC; for the sandbox and tests only)",
+            ),
+        ],
+        help="How nova-compute reaches an LPAR's virtual terminal for the console "
+        "log and VNC consoles. Keep mkvterm on a NovaLink partition.",
+    ),
+    cfg.PortOpt(
+        "vnc_relay_port",
+        default=5901,
+        help="Port on [vnc] server_listen where nova-novncproxy reaches the LPARs' "
+        "VNC consoles (through a relay to each LPAR's terminal, which listens on "
+        "localhost only). 0: any free port (tests).",
+    ),
+    cfg.StrOpt(
         "volume_group_name",
         default="",
         help="localdisk: the VIOS volume group holding boot disks and cached "

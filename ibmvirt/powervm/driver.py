@@ -12,12 +12,14 @@ VIF driver (:mod:`~ibmvirt.powervm.vif`) and a config drive
 from __future__ import annotations
 
 import math
+import threading
 
 import os_resource_classes as orc
 import os_traits
 from nova import conf as nova_conf
-from nova import exception
+from nova import exception, objects
 from nova.compute import task_states
+from nova.console import type as ctype
 from nova.objects import fields as obj_fields
 from nova.virt import configdrive, driver, hardware
 from oslo_log import log as logging
@@ -32,13 +34,15 @@ from taskflow.patterns import linear_flow
 
 import ibmvirt.conf  # noqa: F401  (registers [powervm])
 from ibmvirt.common import capabilities as driver_caps
-from ibmvirt.common import nodes
+from ibmvirt.common import nodes, service_state
 from ibmvirt.powervm import disk as pvm_disk
 from ibmvirt.powervm import exceptions as pvm_exc
-from ibmvirt.powervm import media, tasks, vm
+from ibmvirt.powervm import media, moves, tasks, vm
 from ibmvirt.powervm import mgmt as pvm_mgmt
 from ibmvirt.powervm import vif as pvm_vif
+from ibmvirt.powervm import vnc as pvm_vnc
 from ibmvirt.powervm import volume as pvm_volume
+from ibmvirt.powervm import vterm as pvm_vterm
 from ibmvirt.powervm.host import Host
 from ibmvirt.powervm.tasks import image as tf_img
 from ibmvirt.powervm.tasks import network as tf_net
@@ -67,25 +71,33 @@ class PowerVMDriver(driver.ComputeDriver):
         }
         self.config_drive: media.ConfigDrive | None = None
         self.mgmt: pvm_mgmt.MgmtDiskAccess = pvm_mgmt.load(self.host, CONF)
+        self.vterm: pvm_vterm.VTerm = pvm_vterm.load(self.host, CONF)
+        self._vnc_relay: pvm_vnc.Relay | None = None
+        self._vnc_relay_lock = threading.Lock()
         self._resources: dict | None = None
+        #: This service's host name (init_host's; CONF.host until then).
+        self.nova_host: str = CONF.host
 
     # -- host -----------------------------------------------------------------
 
     def init_host(self, host: str) -> None:
         """Connect, check the system, VIOSes and storage, start the event feed."""
+        self.nova_host = host
         self.host.start(self.emit_event)
         self.disk.check()
         self.config_drive = media.ConfigDrive(self.host.adapter, self.host.uuid, CONF)
 
     def cleanup_host(self, host: str) -> None:
+        if self._vnc_relay is not None:
+            self._vnc_relay.stop()
         self.host.stop()
 
     def get_available_nodes(self, refresh: bool = False) -> list[str]:
-        return [CONF.host]
+        return [self.nova_host]
 
     def get_nodenames_by_uuid(self, refresh: bool = False) -> dict[str, str]:
         """One node per managed system, its UUID derived from system and host name."""
-        return {nodes.node_uuid(self.host.uuid, CONF.host): CONF.host}
+        return {nodes.node_uuid(self.host.uuid, self.nova_host): self.nova_host}
 
     def get_available_resource(self, nodename: str) -> dict:
         """The system's capacity, re-read (Nova's periodic resource update)."""
@@ -110,7 +122,11 @@ class PowerVMDriver(driver.ComputeDriver):
                 (obj_fields.Architecture.PPC64LE, obj_fields.HVType.PHYP, obj_fields.VMMode.HVM),
             ],
             "numa_topology": None,
-            "stats": {"memory_region_size": self.host.memory_region_mb()},
+            "stats": {
+                "memory_region_size": self.host.memory_region_mb(),
+                # Where boot disks live: a move's source checks the destination shares it.
+                moves.STORAGE_STAT: self.disk.storage_id(),
+            },
             # What the VIOSes and the NovaLink partition hold (reserved below).
             "io_vcpus": math.ceil(io_units / CONF.powervm.proc_units_factor - 1e-9),
             "io_memory_mb": io_memory,
@@ -156,6 +172,23 @@ class PowerVMDriver(driver.ComputeDriver):
             os_traits.HW_ARCH_PPC64LE,
             os_traits.COMPUTE_ARCH_PPC64LE,
         )
+
+    def set_host_enabled(self, enabled: bool) -> str:
+        """Take this host out of scheduling (or back, if it took itself out)."""
+        node = nodes.node_uuid(self.host.uuid, self.nova_host)
+        on = service_state.set_state(
+            self.virtapi, self.nova_host, node, enabled, service_state.DISABLED
+        )
+        return "enabled" if on else "disabled"
+
+    def host_maintenance_mode(self, host: str, mode: bool) -> str:
+        """Maintenance: no new instances here (the service disabled, with its
+        reason); the running ones stay, to be moved by cold migration."""
+        node = nodes.node_uuid(self.host.uuid, self.nova_host)
+        service_state.set_state(
+            self.virtapi, self.nova_host, node, not mode, service_state.MAINTENANCE
+        )
+        return "on_maintenance" if mode else "off_maintenance"
 
     def get_host_ip_addr(self) -> str:
         return Host.ip_address(CONF)
@@ -323,9 +356,23 @@ class PowerVMDriver(driver.ComputeDriver):
         destroy_disks=True,
         destroy_secrets=True,
     ) -> None:
-        """Remove the LPAR and everything this host made for it (idempotent)."""
+        """Remove the LPAR and everything this host made for it (idempotent).
+
+        Reverting a resize that stayed on this host, the LPAR is the instance's
+        only one: it is stopped and its volumes disconnected, and
+        finish_revert_migration gives it its old flavor back.
+        """
         name = vm.lpar_name(instance)
         try:
+            if moves.reverting_in_place(context, instance):
+                flow = linear_flow.Flow(f"revert_in_place_{instance.uuid}")
+                flow.add(tf_vm.Find(self.host, instance))
+                flow.add(tf_vm.StopForMove(self.host, instance))
+                flow.add(
+                    tf_stg.DisconnectVolumes(self._new_feedtask, self._volumes(block_device_info))
+                )
+                tasks.run(flow, instance)
+                return
             self._destroy(instance, network_info, block_device_info, destroy_disks)
         except Exception as exc:
             LOG.exception("Destroy of LPAR %s failed", name, instance=instance)
@@ -350,7 +397,7 @@ class PowerVMDriver(driver.ComputeDriver):
         if self.config_drive is not None:
             flow.add(tf_stg.DeleteConfigDrive(self.config_drive, instance))
         flow.add(tf_net.DeleteTrunks(self.host, CONF.powervm.pvm_vswitch_for_novalink_io))
-        flow.add(tf_vm.Delete(self.host))
+        flow.add(tf_vm.Delete(self.host, self.vterm))
         tasks.run(flow, instance)
 
     def cleanup(
@@ -365,6 +412,196 @@ class PowerVMDriver(driver.ComputeDriver):
         destroy_secrets=True,
     ) -> None:
         """Nothing is left after destroy()."""
+
+    # -- resize and cold migration ------------------------------------------------
+
+    def _volumes(self, block_device_info) -> list:
+        """(connector factory, connection_info) of each volume: a connector
+        keeps what it found for its undo, so each volume gets its own."""
+        return [
+            (
+                lambda info=bdm["connection_info"]: pvm_volume.connector_for(info, self.host, CONF),
+                bdm["connection_info"],
+            )
+            for bdm in driver.block_device_info_get_mapping(block_device_info)
+        ]
+
+    def migrate_disk_and_power_off(
+        self,
+        context,
+        instance,
+        dest,
+        flavor,
+        network_info,
+        block_device_info=None,
+        timeout=0,
+        retry_interval=0,
+    ) -> str:
+        """Stop the LPAR and disconnect its volumes for the destination.
+
+        Refused before anything changes (the server stays as it was): a smaller
+        root disk, or another host that does not share the boot disk's
+        storage. The LPAR, its boot disk and ports stay until the move is
+        confirmed or reverted; on the same host the LPAR itself is resized in
+        finish_migration.
+        """
+        migration = moves.migration_of(context, instance)
+        bfv = moves.boot_from_volume(block_device_info)
+        dest_storage = None
+        if not (bfv or moves.same_host(migration)):
+            dest_storage = moves.destination_storage(context, migration)
+        moves.check(instance, flavor, migration, bfv, self.disk, dest_storage)
+        if moves.same_host(migration):
+            self._check_flavor_here(instance, flavor)
+        flow = linear_flow.Flow(f"migrate_disk_and_power_off_{instance.uuid}")
+        flow.add(tf_vm.Find(self.host, instance))
+        flow.add(tf_vm.StopForMove(self.host, instance, timeout=timeout))
+        flow.add(tf_stg.DisconnectVolumes(self._new_feedtask, self._volumes(block_device_info)))
+        try:
+            tasks.run(flow, instance)
+        except exception.InstanceNotFound:
+            raise
+        except Exception as exc:
+            # The flow's reverts started the LPAR again and reconnected its volumes.
+            reason = f"LPAR {vm.lpar_name(instance)}: {pvm_exc.failure_reason(exc)}"
+            LOG.error("Move failed, server left as it was: %s", reason, instance=instance)
+            raise exception.InstanceFaultRollback(
+                inner_exception=exception.ResizeError(reason=reason)
+            ) from exc
+        return moves.disk_info(self.disk, instance, bfv)
+
+    def _check_flavor_here(self, instance, flavor) -> None:
+        try:
+            vm.check_flavor(
+                self.host, instance, flavor, objects.ImageMeta.from_instance(instance), CONF
+            )
+        except exception.Invalid as exc:
+            raise exception.InstanceFaultRollback(
+                inner_exception=exception.ResizeError(reason=exc.format_message())
+            ) from exc
+
+    def finish_migration(
+        self,
+        context,
+        migration,
+        instance,
+        disk_info,
+        network_info,
+        image_meta,
+        resize_instance,
+        allocations,
+        block_device_info=None,
+        power_on=True,
+        share_info=None,
+    ) -> None:
+        """The LPAR with the new flavor on this host: the same one resized, or
+        a new one with the boot disk the source left in shared storage."""
+        volumes = self._volumes(block_device_info)
+        bfv = moves.boot_from_volume(block_device_info)
+        flow = linear_flow.Flow(f"finish_migration_{instance.uuid}")
+        if moves.same_host(migration):
+            flow.add(tf_vm.Find(self.host, instance))
+            # (resize_instance says whether the disks changed, not the flavor.)
+            if moves.flavor_changed(migration):
+                flow.add(
+                    tf_vm.ApplyFlavor(
+                        self.host, instance, instance.flavor, instance.old_flavor, image_meta, CONF
+                    )
+                )
+            if not bfv:
+                flow.add(tf_stg.ExtendBootDisk(self.disk, instance, instance.flavor.root_gb))
+            flow.add(tf_stg.ConnectVolumes(self._new_feedtask, volumes))
+        else:
+            moves.check_disk_info(disk_info, self.disk, instance)
+            ftsk = self._new_feedtask()
+            flow.add(tf_vm.Create(self.host, instance, instance.flavor, image_meta, CONF))
+            flow.add(tf_net.PlugVifs(self.host, self.virtapi, instance, network_info, CONF))
+            if CONF.powervm.use_rmc_mgmt_vif:
+                flow.add(tf_net.PlugMgmtVif(self.host))
+            if not bfv:
+                flow.add(tf_stg.FindBootDisk(self.disk, instance))
+                flow.add(tf_stg.ExtendBootDisk(self.disk, instance, instance.flavor.root_gb))
+                flow.add(tf_stg.ConnectBootDisk(self.disk, ftsk))
+            for make, info in volumes:
+                flow.add(tf_stg.ConnectVolume(make(), info, ftsk, pvm_volume.volume_id_of(info)))
+            if configdrive.required_by(instance):
+                flow.add(
+                    tf_stg.CreateConfigDrive(
+                        self.config_drive, ftsk, instance, [], network_info, None
+                    )
+                )
+            flow.add(tf_stg.RunFeedTask(ftsk, self._new_feedtask))
+            if image_meta.properties.get("os_distro") == "ibmi":
+                flow.add(tf_vm.UpdateIBMi(self.host, "vscsi"))
+        if power_on:
+            flow.add(tf_vm.PowerOn(self.host, instance))
+        try:
+            tasks.run(flow, instance)
+        except Exception as exc:
+            LOG.error(
+                "Finishing the move of LPAR %s failed: %s",
+                vm.lpar_name(instance),
+                pvm_exc.failure_reason(exc),
+                instance=instance,
+            )
+            raise pvm_exc.LPAROperationFailed(
+                lpar=vm.lpar_name(instance),
+                operation="finishing the move",
+                reason=pvm_exc.failure_reason(exc),
+            ) from exc
+
+    def confirm_migration(self, context, migration, instance, network_info) -> None:
+        """Remove the source LPAR of a move to another host (its boot disk
+        stays: the destination uses it). A resize on one host leaves nothing."""
+        if moves.same_host(migration):
+            return
+        self._destroy(
+            instance,
+            network_info,
+            None,  # the volumes were disconnected in migrate_disk_and_power_off
+            destroy_disks=not self.disk.capabilities.shared_storage,
+        )
+
+    def finish_revert_migration(
+        self,
+        context,
+        instance,
+        network_info,
+        migration,
+        block_device_info=None,
+        power_on=True,
+        share_info=None,
+    ) -> None:
+        """The source LPAR back as it was: its old flavor (a resize on one
+        host changed it), its volumes reconnected, started if it ran."""
+        flow = linear_flow.Flow(f"finish_revert_migration_{instance.uuid}")
+        flow.add(tf_vm.Find(self.host, instance))
+        if moves.same_host(migration) and moves.flavor_changed(migration):
+            image_meta = objects.ImageMeta.from_instance(instance)
+            flow.add(
+                tf_vm.ApplyFlavor(
+                    self.host, instance, instance.flavor, instance.new_flavor, image_meta, CONF
+                )
+            )
+        flow.add(tf_stg.ConnectVolumes(self._new_feedtask, self._volumes(block_device_info)))
+        if power_on:
+            flow.add(tf_vm.PowerOn(self.host, instance))
+        try:
+            tasks.run(flow, instance)
+        except Exception as exc:
+            raise pvm_exc.LPAROperationFailed(
+                lpar=vm.lpar_name(instance),
+                operation="reverting the move",
+                reason=pvm_exc.failure_reason(exc),
+            ) from exc
+
+    def check_instance_shared_storage_local(self, context, instance) -> dict:
+        """This host's boot-disk storage (Nova asks before a revert destroys
+        the destination's copy whether its disks are the source's too)."""
+        return {"storage": self.disk.storage_id()}
+
+    def check_instance_shared_storage_remote(self, context, data) -> bool:
+        return data.get("storage") == self.disk.storage_id()
 
     # -- snapshot ---------------------------------------------------------------
 
@@ -452,6 +689,39 @@ class PowerVMDriver(driver.ComputeDriver):
 
         self._power(instance, f"{reboot_type.lower()} reboot", restart)
 
+    def trigger_crash_dump(self, instance) -> None:
+        """The dump restart power operation: the OS dumps, then starts again."""
+        self._power(instance, "dump restart", vm.dump_restart)
+
+    # -- consoles ---------------------------------------------------------------
+
+    def get_console_output(self, context, instance) -> bytes:
+        """The latest output of the LPAR's virtual terminal (at most 100 KiB)."""
+        lpar = self._lpar(instance)
+        return self.vterm.output(lpar.uuid)[-pvm_vterm.MAX_CONSOLE_BYTES :]
+
+    def get_vnc_console(self, context, instance) -> ctype.ConsoleVNC:
+        """The LPAR's terminal through this host's VNC relay (Nova's proxy
+        connects to the relay and asks for the LPAR UUID)."""
+        lpar = self._lpar(instance)
+        self.vterm.open_vnc(lpar.uuid)  # fails here, not in the proxy, if it cannot
+        with self._vnc_relay_lock:
+            if self._vnc_relay is None:
+                self._vnc_relay = pvm_vnc.Relay(
+                    CONF.vnc.server_listen, CONF.powervm.vnc_relay_port, self._vnc_port_of
+                )
+        return ctype.ConsoleVNC(
+            host=CONF.vnc.server_proxyclient_address,
+            port=self._vnc_relay.port,
+            internal_access_path=lpar.uuid,
+        )
+
+    def _vnc_port_of(self, path: str) -> int | None:
+        """The relay's lookup: an LPAR of this host by UUID, its terminal's VNC port."""
+        if not vm.is_lpar_uuid(path) or self.host.states.get(path.upper()) is None:
+            return None
+        return self.vterm.open_vnc(path.upper())
+
     def plug_vifs(self, instance, network_info) -> None:
         """Adapters are persistent LPAR objects; nothing to redo after a restart."""
 
@@ -507,7 +777,7 @@ class PowerVMDriver(driver.ComputeDriver):
             {"driver_volume_type": "fibre_channel"}, self.host, CONF
         ).connector_properties()
         return {
-            "host": CONF.host,
+            "host": self.nova_host,
             "platform": obj_fields.Architecture.PPC64LE,
             "os_type": "linux",
             **props,
@@ -557,7 +827,7 @@ class PowerVMDriver(driver.ComputeDriver):
             return
         if not CONF.image_cache.remove_unused_base_images:
             return
-        used = {i.image_ref for i in all_instances if i.host == CONF.host and i.image_ref}
+        used = {i.image_ref for i in all_instances if i.host == self.nova_host and i.image_ref}
         removed = self.disk.remove_unused_images(
             used, CONF.image_cache.remove_unused_original_minimum_age_seconds
         )

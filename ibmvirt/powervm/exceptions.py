@@ -60,12 +60,29 @@ class ImageUploadStuck(exception.NovaException):
     )
 
 
+class BootDiskMissing(exception.NovaException):
+    msg_fmt = _("Boot disk %(disk)s is not in %(where)s")
+
+
+class MoveRefused(exception.NovaException):
+    """A resize or cold migration the driver cannot do (raised before anything changed)."""
+
+    msg_fmt = _("LPAR %(lpar)s cannot move: %(reason)s")
+
+
+class ConsoleUnavailable(exception.ConsoleTypeUnavailable):
+    msg_fmt = _("The virtual terminal of LPAR %(lpar)s is unavailable: %(reason)s")
+
+
 def failure_reason(exc: Exception) -> str:
     """What went wrong, in words an operator can act on, cause first.
 
     Nova keeps 255 characters of a fault message, and pypowervm's job errors
     put the server's own message after a long request description.
     """
+    if isinstance(exc, pvm_ex.MultipleExceptionsInFeedTask):
+        # The same, raised by the FeedTask itself: the wrapped failures say why.
+        return failure_reason(exc.wrapped_failure)
     if isinstance(exc, tf_exc.WrappedFailure):
         # A FeedTask whose VIOS updates failed in parallel: the first one says why.
         failures = list(exc)

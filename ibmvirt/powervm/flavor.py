@@ -12,6 +12,7 @@ caller's step (``lpar_w.create(parent=host_w)``).
 
 from __future__ import annotations
 
+import copy
 import typing as ty
 from collections.abc import Callable
 
@@ -29,7 +30,9 @@ __all__ = [
     "InvalidExtraSpec",
     "LPARBuildFailed",
     "build_lpar",
+    "check_buildable",
     "lpar_attributes",
+    "rebuild_lpar",
     "shared_proc_pool_id",
 ]
 
@@ -234,6 +237,57 @@ def build_lpar(
     except (lb.LPARBuilderException, pvm_val.ValidatorException, ValueError, TypeError) as exc:
         raise LPARBuildFailed(name, str(exc)) from exc
     return lpar_w
+
+
+def rebuild_lpar(
+    adapter: ty.Any,
+    host_wrapper: ty.Any,
+    lpar_w: pvm_lpar.LPAR,
+    attrs: dict[str, ty.Any],
+    *,
+    proc_units_factor: float,
+    uncapped_weight: int,
+) -> pvm_lpar.LPAR:
+    """``lpar_w`` (an existing LPAR) with the memory, processor and general
+    settings of ``attrs``, validated against the host as a resize from its
+    current settings; not yet updated. Its adapters, slots and identity stay."""
+    name = str(attrs.get(lb.NAME))
+    current = copy.deepcopy(lpar_w)
+    try:
+        stdz = lb.DefaultStandardize(
+            host_wrapper, uncapped_weight=uncapped_weight, proc_units_factor=proc_units_factor
+        )
+        max_slots = lpar_w.io_config.max_virtual_slots
+        lpar_w = lb.LPARBuilder(adapter, dict(attrs), stdz).rebuild(lpar_w)
+        # rebuild() sets the builder's default slot count; keep the LPAR's own.
+        lpar_w.io_config.max_virtual_slots = max_slots
+        # Always applied to a stopped LPAR: no DLPAR rules.
+        pvm_val.LPARWrapperValidator(lpar_w, host_wrapper, cur_lpar_w=current).validate_all(
+            check_dlpar=False
+        )
+    except (lb.LPARBuilderException, pvm_val.ValidatorException, ValueError, TypeError) as exc:
+        raise LPARBuildFailed(name, str(exc)) from exc
+    return lpar_w
+
+
+def check_buildable(
+    adapter: ty.Any,
+    host_wrapper: ty.Any,
+    attrs: dict[str, ty.Any],
+    *,
+    proc_units_factor: float,
+    uncapped_weight: int,
+) -> None:
+    """LPARBuildFailed if pypowervm cannot build an LPAR of ``attrs`` for this
+    host (free capacity aside: that is Placement's and the update's to judge)."""
+    name = str(attrs.get(lb.NAME))
+    try:
+        stdz = lb.DefaultStandardize(
+            host_wrapper, uncapped_weight=uncapped_weight, proc_units_factor=proc_units_factor
+        )
+        lb.LPARBuilder(adapter, dict(attrs), stdz).build()
+    except (lb.LPARBuilderException, ValueError, TypeError) as exc:
+        raise LPARBuildFailed(name, str(exc)) from exc
 
 
 def shared_proc_pool_id(adapter: ty.Any, host_wrapper: ty.Any, name: str) -> int:

@@ -9,6 +9,7 @@ instance, so tasks and the driver stay thin.
 from __future__ import annotations
 
 import json
+import re
 
 import pypowervm.exceptions as pvm_ex
 from nova import exception
@@ -24,6 +25,7 @@ from pypowervm.wrappers import base_partition as pvm_bp
 from pypowervm.wrappers import logical_partition as pvm_lpar
 
 LOG = logging.getLogger(__name__)
+_UUID_FORM = re.compile(r"^[0-9A-Fa-f]{8}-([0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}$")
 
 S = pvm_bp.LPARState
 #: PowerVM partition state -> Nova power state (unlisted states: NOSTATE).
@@ -56,6 +58,11 @@ STOPPABLE = {
 def pvm_uuid_of(instance) -> str:
     """The LPAR UUID of a Nova instance (PowerVM clears the top bit), upper case."""
     return pvm_uuid.convert_uuid_to_pvm(instance.uuid).upper()
+
+
+def is_lpar_uuid(text: str) -> bool:
+    """Whether ``text`` has the form of a partition UUID."""
+    return bool(_UUID_FORM.match(text or ""))
 
 
 def nova_uuid_candidates(lpar_uuid: str) -> list[str]:
@@ -156,6 +163,58 @@ def power_off(lpar: pvm_lpar.LPAR, timeout: int = 0, restart: bool = False) -> b
                 opts = opts.restart()
             pvm_power.PowerOp.stop(lpar, opts=opts)
         return True
+
+
+def _flavor_attributes(host, instance, flavor_obj, image_meta) -> dict:
+    from ibmvirt.powervm import flavor
+
+    return flavor.lpar_attributes(
+        flavor_obj,
+        image_meta,
+        name=lpar_name(instance),
+        pvm_uuid=pvm_uuid_of(instance),
+        shared_proc_pool_id=host.shared_proc_pool_id,
+    )
+
+
+def check_flavor(host, instance, flavor_obj, image_meta, conf) -> None:
+    """Refuse a flavor this host cannot give the LPAR (its extra specs against
+    the host's pools, modes and memory regions), before anything changes."""
+    from ibmvirt.powervm import flavor
+
+    flavor.check_buildable(
+        host.adapter,
+        host.require_system(),
+        _flavor_attributes(host, instance, flavor_obj, image_meta),
+        proc_units_factor=conf.powervm.proc_units_factor,
+        uncapped_weight=conf.powervm.uncapped_proc_weight,
+    )
+
+
+def apply_flavor(host, instance, flavor_obj, image_meta, conf) -> pvm_lpar.LPAR:
+    """Give the (powered-off) LPAR the flavor's processors, memory and
+    ``powervm:*`` settings; its adapters and storage stay."""
+    from ibmvirt.powervm import flavor
+
+    wrapper = flavor.rebuild_lpar(
+        host.adapter,
+        host.refresh_system(),
+        get_lpar(host.adapter, instance),
+        _flavor_attributes(host, instance, flavor_obj, image_meta),
+        proc_units_factor=conf.powervm.proc_units_factor,
+        uncapped_weight=conf.powervm.uncapped_proc_weight,
+    )
+    return wrapper.update()
+
+
+def dump_restart(lpar: pvm_lpar.LPAR) -> None:
+    """Tell the running OS to take a system dump and restart (``dumprestart``)."""
+    with _power_lock(lpar.uuid):
+        lpar = lpar.refresh()
+        if lpar.state != S.RUNNING:
+            raise exception.InstanceNotRunning(instance_id=lpar.name)
+        opts = pvm_popts.PowerOffOpts().operation(pvm_popts.PowerOffOperation.DUMPRESTART)
+        pvm_power.PowerOp.stop(lpar, opts=opts)
 
 
 def delete(adapter, lpar: pvm_lpar.LPAR) -> None:

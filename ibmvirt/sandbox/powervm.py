@@ -16,15 +16,20 @@ services as the PowerVM flows require:
 * Cinder is :class:`ibmvirt.sandbox.fcarray.FibreChannelArray`.
 * ``PowerVMComputeTestBase``: the harness bases with a NovaLink emulator per
   test and ``[powervm]`` options pointing at it (local file logon, as on a
-  NovaLink partition).
+  NovaLink partition). Every compute host a test starts gets its own emulated
+  managed system (``pvm-<host>``); the hosts are emulator peers, so they share
+  the inventory's Shared Storage Pool as the hosts of one SSP cluster do.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
+import json
 import os
 import tempfile
 import time
+import urllib.request
 
 import fixtures
 import nova.tests.functional  # noqa: F401  (selects Nova's concurrency backend first)
@@ -100,9 +105,10 @@ class PowerVMNeutron(AgentNeutron):
 
     agent_name = "pvm-sea-agent"
 
-    def __init__(self, test, server):
+    def __init__(self, test, servers):
         super().__init__(test)
-        self.server = server
+        #: () -> the emulated hosts (a test may start more).
+        self.servers = servers
         #: binding:vif_type by port id; ports not named bind as pvm_sea.
         self.vif_types: dict[str, str] = {}
 
@@ -117,10 +123,14 @@ class PowerVMNeutron(AgentNeutron):
 
     def agent_sees(self, ports: list[dict]) -> set[str]:
         """The SEA agent sees an adapter with the port's MAC; the OVS agent a
-        NovaLink tap with the port's device name and iface-id."""
-        view = NovaLinkView(self.server)
-        macs = set(view.client_macs())
-        taps = {t["dev"]: t["ext_ids"] or "" for t in view.trunks()}
+        NovaLink tap with the port's device name and iface-id (on any host:
+        each host runs its agents)."""
+        macs: set[str] = set()
+        taps: dict[str, str] = {}
+        for server in self.servers():
+            view = NovaLinkView(server)
+            macs.update(view.client_macs())
+            taps.update({t["dev"]: t["ext_ids"] or "" for t in view.trunks()})
         seen = set()
         for port in ports:
             if self.vif_types.get(port["id"]) == contract.VIF_TYPE_OVS:
@@ -132,19 +142,25 @@ class PowerVMNeutron(AgentNeutron):
 
 
 class PowerVMFCArray(FibreChannelArray):
-    """The FC array, zoned to the emulated host's VIOSes: a LUN masked to a
+    """The FC array, zoned to the emulated hosts' VIOSes: a LUN masked to a
     VIOS's physical port WWPNs becomes discoverable on that VIOS (LUA recovery
-    finds it), the same disk on every VIOS that sees it (multipath)."""
+    finds it), the same disk on every VIOS that sees it (multipath), on
+    whichever host the VIOS is."""
 
-    def __init__(self, test, server):
+    def __init__(self, test, servers):
         super().__init__(test)
-        self.server = server
+        #: () -> the emulated hosts (a test may start more).
+        self.servers = servers
 
     def fake_attachment_update(self, context, attachment_id, connector, mountpoint=None):
         ref = super().fake_attachment_update(context, attachment_id, connector, mountpoint)
-        data = ref["connection_info"]["data"]
+        for server in self.servers():
+            self._zone(server, ref["connection_info"]["data"], connector)
+        return ref
+
+    def _zone(self, server, data, connector) -> None:
         wwpns = {w.upper() for w in connector.get("wwpns") or []}
-        emu = self.server.emu
+        emu = server.emu
         with emu.lock:
             vioses = [
                 v.field("PartitionName")
@@ -162,7 +178,6 @@ class PowerVMFCArray(FibreChannelArray):
                         "udid_seed": f"cinder-volume-{data['volume_id']}",
                     }
                 )
-        return ref
 
 
 def ovs_devname(port_id: str) -> str:
@@ -191,11 +206,27 @@ class NovaLinkView:
             for lp in self._objs("LogicalPartition"):
                 if lp.field("IsManagementPartition") == "true":
                     continue
+                el = lp.elem
                 out[lp.field("PartitionName")] = {
                     "uuid": lp.uuid,
                     "state": lp.field("PartitionState"),
                     "id": lp.field("PartitionID"),
+                    "memory_mb": int(el.findtext(".//{*}DesiredMemory") or 0),
+                    "max_memory_mb": int(el.findtext(".//{*}MaximumMemory") or 0),
+                    "vcpus": int(el.findtext(".//{*}DesiredVirtualProcessors") or 0),
+                    "proc_units": float(el.findtext(".//{*}DesiredProcessingUnits") or 0),
                 }
+            return out
+
+    def disk_sizes_gb(self) -> dict[str, float]:
+        """Virtual disks (by name) and logical units (by unit name) with their size in GB."""
+        with self.emu.lock:
+            out = {}
+            for vg in self._objs("VolumeGroup"):
+                for d in vg.elem.iter("{*}VirtualDisk"):
+                    out[d.findtext("{*}DiskName")] = float(d.findtext("{*}DiskCapacity") or 0)
+            for lu in self._objs("LogicalUnit"):
+                out[lu.field("UnitName")] = float(lu.field("UnitCapacity") or 0)
             return out
 
     def client_macs(self) -> list[str]:
@@ -309,18 +340,9 @@ class PowerVMComputeMixin:
     lifecycle_event_delay = 0.5
 
     def driver_flags(self):
-        self.state_dir = tempfile.mkdtemp(prefix="ibmvirt-nl-")
-        self.addCleanup(_rmtree, self.state_dir)
-        disk_dir = os.path.join(self.state_dir, "disks")
-        os.makedirs(disk_dir, mode=0o700)
-        os.makedirs(os.path.join(self.state_dir, "tokens"), mode=0o700)
-        self.novalink = app.start(
-            _fc_volumes_from_the_array(self.inventory),
-            token_dir=os.path.join(self.state_dir, "tokens"),
-            disk_dir=disk_dir,
-            event_wait=1.0,
-        )
-        self.addCleanup(self.novalink.stop)
+        #: The emulated managed system of each compute host, by host name.
+        self.novalinks: dict = {}
+        self.novalink = self.start_novalink(None)
         self.nl_view = NovaLinkView(self.novalink)
         self.nl_control = self.novalink.httpd.RequestHandlerClass.control
         self.flags(
@@ -331,8 +353,73 @@ class PowerVMComputeMixin:
             vios_ready_timeout=0,
             lifecycle_event_delay=self.lifecycle_event_delay,
             mgmt_disk_access="emulator",
+            vterm_access="emulator",
+            # Several computes (and test workers) on one machine: any free port.
+            vnc_relay_port=0,
         )
         self.flags(reserved_host_memory_mb=0)
+
+    def start_novalink(self, system_name: str | None):
+        """A NovaLink emulator for one managed system of the inventory, named
+        ``system_name`` (None: as the inventory names it), a peer of those
+        started before it (one SSP cluster)."""
+        state_dir = tempfile.mkdtemp(prefix="ibmvirt-nl-")
+        self.addCleanup(_rmtree, state_dir)
+        disk_dir = os.path.join(state_dir, "disks")
+        os.makedirs(disk_dir, mode=0o700)
+        os.makedirs(os.path.join(state_dir, "tokens"), mode=0o700)
+        inv = copy.deepcopy(_fc_volumes_from_the_array(self.inventory))
+        system_name = system_name or inv["host"]["name"]
+        if system_name != inv["host"]["name"]:
+            serial = hashlib.sha256(system_name.encode()).hexdigest()[:7].upper()
+            inv["host"] = dict(inv["host"], name=system_name, mtms=f"8408-E8E*{serial}")
+        server = app.start(
+            inv,
+            token_dir=os.path.join(state_dir, "tokens"),
+            disk_dir=disk_dir,
+            event_wait=1.0,
+        )
+        self.addCleanup(server.stop)
+        for other in getattr(self, "_systems", []):
+            _make_peers(other, server, system_name)
+        self._systems = [*getattr(self, "_systems", []), server]
+        return server
+
+    def _start_compute(self, host, cell_name=None):
+        """The first compute host gets the first emulated system, every other
+        host a system of its own ([powervm] novalink_port is read at start-up)."""
+        if not self.novalinks:
+            server = self.novalink
+        else:
+            server = self.start_novalink(f"pvm-{host}")
+        self.novalinks[host] = server
+        self.flags(group="powervm", novalink_port=server.port)
+        return super()._start_compute(host, cell_name=cell_name)
+
+    def restart_compute(self, host: str):
+        """A new nova-compute (a new driver, nothing kept in memory) on the same
+        emulated system, as after a restart of the service."""
+        self.flags(group="powervm", novalink_port=self.novalinks[host].port)
+        self.computes[host] = self.restart_compute_service(
+            self.computes[host], keep_hypervisor_state=False
+        )
+        return self.computes[host]
+
+    def guest_writes(self, server: dict, text: str, host: str | None = None) -> None:
+        """The guest OS of ``server`` prints ``text`` on its console."""
+        system = self.novalinks[host] if host else self.novalink
+        body = json.dumps({"lpar": server["OS-EXT-SRV-ATTR:instance_name"], "text": text})
+        req = urllib.request.Request(  # noqa: S310  (a loopback emulator)
+            system.url + "/_emulator/vterm/write",
+            data=body.encode(),
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310
+            resp.read()
+
+    def view_of(self, host: str) -> NovaLinkView:
+        return NovaLinkView(self.novalinks[host])
 
     def setUp(self):
         self.useFixture(fixtures.MockPatch("nova.tests.fixtures.CinderFixture", self._make_cinder))
@@ -350,12 +437,16 @@ class PowerVMComputeMixin:
         )
 
     def _make_cinder(self, test):
-        self.array = PowerVMFCArray(test, self.novalink)
+        self.array = PowerVMFCArray(test, self._all_systems())
         return self.array
 
     def _make_neutron(self, test):
-        self.pvm_neutron = PowerVMNeutron(test, self.novalink)
+        self.pvm_neutron = PowerVMNeutron(test, self._all_systems())
         return self.pvm_neutron
+
+    def _all_systems(self):
+        """The hosts' systems, or the first one while no compute host runs yet."""
+        return lambda: list(self.novalinks.values()) or [self.novalink]
 
     def boot_from_image(self, networks, expected_state="ACTIVE", config_drive=False, **server):
         body = self._build_server(networks=networks, image_uuid=IMAGE_ID, **server)
@@ -389,6 +480,19 @@ def _fc_volumes_from_the_array(inv):
     for vios in inv.get("vioses", []):
         vios.pop("discoverable_volumes", None)
     return inv
+
+
+def _make_peers(first, second, second_name: str) -> None:
+    """Register ``second`` with ``first`` (an http peer is known back in return)."""
+    body = json.dumps({"name": second_name, "url": second.url}).encode()
+    req = urllib.request.Request(  # noqa: S310  (a loopback emulator)
+        first.url + "/_emulator/peers",
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310
+        resp.read()
 
 
 def wait_for(predicate, what: str = "condition", timeout: float = 30.0):

@@ -102,6 +102,13 @@ class Control:
             except (TypeError, ValueError) as exc:
                 raise faults.ControlError(f"latency values must be numbers: {exc}") from exc
             return 200, self.snapshot()
+        query_route = self.emu.control_queries.get(sub)
+        if query_route is not None and method == "GET":
+            try:
+                with self.emu.lock:
+                    return query_route(query)
+            except ValueError as exc:
+                raise faults.ControlError(str(exc)) from exc
         route = self.emu.control_routes.get(sub)
         if route is not None and method in ("POST", "PUT"):
             try:

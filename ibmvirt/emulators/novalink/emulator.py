@@ -94,6 +94,10 @@ class Emulator:
         self.web_routes: dict[str, Callable[..., None]] = {}
         # Extra control-endpoint routes: "/name" -> fn(json body) -> (status, json)
         self.control_routes: dict[str, Callable[[Any], tuple[int, Any]]] = {}
+        #: GET routes of the control endpoint: fn(query) -> (status, JSON body).
+        self.control_queries: dict[str, Callable[[dict[str, list[str]]], tuple[int, Any]]] = {}
+        #: Called when the server stops (background servers of state modules).
+        self.stop_hooks: list[Callable[[], Any]] = []
         # Called after the core objects exist: fn(emulator, inventory)
         self.seed_hooks: list[Callable[[Emulator, dict[str, Any]], None]] = []
         self.request_count = 0

@@ -427,6 +427,8 @@ class NovaLinkServer:
         return self
 
     def stop(self) -> None:
+        for hook in self.emu.stop_hooks:
+            hook()
         self.emu.events.close()
         self.httpd.shutdown()
         self.httpd.server_close()

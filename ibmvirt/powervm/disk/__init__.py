@@ -9,6 +9,7 @@ LPAR through the operation's VIOS FeedTask.
 from __future__ import annotations
 
 import abc
+import copy
 from dataclasses import dataclass
 
 from nova.image import glance
@@ -91,8 +92,27 @@ class DiskDriver(abc.ABC):
         """Delete the instance's boot disk (fine if there is none); unmapped first."""
 
     @abc.abstractmethod
+    def boot_disk_name(self, instance) -> str:
+        """The name the instance's boot disk has (or would have)."""
+
+    @abc.abstractmethod
     def is_boot_disk(self, instance, storage) -> bool:
         """Whether a mapped storage element is this instance's boot disk."""
+
+    @abc.abstractmethod
+    def storage_id(self) -> str:
+        """Names the storage boot disks live on: equal on two hosts exactly when
+        a boot disk made on one can be found and mapped on the other."""
+
+    @abc.abstractmethod
+    def extend_boot_disk(self, instance, size_gb: int) -> bool:
+        """Grow the instance's boot disk to ``size_gb`` (never shrinks it);
+        False if it was that big already."""
+
+    @staticmethod
+    def size_gb(disk) -> float:
+        """The size of a boot disk (a VDisk's or LU's capacity) in GB."""
+        return float(disk.capacity)
 
     def check_image(self, image_meta, size_gb: int) -> None:
         """Refuse an image this backend cannot boot, saying why."""
@@ -112,12 +132,20 @@ class DiskDriver(abc.ABC):
             )
 
     def add_connect(self, ftsk, lpar_uuid: str, disk) -> None:
-        """Map ``disk`` to the LPAR on each of this backend's VIOSes (in ``ftsk``)."""
+        """Map ``disk`` to the LPAR on each of this backend's VIOSes (in ``ftsk``).
+
+        Each VIOS's mapping gets its own copy of the storage element: pypowervm
+        puts the wrapper's XML element itself into the mapping, and an lxml
+        element has one parent, so with the VIOSes updated in parallel one
+        VIOS's request could go out with the element already moved to another
+        VIOS's mapping (an empty Storage: the disk mapped on one VIOS only).
+        """
         host_uuid = self.host.uuid
         for vios_uuid in self.vios_uuids:
 
             def connect(vios_w, vios_uuid=vios_uuid):
-                mapping = pvm_map.build_vscsi_mapping(host_uuid, vios_w, lpar_uuid, disk)
+                mine = copy.deepcopy(disk)
+                mapping = pvm_map.build_vscsi_mapping(host_uuid, vios_w, lpar_uuid, mine)
                 return pvm_map.add_map(vios_w, mapping) is not None
 
             ftsk.wrapper_tasks[vios_uuid].add_functor_subtask(connect)

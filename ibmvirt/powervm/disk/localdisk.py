@@ -13,6 +13,7 @@ from oslo_concurrency import lockutils
 from oslo_log import log as logging
 from pypowervm import exceptions as pvm_ex
 from pypowervm.tasks import storage as pvm_stg
+from pypowervm.utils import transaction as pvm_tx
 from pypowervm.wrappers import storage as pvm_stor
 from pypowervm.wrappers import virtual_io_server as pvm_vios
 
@@ -117,12 +118,46 @@ class LocalDisk(DiskDriver):
             d_size=max(size_gb * GB, image_meta.size),
         )
 
+    def boot_disk_name(self, instance) -> str:
+        return boot_disk_name(instance)
+
     def find_boot_disk(self, instance):
         name = boot_disk_name(instance)
         return next((d for d in self._vg().virtual_disks if d.name == name), None)
 
     def is_boot_disk(self, instance, storage) -> bool:
         return isinstance(storage, pvm_stor.VDisk) and storage.name == boot_disk_name(instance)
+
+    def storage_id(self) -> str:
+        """A volume group of one VIOS of one system: shared with no other host."""
+        return f"localdisk:{self.host.uuid}/{self.vg_uuid}"
+
+    def extend_boot_disk(self, instance, size_gb: int) -> bool:
+        """The logical volume grows in place (extendlv); the guest sees the new
+        size at its next boot."""
+        name = boot_disk_name(instance)
+        grown = []
+
+        def grow(vg):
+            disk = next((d for d in vg.virtual_disks if d.name == name), None)
+            if disk is None:
+                raise pvm_exc.BootDiskMissing(disk=name, where=f"volume group {self.vg_name}")
+            if disk.capacity >= size_gb:
+                return False
+            disk.capacity = size_gb
+            grown.append(disk.name)
+            return True
+
+        getter = pvm_stor.VG.getter(
+            self.adapter,
+            entry_uuid=self.vg_uuid,
+            parent_class=pvm_vios.VIOS,
+            parent_uuid=self.vios_uuid,
+        )
+        wtsk = pvm_tx.WrapperTask(f"extend_{name}", getter)
+        wtsk.add_functor_subtask(grow)
+        wtsk.execute()
+        return bool(grown)
 
     def delete_boot_disk(self, instance) -> None:
         vg = self._vg()

@@ -9,9 +9,11 @@ mapped through every VIOS of this host in the cluster (multipath).
 from __future__ import annotations
 
 from oslo_log import log as logging
+from pypowervm import const as pvm_const
 from pypowervm import util as pvm_util
 from pypowervm.tasks import storage as pvm_stg
 from pypowervm.wrappers import cluster as pvm_clust
+from pypowervm.wrappers import job as pvm_job
 from pypowervm.wrappers import storage as pvm_stor
 
 from ibmvirt.powervm import exceptions as pvm_exc
@@ -107,6 +109,9 @@ class SSPDisk(DiskDriver):
             lu for lu in pvm_stor.LUEnt.get(self.adapter, parent=self._tier()) if lu.name == name
         ]
 
+    def boot_disk_name(self, instance) -> str:
+        return boot_lu_name(instance)
+
     def find_boot_disk(self, instance):
         lus = self._boot_lus(instance)
         return lus[0] if lus else None
@@ -115,6 +120,38 @@ class SSPDisk(DiskDriver):
         return isinstance(storage, (pvm_stor.LU, pvm_stor.LUEnt)) and storage.name == boot_lu_name(
             instance
         )
+
+    def storage_id(self) -> str:
+        """The pool: every host of the cluster sees the same SSP (same UUID)."""
+        return f"ssp:{self.ssp_uuid}"
+
+    def extend_boot_disk(self, instance, size_gb: int) -> bool:
+        """The logical unit grows in place (the cluster's GrowLogicalUnit job,
+        ``lu -resize``), for every host of the cluster at once; a linked clone
+        stays a clone of its image."""
+        name = boot_lu_name(instance)
+        lu = self.find_boot_disk(instance)
+        if lu is None:
+            raise pvm_exc.BootDiskMissing(disk=name, where=f"cluster {self.cluster.name}")
+        if lu.capacity >= size_gb:
+            return False
+        # The cluster's GrowLogicalUnit job (an LU's size is create-only in its schema).
+        job = pvm_job.Job.wrap(
+            self.adapter.read(
+                pvm_clust.Cluster.schema_type,
+                self.cluster.uuid,
+                suffix_type=pvm_const.SUFFIX_TYPE_DO,
+                suffix_parm="GrowLogicalUnit",
+            )
+        )
+        job.run_job(
+            self.cluster.uuid,
+            job_parms=[
+                job.create_job_parameter("LogicalUnitUDID", lu.udid),
+                job.create_job_parameter("Capacity", str(size_gb)),
+            ],
+        )
+        return True
 
     def delete_boot_disk(self, instance) -> None:
         tier = self._tier()

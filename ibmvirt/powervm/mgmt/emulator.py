@@ -10,12 +10,12 @@ disk, or to the image it was copied or cloned from; snapshot reads that.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 from typing import BinaryIO
 
 import requests
 
 from ibmvirt.common import novalink
+from ibmvirt.powervm import emulated
 from ibmvirt.powervm import exceptions as pvm_exc
 from ibmvirt.powervm.mgmt import MgmtDisk, MgmtDiskAccess, open_file
 
@@ -25,22 +25,7 @@ TIMEOUT = 30
 
 class EmulatorDiskAccess(MgmtDiskAccess):
     def _disks_url(self) -> str:
-        session = self.host.adapter.session
-        host = session.host.strip("[]")
-        loopback = host == "localhost"
-        if not loopback:
-            try:
-                loopback = ipaddress.ip_address(host).is_loopback
-            except ValueError:
-                loopback = False
-        if not loopback:
-            raise pvm_exc.ConfigError(
-                option="mgmt_disk_access",
-                reason=f"'emulator' reads disks through the NovaLink emulator's control "
-                f"endpoint, which answers on loopback only, and NovaLink is {host}; "
-                "use 'sysfs' with a real NovaLink",
-            )
-        return session.dest + "/_emulator/disks"
+        return emulated.control_url(self.host.adapter, "mgmt_disk_access") + "/disks"
 
     def discover(self, disk: MgmtDisk) -> str:
         url = self._disks_url()

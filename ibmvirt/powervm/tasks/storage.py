@@ -11,6 +11,8 @@ from oslo_log import log as logging
 from pypowervm.tasks import scsi_mapper as pvm_map
 from taskflow import task
 
+from ibmvirt.powervm import exceptions as pvm_exc
+
 LOG = logging.getLogger(__name__)
 
 
@@ -38,6 +40,112 @@ class ConnectBootDisk(task.Task):
 
     def execute(self, lpar, boot_disk):
         self.disk.add_connect(self.ftsk, lpar.uuid, boot_disk)
+
+
+class FindBootDisk(task.Task):
+    """The boot disk a move brings (shared storage); never deleted on revert:
+    the source host still uses it."""
+
+    def __init__(self, disk_driver, instance):
+        super().__init__(name="find_boot_disk", provides="boot_disk")
+        self.disk, self.instance = disk_driver, instance
+
+    def execute(self):
+        found = self.disk.find_boot_disk(self.instance)
+        if found is None:
+            raise pvm_exc.BootDiskMissing(
+                disk=self.disk.boot_disk_name(self.instance),
+                where=f"this host's {self.disk.name} storage",
+            )
+        return found
+
+
+class ExtendBootDisk(task.Task):
+    """Grow the boot disk to the flavor's root disk. A disk cannot shrink, so
+    revert keeps the larger disk (the guest may have used the space already)."""
+
+    def __init__(self, disk_driver, instance, size_gb: int):
+        super().__init__(name="extend_boot_disk")
+        self.disk, self.instance, self.size_gb = disk_driver, instance, size_gb
+        self.grown = False
+
+    def execute(self):
+        self.grown = self.disk.extend_boot_disk(self.instance, self.size_gb)
+        if self.grown:
+            LOG.info("Boot disk grown to %d GB", self.size_gb, instance=self.instance)
+
+    def revert(self, result, flow_failures, **kwargs):
+        if self.grown:
+            LOG.warning(
+                "Move failed: the boot disk stays at %d GB (disks cannot shrink)",
+                self.size_gb,
+                instance=self.instance,
+            )
+
+
+class _Volumes(task.Task):
+    """Connect or disconnect a set of volumes in one FeedTask of their own."""
+
+    def __init__(self, name, new_feedtask, volumes):
+        super().__init__(name=name)
+        self.new_feedtask = new_feedtask
+        self.volumes = volumes  # [(connector factory, connection_info)]
+
+    def _connect(self, lpar_uuid):
+        ftsk = self.new_feedtask()
+        connectors = []
+        try:
+            for make, info in self.volumes:
+                connector = make()
+                connectors.append((connector, info))
+                connector.add_connect(ftsk, lpar_uuid, info)
+            if any(w.subtasks for w in ftsk.wrapper_tasks.values()):
+                ftsk.execute()
+        except Exception:
+            for connector, info in connectors:
+                connector.undo_connect(info)
+            raise
+
+    def _disconnect(self, lpar_uuid):
+        ftsk = self.new_feedtask()
+        connectors = []
+        for make, info in self.volumes:
+            connector = make()
+            connector.add_disconnect(ftsk, lpar_uuid, info)
+            connectors.append((connector, info))
+        if connectors:
+            ftsk.execute()
+        for connector, info in connectors:
+            connector.after_disconnect(info)
+
+
+class ConnectVolumes(_Volumes):
+    """Discover and map the instance's volumes; revert unmaps them again."""
+
+    def __init__(self, new_feedtask, volumes):
+        super().__init__("connect_volumes", new_feedtask, volumes)
+
+    def execute(self, lpar):
+        self._connect(lpar.uuid)
+
+    def revert(self, lpar, result, flow_failures, **kwargs):
+        if self.volumes:
+            self._disconnect(lpar.uuid)
+
+
+class DisconnectVolumes(_Volumes):
+    """Unmap the instance's volumes and forget their hdisks (the array then
+    unmasks them for this host); revert maps them again."""
+
+    def __init__(self, new_feedtask, volumes):
+        super().__init__("disconnect_volumes", new_feedtask, volumes)
+
+    def execute(self, lpar):
+        self._disconnect(lpar.uuid)
+
+    def revert(self, lpar, result, flow_failures, **kwargs):
+        if self.volumes:
+            self._connect(lpar.uuid)
 
 
 class ConnectVolume(task.Task):

@@ -75,6 +75,61 @@ class UpdateIBMi(task.Task):
         ibmi.update_ibmi_settings(self.host.adapter, lpar, self.boot_type).update()
 
 
+class Find(task.Task):
+    """The instance's LPAR on this host (InstanceNotFound if it has none)."""
+
+    def __init__(self, host, instance):
+        super().__init__(name="find_lpar", provides="lpar")
+        self.host, self.instance = host, instance
+
+    def execute(self):
+        return vm.get_lpar(self.host.adapter, self.instance)
+
+
+class StopForMove(task.Task):
+    """Stop the LPAR (OS shutdown first with ``timeout``); revert starts it
+    again if it was running, so a failed move leaves the server as it was."""
+
+    def __init__(self, host, instance, timeout: int = 0):
+        super().__init__(name="stop_for_move")
+        self.host, self.instance, self.timeout = host, instance, timeout
+        self.stopped = False
+
+    def execute(self, lpar):
+        self.stopped = vm.power_off(lpar, timeout=self.timeout)
+        self.host.states.changed(lpar.uuid)
+
+    def revert(self, lpar, result, flow_failures, **kwargs):
+        if self.stopped:
+            LOG.warning("Move failed: starting LPAR %s again", lpar.name, instance=self.instance)
+            vm.power_on(lpar)
+            self.host.states.changed(lpar.uuid)
+
+
+class ApplyFlavor(task.Task):
+    """Resize the stopped LPAR to ``flavor``; revert gives it ``previous`` again."""
+
+    def __init__(self, host, instance, flavor_obj, previous, image_meta, conf):
+        super().__init__(name="apply_flavor")
+        self.host, self.instance, self.conf = host, instance, conf
+        self.flavor, self.previous, self.image_meta = flavor_obj, previous, image_meta
+        self.applied = False
+
+    def execute(self, lpar):
+        vm.apply_flavor(self.host, self.instance, self.flavor, self.image_meta, self.conf)
+        self.applied = True
+
+    def revert(self, lpar, result, flow_failures, **kwargs):
+        if self.applied and self.previous is not None:
+            LOG.warning(
+                "Move failed: LPAR %s gets flavor %s back",
+                lpar.name,
+                self.previous.name,
+                instance=self.instance,
+            )
+            vm.apply_flavor(self.host, self.instance, self.previous, self.image_meta, self.conf)
+
+
 class StopForDelete(task.Task):
     """Find the LPAR (None if it is gone already) and stop it at once."""
 
@@ -90,11 +145,19 @@ class StopForDelete(task.Task):
 
 
 class Delete(task.Task):
-    def __init__(self, host):
+    """Close the LPAR's terminal (its VNC server), then delete the LPAR."""
+
+    def __init__(self, host, vterm=None):
         super().__init__(name="delete_lpar")
-        self.host = host
+        self.host, self.vterm = host, vterm
 
     def execute(self, lpar):
-        if lpar is not None:
-            vm.delete(self.host.adapter, lpar)
-            self.host.states.gone(lpar.uuid)
+        if lpar is None:
+            return
+        if self.vterm is not None:
+            try:
+                self.vterm.close(lpar.uuid)
+            except Exception as exc:  # noqa: BLE001  (a stale terminal must not keep the LPAR)
+                LOG.warning("Could not close the terminal of LPAR %s: %s", lpar.name, exc)
+        vm.delete(self.host.adapter, lpar)
+        self.host.states.gone(lpar.uuid)

@@ -21,6 +21,7 @@ from pypowervm.tasks import scsi_mapper as tsk_map
 from pypowervm.tasks import storage as tsk_stg
 from pypowervm.tasks import vfc_mapper
 from pypowervm.wrappers import cluster as pvm_clust
+from pypowervm.wrappers import job as pvm_job
 from pypowervm.wrappers import logical_partition as pvm_lpar
 from pypowervm.wrappers import managed_system as pvm_ms
 from pypowervm.wrappers import network as pvm_net
@@ -301,3 +302,44 @@ def test_cluster_lists_every_hosts_nodes_and_links_only_its_own(pair):
         # The link resolves on this server.
         node = next(n for n in nodes if n.vios_uri)
         assert pvm_vios.VIOS.wrap(me.adapter.read_by_href(node.vios_uri)).uuid == node.vios_uuid
+
+
+def _grow(host, lu, size_gb):
+    cluster = pvm_clust.Cluster.get(host.adapter)[0]
+    job = pvm_job.Job.wrap(
+        host.adapter.read(
+            pvm_clust.Cluster.schema_type,
+            cluster.uuid,
+            suffix_type=pvm_const.SUFFIX_TYPE_DO,
+            suffix_parm="GrowLogicalUnit",
+        )
+    )
+    job.run_job(
+        cluster.uuid,
+        job_parms=[
+            job.create_job_parameter("LogicalUnitUDID", lu.udid),
+            job.create_job_parameter("Capacity", str(size_gb)),
+        ],
+    )
+    return job.get_job_results_as_dict()
+
+
+def test_a_logical_unit_grows_on_every_host_and_never_shrinks(pair):
+    a, b = pair
+    _peer(a.srv, b.srv, "pvm-host-b")
+    _, lu = tsk_stg.crt_lu(a.tier(), "boot_grow", 2, thin=False)
+    free = a.ssp().free_space
+    assert _grow(a, lu, 5)["Capacity"] == "5"
+    assert a.lus()[lu.udid].capacity == 5.0
+    assert b.lus()[lu.udid].capacity == 5.0  # one pool: the other host sees it at once
+    assert a.ssp().free_space == b.ssp().free_space == pytest.approx(free - 3)
+    for size, message in ((5, "can only grow"), (4, "can only grow"), (5000, "GB free")):
+        with pytest.raises(pvm_exc.JobRequestFailed) as exc:
+            _grow(b, lu, size)
+        assert message in str(exc.value)
+    assert a.lus()[lu.udid].capacity == 5.0
+    # The LU's size is create-only in the schema: a POST of the LU is no way to grow it.
+    posted = a.lus()[lu.udid]
+    posted.set_float_gb_value("UnitCapacity", 6)
+    with pytest.raises(pvm_exc.HttpError):
+        posted.update()

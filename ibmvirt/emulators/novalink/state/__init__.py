@@ -29,6 +29,8 @@ def register_all(emu: Emulator) -> None:
         "pool",
         "mgmt_io",
         "vopt_removal",
+        "vterm",
+        "vnc",
     ):
         try:
             mod = __import__(f"ibmvirt.emulators.novalink.state.{optional}", fromlist=["x"])

@@ -584,8 +584,20 @@ def _set_current(res: Resource, running: bool) -> None:
         schema.set_field(mem, "CurrentMaximumMemory", str(s.mem_max if running else 0))
 
 
+_STATE_HOOKS = "lpar.state_hooks"
+
+
+def add_state_hook(emu: Emulator, hook: Any) -> None:
+    """Run ``hook(emu, partition, old_state, new_state)`` (under the lock) at
+    every state change, e.g. to write what the OS prints to its terminal."""
+    emu.ext.setdefault(_STATE_HOOKS, []).append(hook)
+
+
 def set_state(emu: Emulator, res: Resource, new_state: str, rmc: str | None = None) -> None:
     with emu.lock:
+        old_state = state(res)
+        for hook in emu.ext.get(_STATE_HOOKS, []):
+            hook(emu, res, old_state, new_state)
         schema.set_field(res.elem, "PartitionState", new_state)
         if rmc is not None:
             schema.set_field(res.elem, "ResourceMonitoringControlState", rmc)
@@ -727,6 +739,8 @@ def power_off(emu: Emulator, job: Job) -> dict[str, str]:
     assert res is not None
     who = f"{res.kind} {name_of(res.elem)!r} ({res.uuid})"
     op = job.params.get("operation", "shutdown")
+    if op == "dumprestart":
+        return dump_restart(emu, job)
     with emu.lock:
         if state(res) == NOT_ACTIVATED:
             raise errors.JobFailure(
@@ -760,6 +774,42 @@ def power_off(emu: Emulator, job: Job) -> dict[str, str]:
                 set_state(emu, res, STARTING)
             job.pause(0.1)
             set_state(emu, res, RUNNING, rmc="active" if emu.config.rmc_on_boot else None)
+    finally:
+        _end_operation(emu, res)
+    return {}
+
+
+_DUMP_HOOKS = "lpar.dump_hooks"
+
+
+def add_dump_hook(emu: Emulator, hook: Any) -> None:
+    """Run ``hook(emu, partition)`` (under the lock) when a partition is told to dump."""
+    emu.ext.setdefault(_DUMP_HOOKS, []).append(hook)
+
+
+def dump_restart(emu: Emulator, job: Job) -> dict[str, str]:
+    """PowerOff with ``operation=dumprestart`` (``chsysstate -o dumprestart``):
+    the running OS is told to take a system dump and restart; its processors
+    and memory stay allocated. Refused unless the partition runs (*guess*:
+    the text; the real server's code is not captured)."""
+    res = job.target
+    assert res is not None
+    who = f"{res.kind} {name_of(res.elem)!r} ({res.uuid})"
+    with emu.lock:
+        if state(res) != RUNNING:
+            raise errors.JobFailure(
+                f"{errors.PARTITION_STATE_TEXT} Partition {who} is {state(res)}: a dump "
+                "restart needs a running partition.",
+                errors.PARTITION_STATE,
+            )
+        _begin_operation(emu, res, who, "PowerOff")
+        for hook in emu.ext.get(_DUMP_HOOKS, []):
+            hook(emu, res)
+        res.ext["dumps"] = res.ext.get("dumps", 0) + 1
+        set_state(emu, res, STARTING, rmc="inactive")
+    try:
+        job.pause(0.3)
+        set_state(emu, res, RUNNING, rmc="active" if emu.config.rmc_on_boot else None)
     finally:
         _end_operation(emu, res)
     return {}

@@ -503,6 +503,43 @@ def lu_linked_clone(emu: Emulator, job: Job) -> dict[str, str]:
     return {}
 
 
+def grow_logical_unit(emu: Emulator, job: Job) -> dict[str, str]:
+    """Cluster/{uuid}/do/GrowLogicalUnit (``lu -resize``): a logical unit grows
+    in place, for every host of the cluster. Parameters as IBM documents the
+    job (LogicalUnitUDID, Capacity); Capacity in GB is a *guess* (the
+    documentation gives no unit; CreateLogicalUnit's LUSize is GB)."""
+    udid = job.params.get("LogicalUnitUDID") or ""
+    raw = job.params.get("Capacity") or ""
+    if not udid or not raw:
+        raise errors.JobFailure("GrowLogicalUnit needs LogicalUnitUDID and Capacity")
+    try:
+        cap = float(raw)
+    except ValueError as exc:
+        raise errors.JobFailure(f"Capacity {raw!r} is not a number of GB") from exc
+    with emu.lock:
+        ssp = next(iter(emu.store.list("SharedStoragePool")), None)
+        lu = next((lu for lu in _lus(emu, ssp) if _udid(lu) == udid), None) if ssp else None
+        if lu is None or ssp is None:
+            raise errors.JobFailure(f"No logical unit {udid} in the cluster's pool")
+        who = f"Logical unit {lu.field('UnitName')!r} ({udid})"
+        old = float(lu.field("UnitCapacity", "0") or 0)
+        if cap <= old:
+            raise errors.JobFailure(f"{who} is {old:g} GB: it can only grow (asked for {cap:g} GB)")
+        free = float(ssp.field("FreeSpace", "0") or 0)
+        if lu.field("ThinDevice") != "true" and cap - old > free:
+            raise errors.JobFailure(
+                f"Shared storage pool {ssp.field('StoragePoolName')!r} has {free:g} GB free; "
+                f"{who} cannot grow by {cap - old:g} GB",
+                errors.NO_SPACE,
+            )
+        schema.set_field(lu.elem, "UnitCapacity", storage.gb(cap), kb="COR")
+        lu.bump()
+        refresh_pool(emu, ssp)
+        _announce(emu, ssp, updated=[lu])
+    emu.publish("MODIFY_URI", lu, "Other")
+    return {"LogicalUnitUDID": udid, "Capacity": storage.gb(cap)}
+
+
 # ---- the pool shared with peer hosts ----------------------------------------------------------
 def _host_name(emu: Emulator) -> str:
     assert emu.ms is not None
@@ -685,4 +722,5 @@ def register(emu: Emulator) -> None:
     peers.on_added(emu, _sync_with)
     emu.jobs.register("Cluster", "Create", lambda j: cluster_create(emu, j), collection=True)
     emu.jobs.register("Cluster", "LULinkedClone", lambda j: lu_linked_clone(emu, j))
+    emu.jobs.register("Cluster", "GrowLogicalUnit", lambda j: grow_logical_unit(emu, j))
     emu.control_routes["/ssp/replicate"] = lambda body: (200, _apply(emu, body))
