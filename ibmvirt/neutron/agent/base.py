@@ -193,6 +193,12 @@ def main(
     try:
         check_noop_firewall()
         manager = make_manager()
+    except (cfg.Error, ValueError) as exc:
+        # oslo.config reports a bad option value (naming it) when it is first read.
+        exc = AgentStartupError(str(exc))
+        LOG.error("%s cannot start: %s", binary, exc)
+        print(f"{binary}: {exc}", file=sys.stderr)
+        return 1
     except AgentStartupError as exc:
         LOG.error("%s cannot start: %s", binary, exc)
         print(f"{binary}: {exc}", file=sys.stderr)
