@@ -1,9 +1,9 @@
 """Process supervision by recorded PID, and readiness waits.
 
-Every process the cloud starts is the leader of its own session, its PID in
-``run/<name>.pid`` with the command line beside it (``run/<name>.cmd``), so a
-second ``make cloud`` can tell its own processes from a reused PID, and
-``make cloud-stop`` ends exactly those process groups and nothing else.
+Every process the cloud starts is the leader of its own session, its PID and
+start time in ``run/<name>.pid``, so a second ``make cloud`` can tell its own
+processes from a reused PID, and ``make cloud-stop`` ends exactly those
+process groups (a service and the workers it forked) and nothing else.
 """
 
 from __future__ import annotations
@@ -36,17 +36,19 @@ class Supervisor:
         return self.log_dir / f"{name}.log"
 
     def pid_of(self, name: str) -> int | None:
-        """The recorded PID of ``name`` if that process still runs our command."""
-        pid_file = self.run_dir / f"{name}.pid"
-        cmd_file = self.run_dir / f"{name}.cmd"
+        """The recorded PID of ``name`` if that very process still runs.
+
+        The PID file holds the PID and the process's start time (in clock
+        ticks since boot, /proc/PID/stat): a PID the kernel reused for
+        another process has another start time. (Command lines do not
+        identify: services rewrite theirs with setproctitle.)
+        """
         try:
-            pid = int(pid_file.read_text())
-            expected = cmd_file.read_bytes()
-            actual = Path(f"/proc/{pid}/cmdline").read_bytes()
+            pid_s, started = (self.run_dir / f"{name}.pid").read_text().split()
+            pid = int(pid_s)
         except (OSError, ValueError):
             return None
-        # A zombie has an empty command line; a reused PID another one.
-        return pid if actual == expected else None
+        return pid if _alive(pid) and _start_time(pid) == started else None
 
     def running(self, name: str) -> bool:
         return self.pid_of(name) is not None
@@ -57,11 +59,11 @@ class Supervisor:
         argv: Sequence[str],
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
-    ) -> int:
-        """Start ``argv`` as ``name`` unless it already runs; return its PID."""
+    ) -> tuple[int, bool]:
+        """Start ``argv`` as ``name`` unless it already runs; return (PID, started now)."""
         pid = self.pid_of(name)
         if pid is not None:
-            return pid
+            return pid, False
         full_env = dict(os.environ)
         full_env.update(env or {})
         with open(self.log_of(name), "ab") as log:
@@ -74,29 +76,18 @@ class Supervisor:
                 cwd=cwd,
                 start_new_session=True,
             )
-        (self.run_dir / f"{name}.pid").write_text(str(proc.pid))
-        # Record what /proc shows once the process has exec'd.
-        for _ in range(50):
-            try:
-                cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes()
-            except OSError:
-                break
-            if cmdline == b"\0".join(a.encode() for a in argv) + b"\0":
-                break
-            time.sleep(0.02)
-        (self.run_dir / f"{name}.cmd").write_bytes(b"\0".join(a.encode() for a in argv) + b"\0")
-        return proc.pid
+        (self.run_dir / f"{name}.pid").write_text(f"{proc.pid} {_start_time(proc.pid)}\n")
+        return proc.pid, True
 
     def stop(self, name: str, timeout: float = 30.0) -> bool:
         """SIGTERM the process group of ``name``, SIGKILL after ``timeout``."""
         pid = self.pid_of(name)
-        for suffix in (".pid", ".cmd"):
-            (self.run_dir / f"{name}{suffix}").unlink(missing_ok=True)
+        (self.run_dir / f"{name}.pid").unlink(missing_ok=True)
         if pid is None:
             return False
         _signal_group(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and _alive(pid):
+        while time.monotonic() < deadline and (_alive(pid) or _group_alive(pid)):
             time.sleep(0.2)
         if _alive(pid) or _group_alive(pid):
             _signal_group(pid, signal.SIGKILL)
@@ -104,6 +95,13 @@ class Supervisor:
 
     def recorded(self) -> list[str]:
         return sorted(p.stem for p in self.run_dir.glob("*.pid"))
+
+
+def _start_time(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return "gone"
 
 
 def _alive(pid: int) -> bool:
@@ -124,13 +122,11 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
-def _signal_group(pid: int, sig: int) -> None:
-    """Signal the group the process leads (we started it with a new session)."""
+def _signal_group(pgid: int, sig: int) -> None:
+    """Signal the group the process leads (started with a new session), which
+    also reaches the workers it forked, even once the leader is gone."""
     try:
-        if os.getpgid(pid) == pid:
-            os.killpg(pid, sig)
-        else:
-            os.kill(pid, sig)
+        os.killpg(pgid, sig)
     except ProcessLookupError:
         pass
 

@@ -47,25 +47,9 @@ APIS = (
     ("nova-api", "nova", "nova.wsgi.osapi_compute:application", "OS_NOVA_CONFIG_DIR"),
 )
 
-#: Stopped first to last: clients before servers, RabbitMQ and MariaDB last
-#: (nova services hang in shutdown when RabbitMQ is already gone).
-STOP_ORDER = (
-    "nova-compute-",
-    "sea-agent-",
-    "nova-api",
-    "nova-conductor",
-    "nova-scheduler",
-    "cinder-",
-    "neutron-",
-    "glance-api",
-    "placement",
-    "keystone",
-    "novalink-",
-    "hmc",
-    "rabbitmq",
-    "epmd",
-    "mariadb",
-)
+#: Stopped last, in this order, once every OpenStack service is gone (nova
+#: services hang in shutdown when RabbitMQ is already gone).
+INFRA = ("rabbitmq", "epmd", "mariadb")
 
 # Nova 34 services run in native threads, as in the tests.
 NOVA_ENV = {"OS_NOVA_DISABLE_EVENTLET_PATCHING": "1", "PYTHONWARNINGS": "ignore"}
@@ -472,7 +456,7 @@ class Cloud:
         first, second = names[0], names[1]
         url = f"http://{self.lay.host}:{POWERVM_HOSTS[first]}/_emulator/peers"
         body = {"name": f"pvm-{second}", "url": f"http://{self.lay.host}:{POWERVM_HOSTS[second]}"}
-        _post(url, body)
+        _post(url, body)  # idempotent: a restarted emulator is a peer again
         self.step(
             "NovaLink emulators: " + ", ".join(f"{h} on :{p}" for h, p in POWERVM_HOSTS.items())
         )
@@ -504,6 +488,7 @@ class Cloud:
             )
 
     def computes(self) -> None:
+        self.remember_node_identities()
         for host in POWERVM_HOSTS:
             self.sup.start(
                 f"nova-compute-{host}",
@@ -558,20 +543,35 @@ class Cloud:
         )
         self.step("nova-compute up on " + ", ".join(POWERVM_HOSTS))
 
+    def remember_node_identities(self) -> None:
+        """Give a restarted nova-compute the node identity file Nova 34 insists
+        on (``state_path/compute_id``): ibmvirt's drivers derive their node
+        UUIDs and never write it, so without this a nova-compute that ran
+        before refuses to start ("No local node identity found"). The UUIDs
+        come from Nova's database, as the node records hold them."""
+        sql = "SELECT host, uuid FROM nova.compute_nodes WHERE deleted = 0;"
+        out = self.run(
+            "nova-node-identity",
+            ["mysql", f"--defaults-file={self.etc('my.cnf')}", "-uroot", "-N", "-B", "-e", sql],
+        )
+        for line in out.splitlines():
+            host, node = line.split("\t")
+            path = self.lay.data / "nova" / host / "compute_id"
+            if host in POWERVM_HOSTS and not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(node + "\n")
+
     # ---- down -----------------------------------------------------------------
     def stop(self) -> list[str]:
+        """Stop every recorded process: the services in parallel (each gets
+        20 s to shut down gracefully, then SIGKILL), then the infrastructure."""
         names = self.sup.recorded()
-        ordered = sorted(
-            names,
-            key=lambda n: next(
-                (i for i, p in enumerate(STOP_ORDER) if n.startswith(p)), len(STOP_ORDER)
-            ),
-        )
-        stopped = []
-        # Clients of RabbitMQ in parallel groups would be faster; stopping in
-        # order keeps nova services from hanging on a vanished broker.
-        for name in ordered:
-            if self.sup.stop(name, timeout=40):
+        services = [n for n in names if n not in INFRA]
+        with ThreadPoolExecutor(max_workers=max(1, len(services))) as pool:
+            done = list(pool.map(lambda n: self.sup.stop(n, timeout=20), services))
+        stopped = [n for n, ok in zip(services, done, strict=True) if ok]
+        for name in INFRA:
+            if name in names and self.sup.stop(name, timeout=30):
                 stopped.append(name)
         return stopped
 
