@@ -423,6 +423,12 @@ class Cloud:
                 self.sup.log_of(name),
             )
         self.step("Placement, Glance, Neutron, Nova and Cinder APIs answering")
+        if not self.marker("volume-type").exists():
+            # cinder.conf's default_volume_type must exist, on the SAN backend.
+            openstack = self.lay.bin("openstack")
+            argv = ["volume", "type", "create", "--property", "volume_backend_name=san", "san"]
+            self.run("catalog", [openstack, *argv], env=self.os_env())
+            self.marker("volume-type").touch()
 
     def emulators(self) -> None:
         """One NovaLink emulator per PowerVM host, peers of each other (their

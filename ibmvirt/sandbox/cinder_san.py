@@ -63,6 +63,22 @@ class EmulatedSANDriver(fake_driver.FakeLoggingVolumeDriver):
     def copy_volume_to_image(self, context, volume, image_service, image_meta):
         image_service.update(context, image_meta["id"], {}, io.BytesIO(b"\0" * 512))
 
+    def validate_connector(self, connector):
+        """An FC array needs the host's initiator WWPNs (not an iSCSI IQN)."""
+        if not connector.get("wwpns"):
+            from cinder import exception
+
+            raise exception.InvalidConnectorException(missing="wwpns")
+
+    def create_export(self, context, volume, connector):
+        return None
+
+    def ensure_export(self, context, volume):
+        return None
+
+    def remove_export(self, context, volume):
+        return None
+
     @staticmethod
     def lun_of(volume) -> int:
         """A stable LUN per volume (1-255; 0 is the controller)."""
