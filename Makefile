@@ -1,4 +1,4 @@
-# ibmvirt: the two contract commands are `make demo` and `make test`.
+# ibmvirt: the contract commands are `make demo`, `make test` and `make cloud`.
 # Both create .venv from constraints.txt on first use (only python3 needed).
 
 PYTHON ?= python3
