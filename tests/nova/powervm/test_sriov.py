@@ -169,3 +169,20 @@ class TestSriovAttachDetach(_SriovBase):
         self.assertEqual(lps_before, self.nl_view.sriov_logical_ports())
         self.assertEqual("ACTIVE", self.api.get_server(server["id"])["status"])
         self._delete_server(server)
+
+    def test_a_direct_port_booted_with_detaches_after_a_restart_of_nova_compute(self):
+        """The vNIC is found on NovaLink by the port's MAC, not in memory."""
+        port = self.direct_port(self.sriov_network())
+        server = self.boot_from_image([{"port": self.neutron.port_1["id"]}, {"port": port["id"]}])
+        self.assertEqual(1, len(self.vnics_of(port["mac_address"])))
+        self.restart_compute("compute")
+        self.api.detach_interface(server["id"], port["id"])
+        powervm.wait_for(lambda: not self.vnics_of(port["mac_address"]), "the vNIC to be removed")
+        # The pvm_sea port stays.
+        (lpar,) = self.nl_view.lpars().values()
+        self.assertIn(
+            contract.pvm_mac(self.neutron.port_1["mac_address"]),
+            [a["mac"] for a in self.nl_view.adapters_of(lpar["uuid"])],
+        )
+        self._delete_server(server)
+        self.assertEqual({}, self.nl_view.lpars())
