@@ -5,6 +5,15 @@ Rules, as on the real server: virtual disks and media fit in the free space
 of their volume group; logical volume names are unique on a VIOS; a virtual
 disk cannot shrink; a disk or medium that is mapped cannot be removed; one
 media repository per VIOS.
+
+File-backed volume groups (``management_partition.volume_groups`` of an I/O
+server NovaLink partition; the "QCOW" volume group nova-powervm's localdisk
+accepted): a directory on the NovaLink partition instead of physical
+volumes; each virtual disk is a file there (BackStoreType ``user:qcow``,
+FileFormat ``qcow2`` unless the client says ``raw``), which exists while the
+disk does and can be mapped as File I/O too. *Guess*: how the real server
+shows such a group (no capture has one): no PhysicalVolumes, GroupCapacity
+the directory's quota, disks named ``<path>/<DiskName>`` in DiskLabel.
 """
 
 from __future__ import annotations
@@ -19,10 +28,15 @@ from lxml import etree
 from ibmvirt.emulators.novalink import errors, schema
 from ibmvirt.emulators.novalink import xmlutil as x
 from ibmvirt.emulators.novalink.emulator import Emulator, Kind
-from ibmvirt.emulators.novalink.state import lpar, slots, vios
+from ibmvirt.emulators.novalink.state import partition, slots, vios
 from ibmvirt.emulators.novalink.store import Resource
 
 MB_PER_GB = 1024
+#: BackStoreType and default FileFormat of a file-backed group's disks.
+FILE_BACKSTORE = "user:qcow"
+FILE_FORMATS = ("raw", "qcow2")
+#: The files a partition holds (mgmt_io.py maps them as File I/O): path -> GB.
+FILES_EXT = "files"
 
 
 # ---- identifiers ------------------------------------------------------------------
@@ -42,6 +56,11 @@ def gb(value: float) -> str:
 
 
 # ---- element builders -----------------------------------------------------------------
+def _location_number(udid: str) -> str:
+    """Six digits for a disk's location code, the same in every run."""
+    return f"{int(hashlib.sha256(udid.encode()).hexdigest()[:8], 16) % 10**6:06d}"
+
+
 def pv_element(
     name: str, size_mb: int, udid: str, in_use: bool, fc: bool = False
 ) -> etree._Element:
@@ -49,7 +68,7 @@ def pv_element(
     md = etree.SubElement(el, x.q("Metadata"))
     etree.SubElement(md, x.q("Atom"))
     x.sub(el, "Description", "MPIO IBM 2076 FC Disk" if fc else "SAS Disk Drive", kb="CUD")
-    x.sub(el, "LocationCode", f"U78C9.001.WZS0095-P1-C14-T1-L{abs(hash(udid)) % 10**6:06d}")
+    x.sub(el, "LocationCode", f"U78C9.001.WZS0095-P1-C14-T1-L{_location_number(udid)}")
     x.sub(el, "ReservePolicy", "NoReserve", kb="CUD")
     x.sub(el, "ReservePolicyAlgorithm", "Failover", kb="CUD")
     x.sub(el, "UniqueDeviceID", udid)
@@ -79,6 +98,22 @@ def vg_element(name: str, pvs: list[etree._Element], serial: str) -> etree._Elem
     pvs_el = x.sub(el, "PhysicalVolumes", None, kb="CUD")
     for p in pvs:
         pvs_el.append(x.deep(p))
+    x.sub(el, "UniqueDeviceID", "0400" + serial)
+    x.sub(el, "VirtualDisks", None, kb="CUD")
+    return el
+
+
+def file_vg_element(name: str, size_gb: float, serial: str) -> etree._Element:
+    """A file-backed group: capacity without physical volumes (see the module doc)."""
+    el = x.container("VolumeGroup")
+    x.sub(el, "AvailableSize", gb(size_gb))
+    x.sub(el, "FreeSpace", gb(size_gb))
+    x.sub(el, "GroupCapacity", gb(size_gb), kb="CUR")
+    x.sub(el, "GroupName", name, kb="CUR")
+    x.sub(el, "GroupSerialID", serial)
+    x.sub(el, "MaximumLogicalVolumes", "1024")
+    x.sub(el, "MediaRepositories", None, kb="CUD")
+    x.sub(el, "PhysicalVolumes", None, kb="CUD")
     x.sub(el, "UniqueDeviceID", "0400" + serial)
     x.sub(el, "VirtualDisks", None, kb="CUD")
     return el
@@ -152,7 +187,7 @@ def _vg_update(emu: Emulator, res: Resource, new: etree._Element) -> None:
     old = res.elem
     v = vios_of(emu, res)
     vg_name = old.findtext(x.q("GroupName"))
-    who = f"VolumeGroup {vg_name!r} on VIOS {lpar.name_of(v.elem)!r}"
+    who = f"VolumeGroup {vg_name!r} on VIOS {partition.name_of(v.elem)!r}"
     if new.findtext(x.q("GroupName")) != vg_name:
         raise errors.bad_request(f"{who}: renaming a volume group is not supported")
 
@@ -235,6 +270,8 @@ def _vg_update(emu: Emulator, res: Resource, new: etree._Element) -> None:
             udid = f"0300{serial}.{counter}"
             schema.set_field(d, "UniqueDeviceID", udid)
             counter += 1
+            if res.ext.get("file_path"):
+                _as_file(d, res.ext["file_path"], name, who)
             base = d.findtext(x.q("BaseImage"))
             if base:
                 _copy_base_image(emu, who, old, name, base, udid)
@@ -256,7 +293,7 @@ def _vg_update(emu: Emulator, res: Resource, new: etree._Element) -> None:
     if new_repo is not None:
         if old_repo is None and any(repo(o.elem) is not None for o in vgs_of(emu, v)):
             raise errors.bad_request(
-                f"{who}: VIOS {lpar.name_of(v.elem)!r} already has a media repository "
+                f"{who}: VIOS {partition.name_of(v.elem)!r} already has a media repository "
                 "(one per VIOS)"
             )
         if new_repo.find(x.q("OpticalMedia")) is None:
@@ -291,7 +328,41 @@ def _vg_update(emu: Emulator, res: Resource, new: etree._Element) -> None:
         )
     refresh_free(new)
     res.elem = new
+    if res.ext.get("file_path"):
+        _sync_files(v, res)
     sync_vios_storage(emu, v)
+
+
+def _as_file(d: etree._Element, directory: str, name: str, who: str) -> None:
+    """A new disk of a file-backed group is a file in its directory."""
+    fmt = (d.findtext(x.q("FileFormat")) or "qcow2").strip()
+    if fmt not in FILE_FORMATS:
+        raise errors.bad_request(
+            f"{who}: FileFormat {fmt!r} of VirtualDisk {name!r} is not one of "
+            f"{', '.join(FILE_FORMATS)}"
+        )
+    schema.set_field(d, "BackStoreType", FILE_BACKSTORE, kb="CUD")
+    schema.set_field(d, "FileFormat", fmt, kb="CUD")
+    schema.set_field(d, "DiskLabel", f"{directory}/{name}", kb="CUR")
+
+
+def file_of(d: etree._Element) -> str | None:
+    """The file behind a file-backed group's disk (None for a logical volume)."""
+    if d.findtext(x.q("BackStoreType")) != FILE_BACKSTORE:
+        return None
+    return d.findtext(x.q("DiskLabel"))
+
+
+def _sync_files(v: Resource, vg: Resource) -> None:
+    """The group's files on the partition follow its disks (created, grown, removed)."""
+    files = v.ext.setdefault(FILES_EXT, {})
+    prefix = vg.ext["file_path"] + "/"
+    for path in [p for p in files if p.startswith(prefix)]:
+        files.pop(path)
+    for d in vdisks(vg.elem):
+        path = file_of(d)
+        if path:
+            files[path] = float(d.findtext(x.q("DiskCapacity")) or 0)
 
 
 def _lv_names(emu: Emulator, v: Resource, exclude: Resource | None = None) -> set[str]:
@@ -318,7 +389,9 @@ def sync_vios_storage(emu: Emulator, v: Resource) -> None:
 def seed(emu: Emulator, inv: dict[str, Any]) -> None:
     for spec in inv["vioses"]:
         v = next(
-            o for o in emu.store.list("VirtualIOServer") if lpar.name_of(o.elem) == spec["name"]
+            o
+            for o in emu.store.list("VirtualIOServer")
+            if partition.name_of(o.elem) == spec["name"]
         )
         in_vg = {p for vg in spec.get("volume_groups", []) for p in vg.get("physical_volumes", [])}
         ssp_disks = set((inv.get("shared_storage_pool") or {}).get("disks", []))
@@ -355,6 +428,24 @@ def seed(emu: Emulator, inv: dict[str, Any]) -> None:
             x.set_atom(el, uuid)
             emu.store.add(Resource("VolumeGroup", uuid, el, parent=v, rootable=False))
         sync_vios_storage(emu, v)
+    _seed_file_groups(emu, inv)
+
+
+def _seed_file_groups(emu: Emulator, inv: dict[str, Any]) -> None:
+    """File-backed groups of the NovaLink partition served as an I/O server."""
+    spec = inv["management_partition"]
+    if not spec.get("io_server"):
+        return
+    v = next(
+        o for o in emu.store.list("VirtualIOServer") if o.field("IsManagementPartition") == "true"
+    )
+    for vg_spec in spec.get("volume_groups", []):
+        uuid = str(uuidlib.uuid5(uuidlib.NAMESPACE_DNS, f"{v.uuid}/{vg_spec['name']}"))
+        el = file_vg_element(vg_spec["name"], float(vg_spec["size_gb"]), serial_of(uuid))
+        x.set_atom(el, uuid)
+        res = Resource("VolumeGroup", uuid, el, parent=v, rootable=False)
+        res.ext["file_path"] = str(vg_spec["path"]).rstrip("/")
+        emu.store.add(res)
 
 
 def register(emu: Emulator) -> None:
