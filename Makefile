@@ -99,7 +99,7 @@ constraints:
 	.venv-pin/bin/pip freeze --exclude-editable | grep -v '^ibmvirt' > constraints.new && rm -rf .venv-pin
 	@echo "review constraints.new and move it to constraints.txt"
 
-# The real multi-process OpenStack on the emulators (doc/cloud.md). The
+# The real multi-process OpenStack on the emulators (README "The commands"). The
 # OpenStack services' packages are the extra [cloud], installed on first use.
 CLOUD_DIR ?= $(CURDIR)/.cloud
 CLOUD_STAMP := $(VENV)/.cloud-installed

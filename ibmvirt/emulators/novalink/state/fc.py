@@ -323,7 +323,7 @@ def present_lun(emu: Emulator, body: Any) -> tuple[int, Any]:
         known = volumes(v)
         if not any(k.get("udid") == vol["udid"] for k in known):
             known.append(vol)
-        out.append(lpar.name_of(v.elem))
+        out.append(partition.name_of(v.elem))
     return 200, {"vioses": sorted(out)}
 
 
