@@ -232,11 +232,14 @@ class Cloud:
             **epmd_env,
             "HOME": str(base),
             "RABBITMQ_NODENAME": "rabbit@localhost",
+            "RABBITMQ_DIST_PORT": str(dport),
             "RABBITMQ_CONFIG_FILE": str(self.lay.etc / "rabbitmq" / "rabbitmq"),
             "RABBITMQ_MNESIA_BASE": str(base / "mnesia"),
             "RABBITMQ_LOG_BASE": str(self.lay.logs),
             "RABBITMQ_ENABLED_PLUGINS_FILE": str(base / "enabled_plugins"),
             "RABBITMQ_PID_FILE": str(base / "rabbit.pid"),
+            # Erlang writes crash dumps to its working directory otherwise.
+            "ERL_CRASH_DUMP": str(self.lay.logs / "erl_crash.dump"),
             "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": dist,
             "RABBITMQ_CTL_ERL_ARGS": dist,
         }
