@@ -121,7 +121,7 @@ def _check_source(emu: Emulator, res: Resource) -> list[dict[str, str]]:
         # The device's Tag moves with it (a guess: drivers find a volume's
         # mapping by it, and nothing says LPM drops it).
         tag = m.findtext(f"{x.q('Storage')}/*/{x.q('Tag')}") or ""
-        stg.append({"kind": key[0], "udid": udid, "tag": tag})
+        stg.append({"kind": key[0], "udid": udid, "tag": tag, "vios": lpar.name_of(_v.elem)})
     return stg
 
 
@@ -411,7 +411,13 @@ def _npiv_plan(emu: Emulator, items: list[dict[str, str]]) -> list[tuple[Resourc
 
 
 def _target_vios_for(emu: Emulator, item: dict[str, str]) -> Resource | None:
-    for v in emu.store.list("VirtualIOServer"):
+    """A VIOS that sees the disk, the one named like the source's first (two
+    paths through two VIOSes stay two paths)."""
+    vioses = sorted(
+        emu.store.list("VirtualIOServer"),
+        key=lambda v: lpar.name_of(v.elem) != item.get("vios"),
+    )
+    for v in vioses:
         if vios.is_management_io(v):
             continue  # NovaLink hosting I/O serves files and RBD, not SSP LUs or hdisks
         if item["kind"] == "LogicalUnit":
@@ -447,6 +453,13 @@ def migrate_in(emu: Emulator, body: dict[str, Any]) -> tuple[int, Any]:
         lpar._set_current(res, True)
         lpar._set_ref_code(res, lpar.RUNNING)
     emu.publish("ADD_URI", res)
+    # The adapters with fixed slots first (the network adapters and virtual FC
+    # keep the source's), then the vSCSI mappings, which take free slots.
+    for cna in body.get("cnas", []):
+        _add_cna(emu, res, cna, body.get("vlan_mappings") or {})
+    vfcs = [i for i in body.get("storage", []) if i["kind"] == "vfc"]
+    for item, (v, port) in zip(vfcs, _npiv_plan(emu, vfcs), strict=True):
+        _map_vfc(emu, res, v, port, item)
     # Recreate storage mappings on the VIOS that sees the same disk.
     for item in body.get("storage", []):
         if item["kind"] not in ("PhysicalVolume", "LogicalUnit"):
@@ -465,11 +478,6 @@ def migrate_in(emu: Emulator, body: dict[str, Any]) -> tuple[int, Any]:
         v.bump("ViosSCSIMapping")
         vios.after_update(emu, v)
         emu.publish("MODIFY_URI", v, "Other")
-    vfcs = [i for i in body.get("storage", []) if i["kind"] == "vfc"]
-    for item, (v, port) in zip(vfcs, _npiv_plan(emu, vfcs), strict=True):
-        _map_vfc(emu, res, v, port, item)
-    for cna in body.get("cnas", []):
-        _add_cna(emu, res, cna, body.get("vlan_mappings") or {})
     return 201, {"partition": uuid}
 
 
