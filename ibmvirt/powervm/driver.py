@@ -638,7 +638,7 @@ class PowerVMDriver(driver.ComputeDriver):
         self, context, instance, block_device_info, network_info, disk_info, migrate_data
     ):
         return lpm.pre_live_migration(
-            self.host, CONF, instance, block_device_info, network_info, migrate_data
+            self.host, CONF, context, instance, block_device_info, network_info, migrate_data
         )
 
     def live_migration(
@@ -685,8 +685,8 @@ class PowerVMDriver(driver.ComputeDriver):
         lpm.post_at_source(self.host, CONF, instance, block_device_info)
 
     def post_live_migration_at_source(self, context, instance, network_info) -> None:
-        """The LPAR's adapters left with it: their NovaLink trunks are orphans here."""
-        self.host.scrub_orphan_trunks()
+        """The LPAR's adapters left with it: their NovaLink trunks go too."""
+        lpm.remove_trunks_at_source(self.host, CONF, instance, network_info)
 
     def post_live_migration_at_destination(
         self, context, instance, network_info, block_migration=False, block_device_info=None
@@ -890,6 +890,9 @@ class PowerVMDriver(driver.ComputeDriver):
     def detach_volume(self, context, connection_info, instance, mountpoint, encryption=None):
         lpar = vm.find_lpar(self.host.adapter, instance)
         if lpar is None:
+            # A live migration here failed: forget what pre_live_migration found.
+            if pvm_volume.connector_for(connection_info, self.host, CONF).live_migratable:
+                lpm.forget_volume(self.host, CONF, instance, connection_info)
             return
         connector = pvm_volume.connector_for(connection_info, self.host, CONF)
         self._map_volume(

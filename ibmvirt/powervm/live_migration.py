@@ -15,7 +15,10 @@ by the LPAR alone (:func:`abort`).
 
 from __future__ import annotations
 
-from nova import exception
+import threading
+import time
+
+from nova import exception, objects
 from nova.virt import driver as nova_driver
 from oslo_log import log as logging
 from pypowervm import exceptions as pvm_ex
@@ -177,9 +180,10 @@ def _bdms(block_device_info) -> list:
     return nova_driver.block_device_info_get_mapping(block_device_info)
 
 
-def pre_live_migration(host, conf, instance, block_device_info, network_info, data):
+def pre_live_migration(host, conf, context, instance, block_device_info, network_info, data):
     """On the destination: volumes reachable here, a trunk on a free VLAN per
-    ovs port; a failure undoes what was prepared."""
+    ovs port; a failure undoes what was prepared. Then a watcher undoes it if
+    the migration ends without the LPAR here."""
     flow = linear_flow.Flow(f"pre_live_migration_{instance.uuid}")
     for bdm in _bdms(block_device_info):
         info = bdm["connection_info"]
@@ -188,7 +192,66 @@ def pre_live_migration(host, conf, instance, block_device_info, network_info, da
         drv = pvm_vif.driver_for(vif, host.adapter, host.uuid, conf)
         flow.add(tf_mig.PrepareVif(drv, vif, instance.uuid, data))
     tasks.run(flow, instance)
+    migration = _migration_of(context, instance)
+    if migration is not None and data.vlan_mappings:
+        threading.Thread(
+            target=_watch_destination,
+            args=(host, conf, context, instance, network_info, migration.id),
+            name=f"lpm-watch-{instance.uuid}",
+            daemon=True,
+        ).start()
     return data
+
+
+def _migration_of(context, instance):
+    for status in ("preparing", "queued", "accepted"):
+        try:
+            return objects.Migration.get_by_instance_and_status(context, instance.uuid, status)
+        except exception.MigrationNotFoundByStatus:
+            continue
+    return None
+
+
+#: Migration statuses after which the LPAR will not come here.
+_FAILED = ("error", "failed", "cancelled")
+
+
+def _watch_destination(host, conf, context, instance, network_info, migration_id) -> None:
+    """Nova 34 calls the destination's rollback only for libvirt and Hyper-V
+    migrate data, so the destination itself removes the trunks it prepared
+    once the migration has ended without the LPAR here (volumes are undone
+    through remove_volume_connection, i.e. detach_volume)."""
+    while not host.stopped:
+        time.sleep(1.0)
+        try:
+            status = objects.Migration.get_by_id(context, migration_id).status
+        except Exception:
+            LOG.exception("Cannot read migration %s", migration_id, instance=instance)
+            continue
+        if status == "completed":
+            return
+        if status in _FAILED:
+            try:
+                if vm.find_lpar(host.adapter, instance) is not None:
+                    return  # it arrived after all: what was prepared is in use
+            except pvm_ex.Error:
+                continue
+            rollback_at_destination(host, conf, instance, None, network_info)
+            return
+
+
+def _retrying(fn, what: str, instance, attempts: int = 3) -> None:
+    """Clean-up that must not leave things behind over one failed NovaLink
+    request: a few tries, then a logged error (the move itself stands)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            fn()
+            return
+        except Exception:
+            if attempt == attempts:
+                LOG.exception("Could not %s", what, instance=instance)
+                return
+            time.sleep(0.5 * attempt)
 
 
 def rollback_at_destination(host, conf, instance, block_device_info, network_info) -> None:
@@ -196,16 +259,21 @@ def rollback_at_destination(host, conf, instance, block_device_info, network_inf
     failed pre_live_migration never reached the source)."""
     for bdm in _bdms(block_device_info):
         info = bdm["connection_info"]
-        try:
-            pvm_volume.connector_for(info, host, conf).rollback_live_migration_at_destination(info)
-        except Exception:
-            LOG.exception("Could not undo the preparation of volume %s", instance=instance)
+        _retrying(
+            lambda info=info: pvm_volume.connector_for(
+                info, host, conf
+            ).rollback_live_migration_at_destination(info),
+            f"undo the preparation of volume {pvm_volume.volume_id_of(info)}",
+            instance,
+        )
     for vif in network_info or []:
-        try:
-            drv = pvm_vif.driver_for(vif, host.adapter, host.uuid, conf)
-            drv.rollback_live_migration_at_destination(vif)
-        except Exception:
-            LOG.exception("Could not undo the preparation of port %s", vif["id"])
+        _retrying(
+            lambda vif=vif: pvm_vif.driver_for(
+                vif, host.adapter, host.uuid, conf
+            ).rollback_live_migration_at_destination(vif),
+            f"undo the preparation of port {vif['id']}",
+            instance,
+        )
 
 
 def migrate(host, instance, data) -> None:
@@ -229,22 +297,40 @@ def migrate(host, instance, data) -> None:
         raise MigrationFailed(reason=pvm_exc.failure_reason(exc), still_here=here) from exc
 
 
-def _recover(host, instance) -> bool:
-    """After a failed job: is the LPAR (still) here? A partition left in a
-    migrating state is recovered (NovaLink's MigrateRecover) so it runs here."""
-    try:
-        lpar = vm.find_lpar(host.adapter, instance)
-    except pvm_ex.Error:
-        LOG.exception("Cannot tell where the LPAR is after the failed move", instance=instance)
-        return True  # not known to have left: the source keeps it
-    if lpar is None:
-        return False
+def _recover(host, instance, wait: float = 600.0) -> bool:
+    """After a failed job: is the LPAR (still) here? A failed poll does not
+    stop NovaLink's job, so a migration still in progress is waited for; one
+    left in a migrating state is recovered (MigrateRecover) so it runs here."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            lpar = vm.find_lpar(host.adapter, instance)
+        except pvm_ex.Error:
+            LOG.exception("Cannot tell where the LPAR is after the failed move", instance=instance)
+            if time.monotonic() > deadline:
+                return True  # not known to have left: the source keeps it
+            time.sleep(1.0)
+            continue
+        if lpar is None:
+            return False
+        if lpar.migration_state == NOT_MIGRATING or time.monotonic() > deadline:
+            break
+        if _job_running(lpar):
+            time.sleep(1.0)
+            continue
+        break
     if lpar.migration_state != NOT_MIGRATING:
         try:
             pvm_mig.migrate_recover(lpar, force=True)
         except pvm_ex.Error:
             LOG.exception("MigrateRecover failed", instance=instance)
     return True
+
+
+def _job_running(lpar) -> bool:
+    """Whether NovaLink still moves the LPAR (MigrationState says so while the
+    job runs; a state left behind by a failed job is not progress)."""
+    return lpar.migration_state.startswith("Migration_") and "Fail" not in lpar.migration_state
 
 
 class MigrationFailed(Exception):
@@ -284,11 +370,42 @@ def force_complete(instance) -> None:
     )
 
 
+def forget_volume(host, conf, instance, connection_info) -> None:
+    """detach_volume where the LPAR is not: Nova's undo of a failed live
+    migration on its destination (and harmless anywhere else)."""
+    _retrying(
+        lambda: pvm_volume.connector_for(
+            connection_info, host, conf
+        ).rollback_live_migration_at_destination(connection_info),
+        f"forget volume {pvm_volume.volume_id_of(connection_info)} here",
+        instance,
+    )
+
+
 def post_at_source(host, conf, instance, block_device_info) -> None:
     """The LPAR left: forget its volumes' devices on this host's VIOSes."""
     for bdm in _bdms(block_device_info):
         info = bdm["connection_info"]
-        try:
-            pvm_volume.connector_for(info, host, conf).post_live_migration_at_source(info)
-        except Exception:
-            LOG.exception("Could not clean up volume devices here", instance=instance)
+        _retrying(
+            lambda info=info: pvm_volume.connector_for(
+                info, host, conf
+            ).post_live_migration_at_source(info),
+            f"forget the devices of volume {pvm_volume.volume_id_of(info)} here",
+            instance,
+        )
+
+
+def remove_trunks_at_source(host, conf, instance, network_info) -> None:
+    """The LPAR's ovs adapters left with it: remove their NovaLink trunks here
+    (by device name: a trunk prepared for an LPAR arriving here looks
+    orphaned too, so no scrub)."""
+    for vif in network_info or []:
+        if vif["type"] != contract.VIF_TYPE_OVS:
+            continue
+        _retrying(
+            lambda vif=vif: pvm_vif.driver_for(
+                vif, host.adapter, host.uuid, conf
+            ).rollback_live_migration_at_destination(vif),
+            f"remove the trunk adapter of port {vif['id']}",
+            instance,
+        )

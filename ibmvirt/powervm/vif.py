@@ -171,7 +171,8 @@ class OVSVifDriver(VifDriver):
         return trunks[0].pvid
 
     def rollback_live_migration_at_destination(self, vif) -> None:
-        """Delete the trunk prepared for the port (found by its device name)."""
+        """Delete the port's trunk (found by its device name): the one prepared
+        here, or, on the source after the move, the one its adapter left."""
         mgmt = pvm_par.get_mgmt_partition(self.adapter)
         for trunk in pvm_net.CNA.get(self.adapter, parent=mgmt):
             if trunk.is_trunk and trunk.dev_name == self._dev_name(vif):

@@ -71,9 +71,16 @@ class LiveMigrationHelpers(TwoHosts):
 
     def _computes_idle(self):
         """Both nova-computes done with their live-migration tasks (the source's
-        last steps follow the destination's)."""
+        last steps follow the destination's; Nova leaves the destination's
+        bookkeeping task of a migration refused in its checks behind)."""
         powervm.wait_for(
-            lambda: not any(c.manager._in_progress_tasks for c in self.computes.values()),
+            lambda: (
+                not any(
+                    t["name"] == "live_migration"
+                    for c in self.computes.values()
+                    for t in list(c.manager._in_progress_tasks.values())
+                )
+            ),
             "the computes' live-migration tasks to end",
         )
 
