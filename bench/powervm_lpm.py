@@ -42,7 +42,7 @@ def _case(delays: dict | None):
             self._small = self._create_flavor(
                 name="small", memory_mb=2048, vcpu=1, disk=1, ephemeral=0
             )
-            self.rows: list[LpmRow] = []
+            self._rows: list[LpmRow] = []
 
         def _delays(self, on: bool):
             for server in self.novalinks.values():
@@ -76,7 +76,7 @@ def _case(delays: dict | None):
             elapsed = time.monotonic() - t0
             self._delays(False)
             got = {h: driver_requests(log.records()[marks[h] :]) for h, log in logs.items()}
-            self.rows.append(
+            self._rows.append(
                 LpmRow(
                     f"live migration {src} -> {dst}",
                     elapsed,
@@ -110,7 +110,7 @@ def main() -> list[str]:
     ):
         case = _case(delays)
         _run(case)
-        for r in case.rows:
+        for r in case._rows:
             lines.append(
                 f"| {label} | {r.what} | {r.seconds:.2f} s | {r.source} | {r.dest} | {r.polls} |"
             )
