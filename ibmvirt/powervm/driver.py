@@ -652,17 +652,16 @@ class PowerVMDriver(driver.ComputeDriver):
         migrate_data=None,
     ) -> None:
         """NovaLink's Migrate job; then Nova's post or rollback, by where the LPAR runs."""
-        try:
-            lpm.migrate(self.host, instance, migrate_data)
-        except lpm.MigrationFailed as exc:
-            if self.host.stopped:
-                return  # this nova-compute stopped; the next one settles the migration
-            LOG.error("Live migration failed: %s", exc.reason, instance=instance)
-            if exc.still_here:
-                status = "cancelled" if "aborted" in exc.reason.lower() else "error"
-                recover_method(context, instance, dest, migrate_data, migration_status=status)
-                return
-        post_method(context, instance, dest, block_migration, migrate_data)
+        lpm.run(
+            self.host,
+            context,
+            instance,
+            dest,
+            post_method,
+            recover_method,
+            block_migration,
+            migrate_data,
+        )
 
     def live_migration_abort(self, instance) -> None:
         lpm.abort(self.host, instance)

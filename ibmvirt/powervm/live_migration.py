@@ -297,17 +297,37 @@ def migrate(host, instance, data) -> None:
         raise MigrationFailed(reason=pvm_exc.failure_reason(exc), still_here=here) from exc
 
 
+def run(host, context, instance, dest, post_method, recover_method, block_migration, data):
+    """The source's part: the job, then Nova's post (the LPAR left) or its
+    rollback (the LPAR stayed: "cancelled" after an abort, else "error")."""
+    try:
+        migrate(host, instance, data)
+    except MigrationFailed as exc:
+        if host.stopped:
+            return  # this nova-compute stopped; the next one settles the migration
+        LOG.error("Live migration failed: %s", exc.reason, instance=instance)
+        if exc.still_here:
+            status = "cancelled" if "aborted" in exc.reason.lower() else "error"
+            recover_method(context, instance, dest, data, migration_status=status)
+            return
+    post_method(context, instance, dest, block_migration, data)
+
+
 def _recover(host, instance, wait: float = 600.0) -> bool:
     """After a failed job: is the LPAR (still) here? A failed poll does not
     stop NovaLink's job, so a migration still in progress is waited for; one
     left in a migrating state is recovered (MigrateRecover) so it runs here."""
     deadline = time.monotonic() + wait
+    errors = 0
     while True:
+        if host.stopped:
+            return True  # this nova-compute stopped: the next one settles it
         try:
             lpar = vm.find_lpar(host.adapter, instance)
         except pvm_ex.Error:
+            errors += 1
             LOG.exception("Cannot tell where the LPAR is after the failed move", instance=instance)
-            if time.monotonic() > deadline:
+            if errors >= 5 or time.monotonic() > deadline:
                 return True  # not known to have left: the source keeps it
             time.sleep(1.0)
             continue
