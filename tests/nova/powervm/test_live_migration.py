@@ -308,6 +308,17 @@ class TestRefusals(LiveMigrationHelpers, powervm.PowerVMSingleComputeTestBase):
         self.assert_runs_only_on(other, self.two, self.one)
 
 
+class TestVifPlugWait(LiveMigrationHelpers, powervm.PowerVMSingleComputeTestBase):
+    def test_waiting_for_vif_plugged_is_refused_with_the_option_to_change(self):
+        self.flags(live_migration_wait_for_vif_plug=True, group="compute")
+        server = self._boot_on_one(self.small)
+        self._start_live_migration(server)
+        self._wait_migration(server, {"error", "failed"})
+        server = self._settled(server, "compute")
+        self.assert_runs_only_on(server, self.one, self.two)
+        self.assertIn("live_migration_wait_for_vif_plug = False", _action_fault(self, server))
+
+
 class TestNoMigrationSlot(LiveMigrationHelpers, powervm.PowerVMSingleComputeTestBase):
     novalink_host_settings = {"host2": {"max_active_migrations": 0}}
 
