@@ -40,6 +40,7 @@ from ibmvirt.powervm import exceptions as pvm_exc
 from ibmvirt.powervm import live_migration as lpm
 from ibmvirt.powervm import lpm_data, media, moves, tasks, vm
 from ibmvirt.powervm import mgmt as pvm_mgmt
+from ibmvirt.powervm import sriov as pvm_sriov
 from ibmvirt.powervm import vif as pvm_vif
 from ibmvirt.powervm import vnc as pvm_vnc
 from ibmvirt.powervm import volume as pvm_volume
@@ -124,6 +125,8 @@ class PowerVMDriver(driver.ComputeDriver):
                 (obj_fields.Architecture.PPC64LE, obj_fields.HVType.PHYP, obj_fields.VMMode.HVM),
             ],
             "numa_topology": None,
+            # Pseudo-VFs of the SR-IOV ports, for direct ports' PCI requests.
+            "pci_passthrough_devices": jsonutils.dumps(pvm_sriov.pseudo_vfs(system)),
             "stats": {
                 "memory_region_size": self.host.memory_region_mb(),
                 # Where boot disks live: a move's source checks the destination shares it.
@@ -309,6 +312,7 @@ class PowerVMDriver(driver.ComputeDriver):
         boot_from_volume = any(b.get("boot_index") == 0 for b in volumes)
         if not boot_from_volume:
             self.disk.check_image(image_meta, instance.flavor.root_gb)
+        pvm_vif.check_all(network_info, self.host.adapter, self.host.uuid, CONF)
         ftsk = self._new_feedtask()
         flow = linear_flow.Flow(f"spawn_{instance.uuid}")
         flow.add(tf_vm.Create(self.host, instance, instance.flavor, image_meta, CONF))

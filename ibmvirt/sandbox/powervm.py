@@ -33,6 +33,7 @@ import urllib.request
 
 import fixtures
 import nova.tests.functional  # noqa: F401  (selects Nova's concurrency backend first)
+from nova import conf as nova_conf
 from nova.tests import fixtures as nova_fixtures
 from oslo_log import log as logging
 
@@ -109,17 +110,45 @@ class PowerVMNeutron(AgentNeutron):
         super().__init__(test)
         #: () -> the emulated hosts (a test may start more).
         self.servers = servers
-        #: binding:vif_type by port id; ports not named bind as pvm_sea.
+        #: binding:vif_type by port id; ports not named bind as pvm_sea
+        #: (vnic_type direct ones as pvm_sriov).
         self.vif_types: dict[str, str] = {}
+        #: pvm_sriov binding:vif_details by port id, instead of what the pvm_sriov
+        #: mechanism driver would bind (a test plays a binding the host cannot serve).
+        self.sriov_details: dict[str, dict] = {}
 
     def bind(self, port: dict) -> None:
-        if self.vif_types.get(port["id"]) == contract.VIF_TYPE_OVS:
+        if port.get("binding:vnic_type") == "direct":
+            port["binding:vif_type"] = contract.VIF_TYPE_PVM_SRIOV
+            port["binding:vif_details"] = self.sriov_details.get(port["id"]) or (
+                self._sriov_binding(port)
+            )
+        elif self.vif_types.get(port["id"]) == contract.VIF_TYPE_OVS:
             port["binding:vif_type"] = contract.VIF_TYPE_OVS
             port["binding:vif_details"] = {"port_filter": False, "ovs_hybrid_plug": False}
         else:
             port["binding:vif_type"] = contract.VIF_TYPE_PVM_SEA
             # What the pvm_sea mechanism driver binds on the sandbox's VLAN network.
             port["binding:vif_details"] = contract.pvm_sea_vif_details(NETWORK_VLAN)
+
+    def _sriov_binding(self, port: dict) -> dict:
+        """What the pvm_sriov mechanism driver binds with the SR-IOV agent's
+        mappings of the first host (its physical port location codes by label)."""
+        net = self._networks[port["network_id"]]
+        physnet = net.get("provider:physical_network") or "default"
+        profile = port.get("binding:profile") or {}
+        locs = []
+        for server in self.servers()[:1]:
+            locs = NovaLinkView(server).sriov_ports_labelled(physnet)
+        vlan = net.get("provider:segmentation_id")
+        return contract.pvm_sriov_vif_details(
+            physnet,
+            locs,
+            vlan,
+            int(profile.get(contract.SRIOV_PROFILE_REDUNDANCY, 1)),
+            profile.get(contract.SRIOV_PROFILE_CAPACITY),
+            profile.get(contract.SRIOV_PROFILE_MAX_CAPACITY),
+        )
 
     def agent_sees(self, ports: list[dict]) -> set[str]:
         """The SEA agent sees an adapter with the port's MAC; the OVS agent a
@@ -130,6 +159,7 @@ class PowerVMNeutron(AgentNeutron):
         for server in self.servers():
             view = NovaLinkView(server)
             macs.update(view.client_macs())
+            macs.update(v["mac"] for v in view.vnics())  # the SR-IOV agent: vNICs
             taps.update({t["dev"]: t["ext_ids"] or "" for t in view.trunks()})
         seen = set()
         for port in ports:
@@ -185,6 +215,23 @@ def ovs_devname(port_id: str) -> str:
     return ("tap" + port_id)[:14]
 
 
+def sriov_device_specs(server) -> list[dict]:
+    """``[pci] device_spec`` for the emulated system's SR-IOV ports (by label)."""
+    from ibmvirt.powervm import sriov
+
+    emu = server.emu
+    specs = []
+    with emu.lock:
+        for ad in emu.ms.elem.iter("{*}SRIOVAdapter"):
+            aid = int(ad.findtext("{*}SRIOVAdapterID") or 0)
+            for port in ad.iter():
+                if isinstance(port.tag, str) and x_local(port).endswith("PhysicalPort"):
+                    pid = int(port.findtext("{*}PhysicalPortID") or 0)
+                    label = port.findtext("{*}Label") or sriov.DEFAULT_LABEL
+                    specs.append(sriov.device_spec(aid, pid, label))
+    return specs
+
+
 def x_local(el) -> str:
     return el.tag.rsplit("}", 1)[-1]
 
@@ -236,6 +283,51 @@ class NovaLinkView:
                 for c in self._objs("ClientNetworkAdapter")
                 if c.parent is not None and c.parent.kind == "LogicalPartition"
             ]
+
+    def vnics(self) -> list[dict]:
+        """Every LPAR vNIC: MAC, VLAN, owner and its backing devices (adapter,
+        port, capacity, failover priority, active) as the emulator holds them."""
+        with self.emu.lock:
+            out = []
+            for v in self._objs("VirtualNICDedicated"):
+                backs = [
+                    {
+                        "adapter": int(b.findtext("{*}RelatedSRIOVAdapterID") or -1),
+                        "port": int(b.findtext("{*}RelatedSRIOVPhysicalPortID") or -1),
+                        "capacity": b.findtext("{*}CurrentCapacityPercentage"),
+                        "max_capacity": b.findtext("{*}MaxCapacityPercentage"),
+                        "priority": b.findtext("{*}FailOverPriority"),
+                        "active": b.findtext("{*}IsActive") == "true",
+                    }
+                    for b in v.elem.iter("{*}VirtualNICSRIOVBackingDevice")
+                ]
+                details = v.elem.find("{*}Details")
+                out.append(
+                    {
+                        "lpar": v.parent.uuid if v.parent is not None else None,
+                        "mac": details.findtext("{*}MACAddress"),
+                        "vlan": details.findtext("{*}PortVLANID"),
+                        "allowed_vlans": details.findtext("{*}AllowedVLANIDs"),
+                        "backing": backs,
+                    }
+                )
+            return out
+
+    def sriov_ports_labelled(self, label: str) -> list[str]:
+        """Location codes of the SR-IOV physical ports labelled ``label``."""
+        with self.emu.lock:
+            return [
+                port.findtext("{*}LocationCode")
+                for port in self.emu.ms.elem.iter()
+                if isinstance(port.tag, str)
+                and x_local(port).endswith("PhysicalPort")
+                and (port.findtext("{*}Label") or "default") == label
+            ]
+
+    def sriov_logical_ports(self) -> list[str]:
+        """UUIDs of every SR-IOV logical port (on LPARs and VIOSes)."""
+        with self.emu.lock:
+            return [lp.uuid for lp in self._objs("SRIOVEthernetLogicalPort")]
 
     def adapters_of(self, lpar_uuid: str) -> list[dict]:
         with self.emu.lock:
@@ -341,6 +433,8 @@ class PowerVMComputeMixin:
     #: Inventory ``host`` settings of a compute host's emulated system, by
     #: Nova host name (e.g. an older system's ``proc_compat_modes``).
     novalink_host_settings: dict[str, dict] = {}
+    #: SR-IOV port labels ("<adapter>/<port>": label) added to the inventory's.
+    sriov_port_labels: dict[str, str] = {}
 
     def driver_flags(self):
         #: The emulated managed system of each compute host, by host name.
@@ -361,6 +455,19 @@ class PowerVMComputeMixin:
             vnc_relay_port=0,
         )
         self.flags(reserved_host_memory_mb=0)
+        # Tag each SR-IOV port's pseudo-VFs with its label, as an operator would
+        # (ibmvirt.powervm.sriov.device_specs), and let the scheduler use them.
+        self.flags(
+            group="pci",
+            device_spec=[json.dumps(s) for s in sriov_device_specs(self.novalink)],
+        )
+        self.flags(
+            group="filter_scheduler",
+            enabled_filters=[
+                *nova_conf.CONF.filter_scheduler.enabled_filters,
+                "PciPassthroughFilter",
+            ],
+        )
 
     def start_novalink(self, system_name: str | None, host_settings: dict | None = None):
         """A NovaLink emulator for one managed system of the inventory, named
@@ -372,6 +479,9 @@ class PowerVMComputeMixin:
         os.makedirs(disk_dir, mode=0o700)
         os.makedirs(os.path.join(state_dir, "tokens"), mode=0o700)
         inv = copy.deepcopy(_fc_volumes_from_the_array(self.inventory))
+        if self.sriov_port_labels:
+            labels = {**inv["host"].get("sriov_port_labels", {}), **self.sriov_port_labels}
+            inv["host"] = dict(inv["host"], sriov_port_labels=labels)
         system_name = system_name or inv["host"]["name"]
         if system_name != inv["host"]["name"]:
             serial = hashlib.sha256(system_name.encode()).hexdigest()[:7].upper()

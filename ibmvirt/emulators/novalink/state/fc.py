@@ -306,6 +306,27 @@ def add_volume(emu: Emulator, body: Any) -> tuple[int, Any]:
     return 201, {"volume": vol}
 
 
+def present_lun(emu: Emulator, body: Any) -> tuple[int, Any]:
+    """Control route: a SAN zoned to this host presents a LUN to the given
+    initiator WWPNs; every VIOS with a physical FC port among them can then
+    discover it (the same disk, one udid, on each: multipath)."""
+    if not isinstance(body, dict) or not body.get("wwpns") or "udid_seed" not in body:
+        raise ValueError("san/present needs 'wwpns' (initiators) and 'udid_seed'")
+    wwpns = {str(w).upper() for w in body["wwpns"]}
+    out = []
+    for v in emu.store.list("VirtualIOServer"):
+        ports = {p.findtext("{*}WWPN") for p in v.elem.iter("{*}PhysicalFibreChannelPort")}
+        if not wwpns & {p.upper() for p in ports if p}:
+            continue
+        vol = {k: body[k] for k in ("size_gb", "lun", "target_wwpn", "udid_seed") if k in body}
+        vol["udid"] = storage.pv_udid(vol["udid_seed"])
+        known = volumes(v)
+        if not any(k.get("udid") == vol["udid"] for k in known):
+            known.append(vol)
+        out.append(partition.name_of(v.elem))
+    return 200, {"vioses": sorted(out)}
+
+
 def register(emu: Emulator) -> None:
     emu.jobs.register("VirtualIOServer", "LUARecovery", lambda j: lua_recovery(emu, j))
     emu.jobs.register("VirtualIOServer", "ISCSIDiscovery", lambda j: iscsi_discovery(emu, j))
@@ -315,6 +336,7 @@ def register(emu: Emulator) -> None:
     emu.jobs.register("ManagedSystem", "GetNextWWPNs", lambda j: get_next_wwpns(emu, j))
     vios.add_update_hook(emu, vfc_hook)
     emu.control_routes["/volumes"] = lambda body: add_volume(emu, body)
+    emu.control_routes["/san/present"] = lambda body: present_lun(emu, body)
 
     def seed(e: Emulator, inv: dict[str, Any]) -> None:
         for spec in inv["vioses"]:
