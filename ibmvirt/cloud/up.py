@@ -472,7 +472,10 @@ class Cloud:
 
     def controllers(self) -> None:
         nc = ["--config-file", self.etc("nova/nova.conf")]
-        self.sup.start("nova-conductor", [self.lay.bin("nova-conductor"), *nc], env=NOVA_ENV)
+        # ibmvirt-nova-conductor: nova-conductor that knows the PowerVM migrate data.
+        self.sup.start(
+            "nova-conductor", [self.lay.bin("ibmvirt-nova-conductor"), *nc], env=NOVA_ENV
+        )
         self.sup.start("nova-scheduler", [self.lay.bin("nova-scheduler"), *nc], env=NOVA_ENV)
         neutron = [
             "--config-file",

@@ -37,7 +37,8 @@ from ibmvirt.common import capabilities as driver_caps
 from ibmvirt.common import nodes, service_state
 from ibmvirt.powervm import disk as pvm_disk
 from ibmvirt.powervm import exceptions as pvm_exc
-from ibmvirt.powervm import media, moves, tasks, vm
+from ibmvirt.powervm import live_migration as lpm
+from ibmvirt.powervm import lpm_data, media, moves, tasks, vm
 from ibmvirt.powervm import mgmt as pvm_mgmt
 from ibmvirt.powervm import sriov as pvm_sriov
 from ibmvirt.powervm import vif as pvm_vif
@@ -62,6 +63,7 @@ class PowerVMDriver(driver.ComputeDriver):
     def __init__(self, virtapi, adapter=None) -> None:
         """``adapter`` lets tests and tools inject a pypowervm Adapter."""
         super().__init__(virtapi)
+        lpm_data.register()
         self.host = Host(CONF, adapter)
         self.disk: pvm_disk.DiskDriver = pvm_disk.load(CONF.powervm.disk_driver, self.host, CONF)
         caps = self.disk.capabilities
@@ -607,6 +609,93 @@ class PowerVMDriver(driver.ComputeDriver):
     def check_instance_shared_storage_remote(self, context, data) -> bool:
         return data.get("storage") == self.disk.storage_id()
 
+    # -- live migration (ibmvirt.powervm.live_migration) ------------------------
+
+    def check_can_live_migrate_destination(
+        self,
+        context,
+        instance,
+        src_compute_info,
+        dst_compute_info,
+        block_migration=False,
+        disk_over_commit=False,
+    ):
+        return lpm.check_destination(self.host, self.disk, CONF, instance)
+
+    def cleanup_live_migration_destination_check(self, context, dest_check_data) -> None:
+        """check_can_live_migrate_destination leaves nothing behind."""
+
+    def check_can_live_migrate_source(
+        self, context, instance, dest_check_data, block_device_info=None
+    ):
+        return lpm.check_source(
+            self.host,
+            self.disk,
+            CONF,
+            instance,
+            dest_check_data,
+            block_device_info,
+            instance.get_network_info(),
+        )
+
+    def pre_live_migration(
+        self, context, instance, block_device_info, network_info, disk_info, migrate_data
+    ):
+        return lpm.pre_live_migration(
+            self.host, CONF, context, instance, block_device_info, network_info, migrate_data
+        )
+
+    def live_migration(
+        self,
+        context,
+        instance,
+        dest,
+        post_method,
+        recover_method,
+        block_migration=False,
+        migrate_data=None,
+    ) -> None:
+        """NovaLink's Migrate job; then Nova's post or rollback, by where the LPAR runs."""
+        lpm.run(
+            self.host,
+            context,
+            instance,
+            dest,
+            post_method,
+            recover_method,
+            block_migration,
+            migrate_data,
+        )
+
+    def live_migration_abort(self, instance) -> None:
+        lpm.abort(self.host, instance)
+
+    def live_migration_force_complete(self, instance) -> None:
+        lpm.force_complete(instance)
+
+    def rollback_live_migration_at_destination(
+        self,
+        context,
+        instance,
+        network_info,
+        block_device_info,
+        destroy_disks=True,
+        migrate_data=None,
+    ) -> None:
+        lpm.rollback_at_destination(self.host, CONF, instance, block_device_info, network_info)
+
+    def post_live_migration(self, context, instance, block_device_info, migrate_data=None):
+        lpm.post_at_source(self.host, CONF, instance, block_device_info)
+
+    def post_live_migration_at_source(self, context, instance, network_info) -> None:
+        """The LPAR's adapters left with it: their NovaLink trunks go too."""
+        lpm.remove_trunks_at_source(self.host, CONF, instance, network_info)
+
+    def post_live_migration_at_destination(
+        self, context, instance, network_info, block_migration=False, block_device_info=None
+    ) -> None:
+        """NovaLink brought the LPAR with its adapters and mappings."""
+
     # -- snapshot ---------------------------------------------------------------
 
     def snapshot(self, context, instance, image_id, update_task_state) -> None:
@@ -804,6 +893,9 @@ class PowerVMDriver(driver.ComputeDriver):
     def detach_volume(self, context, connection_info, instance, mountpoint, encryption=None):
         lpar = vm.find_lpar(self.host.adapter, instance)
         if lpar is None:
+            # A live migration here failed: forget what pre_live_migration found.
+            if pvm_volume.connector_for(connection_info, self.host, CONF).live_migratable:
+                lpm.forget_volume(self.host, CONF, instance, connection_info)
             return
         connector = pvm_volume.connector_for(connection_info, self.host, CONF)
         self._map_volume(

@@ -70,6 +70,16 @@ class VifDriver(abc.ABC):
         self._announce(cna, "unplug", vif)
         return True
 
+    def pre_live_migration_at_destination(self, vif, instance_uuid: str) -> int | None:
+        """On a live migration's destination, before the LPAR arrives: what
+        the port needs here; returns the PVID its adapter must take here, or
+        None to keep its own (a pvm_sea port: the SEA agent provisions the
+        VLAN for the destination's binding)."""
+        return None
+
+    def rollback_live_migration_at_destination(self, vif) -> None:  # noqa: B027
+        """Undo pre_live_migration_at_destination."""
+
     def _announce(self, cna, action: str, vif) -> None:
         """Tell the L2 agent through the REST event feed (best effort)."""
         detail = json.dumps(
@@ -132,9 +142,11 @@ class SEAVifDriver(VifDriver):
 class OVSVifDriver(VifDriver):
     vif_type = contract.VIF_TYPE_OVS
 
-    def plug(self, lpar, vif, instance_uuid: str) -> pvm_net.CNA:
-        mgmt = pvm_par.get_mgmt_partition(self.adapter)
-        dev_name = vif.get("devname") or (OVS_DEV_PREFIX + vif["id"])[:14]
+    @staticmethod
+    def _dev_name(vif) -> str:
+        return vif.get("devname") or (OVS_DEV_PREFIX + vif["id"])[:14]
+
+    def _trunk_args(self, vif, instance_uuid: str) -> dict:
         ext_ids = ",".join(
             (
                 f"iface-id={vif['id']}",
@@ -143,21 +155,48 @@ class OVSVifDriver(VifDriver):
                 f"vm-uuid={instance_uuid}",  # Nova's UUID: the OVS agent's device_id
             )
         )
+        return {
+            "crt_vswitch": True,
+            "dev_name": self._dev_name(vif),
+            "ovs_bridge": vif["network"]["bridge"],
+            "ovs_ext_ids": ext_ids,
+            "configured_mtu": vif["network"].get_meta("mtu"),
+        }
+
+    def plug(self, lpar, vif, instance_uuid: str) -> pvm_net.CNA:
+        mgmt = pvm_par.get_mgmt_partition(self.adapter)
         cna, _trunks = pvm_cna.crt_p2p_cna(
             self.adapter,
             None,
             lpar.uuid,
             [mgmt.uuid],
             self.conf.powervm.pvm_vswitch_for_novalink_io,
-            crt_vswitch=True,
             mac_addr=contract.pvm_mac(vif["address"]),
-            dev_name=dev_name,
-            ovs_bridge=vif["network"]["bridge"],
-            ovs_ext_ids=ext_ids,
-            configured_mtu=vif["network"].get_meta("mtu"),
+            **self._trunk_args(vif, instance_uuid),
         )
         self._announce(cna, "plug", vif)
         return cna
+
+    def pre_live_migration_at_destination(self, vif, instance_uuid: str) -> int | None:
+        """A NovaLink trunk on a VLAN free on this host's switch, with the
+        port's OVS ids; the arriving adapter takes its VLAN as PVID."""
+        mgmt = pvm_par.get_mgmt_partition(self.adapter)
+        trunks = pvm_cna.crt_trunk_with_free_vlan(
+            self.adapter,
+            None,
+            [mgmt.uuid],
+            self.conf.powervm.pvm_vswitch_for_novalink_io,
+            **self._trunk_args(vif, instance_uuid),
+        )
+        return trunks[0].pvid
+
+    def rollback_live_migration_at_destination(self, vif) -> None:
+        """Delete the port's trunk (found by its device name): the one prepared
+        here, or, on the source after the move, the one its adapter left."""
+        mgmt = pvm_par.get_mgmt_partition(self.adapter)
+        for trunk in pvm_net.CNA.get(self.adapter, parent=mgmt):
+            if trunk.is_trunk and trunk.dev_name == self._dev_name(vif):
+                trunk.delete()
 
     def unplug(self, lpar, vif) -> bool:
         cna = find_cna(self.adapter, lpar, vif["address"])

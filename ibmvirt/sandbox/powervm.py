@@ -182,11 +182,11 @@ class PowerVMFCArray(FibreChannelArray):
         #: () -> the emulated hosts (a test may start more).
         self.servers = servers
 
-    def fake_attachment_update(self, context, attachment_id, connector, mountpoint=None):
-        ref = super().fake_attachment_update(context, attachment_id, connector, mountpoint)
+    def _export(self, volume_id: str, attachment_id: str, connector: dict) -> dict:
+        info = super()._export(volume_id, attachment_id, connector)
         for server in self.servers():
-            self._zone(server, ref["connection_info"]["data"], connector)
-        return ref
+            self._zone(server, info["data"], connector)
+        return info
 
     def _zone(self, server, data, connector) -> None:
         wwpns = {w.upper() for w in connector.get("wwpns") or []}
@@ -430,13 +430,16 @@ class PowerVMComputeMixin:
     disk_driver = "localdisk"
     volume_group = "datavg"
     lifecycle_event_delay = 0.5
+    #: Inventory ``host`` settings of a compute host's emulated system, by
+    #: Nova host name (e.g. an older system's ``proc_compat_modes``).
+    novalink_host_settings: dict[str, dict] = {}
     #: SR-IOV port labels ("<adapter>/<port>": label) added to the inventory's.
     sriov_port_labels: dict[str, str] = {}
 
     def driver_flags(self):
         #: The emulated managed system of each compute host, by host name.
         self.novalinks: dict = {}
-        self.novalink = self.start_novalink(None)
+        self.novalink = self.start_novalink(None, self.novalink_host_settings.get("compute"))
         self.nl_view = NovaLinkView(self.novalink)
         self.nl_control = self.novalink.httpd.RequestHandlerClass.control
         self.flags(
@@ -466,7 +469,7 @@ class PowerVMComputeMixin:
             ],
         )
 
-    def start_novalink(self, system_name: str | None):
+    def start_novalink(self, system_name: str | None, host_settings: dict | None = None):
         """A NovaLink emulator for one managed system of the inventory, named
         ``system_name`` (None: as the inventory names it), a peer of those
         started before it (one SSP cluster)."""
@@ -483,6 +486,7 @@ class PowerVMComputeMixin:
         if system_name != inv["host"]["name"]:
             serial = hashlib.sha256(system_name.encode()).hexdigest()[:7].upper()
             inv["host"] = dict(inv["host"], name=system_name, mtms=f"8408-E8E*{serial}")
+        inv["host"].update(host_settings or {})
         server = app.start(
             inv,
             token_dir=os.path.join(state_dir, "tokens"),
@@ -501,7 +505,7 @@ class PowerVMComputeMixin:
         if not self.novalinks:
             server = self.novalink
         else:
-            server = self.start_novalink(f"pvm-{host}")
+            server = self.start_novalink(f"pvm-{host}", self.novalink_host_settings.get(host))
         self.novalinks[host] = server
         self.flags(group="powervm", novalink_port=server.port)
         return super()._start_compute(host, cell_name=cell_name)

@@ -54,6 +54,20 @@ def normalise(inv: dict[str, Any]) -> dict[str, Any]:
     _positive(host, "host", "memory_mb", int)
     _positive(host, "host", "proc_units", float)
     _positive(host, "host", "memory_region_mb", int)
+    limit = host.get("max_active_migrations", 16)
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
+        raise InventoryError(
+            f"host.max_active_migrations must be a whole number >= 0 (0: the system takes "
+            f"no active migration), got {limit!r}"
+        )
+    modes = host.get("proc_compat_modes")
+    if modes is not None and (
+        not isinstance(modes, list) or not modes or not all(isinstance(m, str) for m in modes)
+    ):
+        raise InventoryError(
+            "host.proc_compat_modes must be a non-empty list of mode names "
+            "(e.g. [default, POWER6, POWER7])"
+        )
     inv.setdefault(
         "management_partition", {"name": "novalink", "memory_mb": 2048, "proc_units": 0.5}
     )

@@ -45,6 +45,9 @@ class Job:
     results: dict[str, str] = field(default_factory=dict)
     message: str = ""
     cancelled: threading.Event = field(default_factory=threading.Event)
+    #: How far the operation got, for operations with phases (a migration
+    #: past its point of no return can no longer be aborted).
+    stage: str = ""
 
     def pause(self, share: float) -> None:
         """Spend ``share`` of the job delay (0..1); returns early if cancelled."""

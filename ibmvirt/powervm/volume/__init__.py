@@ -43,6 +43,30 @@ class VolumeConnector(abc.ABC):
     def undo_connect(self, connection_info: dict) -> None:  # noqa: B027  (optional hook)
         """Undo what add_connect did outside the FeedTask (discovered devices)."""
 
+    # -- live migration ---------------------------------------------------------
+    # NovaLink's Migrate job moves the LPAR's mappings itself; a connector only
+    # makes the volume reachable on the destination beforehand and forgets it
+    # on the source afterwards. vSCSI discovers the hdisk on the destination
+    # VIOSes; NPIV needs nothing on either side (the client adapters keep their
+    # WWPNs, which the fabric zoning follows); iSCSI logs the destination
+    # VIOSes in to the target. A connector that cannot move leaves
+    # ``live_migratable`` False and the move is refused before it starts.
+
+    #: Whether volumes of this type can follow an LPAR in a live migration.
+    live_migratable: bool = False
+
+    def pre_live_migration_at_destination(self, connection_info: dict) -> str:
+        """On the destination: make the volume reachable without mapping it;
+        returns what was prepared (a note for the logs and the migrate data)."""
+        raise NotImplementedError(type(self).__name__)
+
+    def rollback_live_migration_at_destination(self, connection_info: dict) -> None:  # noqa: B027
+        """On the destination: undo pre_live_migration_at_destination (fine if
+        nothing was prepared)."""
+
+    def post_live_migration_at_source(self, connection_info: dict) -> None:  # noqa: B027
+        """On the source, after the LPAR left: forget the volume's devices."""
+
 
 def connector_for(connection_info: dict, host, conf: cfg.ConfigOpts) -> VolumeConnector:
     kind = connection_info.get("driver_volume_type")

@@ -35,6 +35,8 @@ def _tag_matcher(volume_id: str):
 class VSCSIFibreChannel(VolumeConnector):
     """``fibre_channel`` volumes over vSCSI."""
 
+    live_migratable = True
+
     def connector_properties(self) -> dict:
         wwpns = sorted({_norm(w).lower() for w in pvm_par.get_physical_wwpns(self.adapter)})
         return {"wwpns": wwpns, "multipath": self.conf.powervm.volume_use_multipath}
@@ -113,3 +115,55 @@ class VSCSIFibreChannel(VolumeConnector):
             pvm_hdisk.remove_hdisk(self.adapter, None, device, vios_uuid)
         except pvm_ex.Error as exc:
             LOG.warning("Could not remove %s from VIOS %s: %s", device, vios_uuid, exc)
+
+    # -- live migration ---------------------------------------------------------
+
+    def _discover_all(self, connection_info: dict) -> list[tuple[str, str, str]]:
+        """(VIOS UUID, hdisk, VIOS name) of each VIOS here that sees the volume
+        (a LUA recovery finds an hdisk already known too)."""
+        data = connection_info["data"]
+        itmap = {_norm(i): [_norm(t) for t in ts] for i, ts in data["initiator_target_map"].items()}
+        found = []
+        for vios_w in self._vioses():
+            initiators = [w for w in map(_norm, vios_w.get_pfc_wwpns()) if w in itmap]
+            if not initiators:
+                continue
+            targets = sorted({t for i in initiators for t in itmap[i]})
+            itls = pvm_hdisk.build_itls(initiators, targets, data["target_lun"])
+            status, device, _udid = pvm_hdisk.discover_hdisk(self.adapter, vios_w.uuid, itls)
+            if pvm_hdisk.good_discovery(status, device):
+                found.append((vios_w.uuid, device, vios_w.name))
+        return found
+
+    def pre_live_migration_at_destination(self, connection_info: dict) -> str:
+        """The hdisk discovered on this host's VIOSes (NovaLink maps it on the
+        VIOS that sees the same disk when the LPAR arrives)."""
+        found = self._discover_all(connection_info)
+        required = self.conf.powervm.vscsi_vios_connections_required
+        if len(found) < required:
+            raise pvm_exc.VolumeNotVisible(
+                volume_id=volume_id_of(connection_info),
+                found=len(found),
+                required=required,
+                wwpns=", ".join(sorted(connection_info["data"]["initiator_target_map"])),
+                reason=" on the live migration's destination",
+            )
+        return ",".join(f"{name}:{device}" for _u, device, name in found)
+
+    def rollback_live_migration_at_destination(self, connection_info: dict) -> None:
+        self._remove_unmapped(connection_info)
+
+    def post_live_migration_at_source(self, connection_info: dict) -> None:
+        self._remove_unmapped(connection_info)
+
+    def _remove_unmapped(self, connection_info: dict) -> None:
+        """Remove the volume's hdisks that no mapping uses any more."""
+        mapped = {
+            (v.uuid, m.backing_storage.name)
+            for v in pvm_par.get_active_vioses(self.adapter, xag=[pvm_const.XAG.VIO_SMAP])
+            for m in v.scsi_mappings
+            if m.backing_storage is not None
+        }
+        for vios_uuid, device, _name in self._discover_all(connection_info):
+            if (vios_uuid, device) not in mapped:
+                self._remove_hdisk(vios_uuid, device)
