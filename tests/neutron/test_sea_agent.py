@@ -442,6 +442,10 @@ class TestTwoSEAs(SEAAgentTestCase):
             "physnet1:ent5:vios9": ("no VIOS named 'vios9'", "vios1, vios2"),
             "physnet1:ent9:vios1": ("no Shared Ethernet Adapter 'ent9'", "ent5 on vios1"),
             "physnet1:ent5:vios1,physnet1:ent5:vios2": ("'physnet1' twice",),
+            "physnet1:ent5:vios1,physnet2:ent5:vios1": (
+                "physnet2:ent5:vios1: SEA ent5 on vios1 already bridges physical network "
+                "'physnet1'",
+            ),
             "physnet1:ent5": ("'physnet1:ent5' is not <physnet>:<SEA device>:<VIOS name>",),
         }
         for mappings, words in cases.items():
