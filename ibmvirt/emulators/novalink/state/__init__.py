@@ -28,6 +28,7 @@ def register_all(emu: Emulator) -> None:
         "scsibus",
         "pool",
         "mgmt_io",
+        "san",
         "vopt_removal",
         "vterm",
         "vnc",
