@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from oslo_log import log as logging
 from pypowervm.tasks import scsi_mapper as pvm_map
+from pypowervm.tasks import vfc_mapper as pvm_vfc
 from taskflow import task
 
 from ibmvirt.powervm import exceptions as pvm_exc
@@ -201,8 +202,9 @@ class RunFeedTask(task.Task):
 
 class DetachAll(task.Task):
     """Remove every VIOS mapping of the instance in one FeedTask: its volumes'
-    (whose hdisks are then removed), the rest of the LPAR's, and, when the LPAR
-    is gone already, those still naming its boot disk or config drive."""
+    (whose hdisks are then removed), the rest of the LPAR's (vSCSI and vFC),
+    and, when the LPAR is gone already, those still naming its volumes, boot
+    disk or config drive."""
 
     def __init__(self, ftsk, instance, volumes, owned_by_instance):
         super().__init__(name="detach_storage")
@@ -212,13 +214,14 @@ class DetachAll(task.Task):
 
     def execute(self, lpar):
         lpar_uuid = lpar.uuid if lpar is not None else None
-        if lpar_uuid is not None:
-            for connector, info in self.volumes:
-                connector.add_disconnect(self.ftsk, lpar_uuid, info)
+        for connector, info in self.volumes:
+            connector.add_disconnect_for_delete(self.ftsk, lpar_uuid, info)
         instance, owned = self.instance, self.owned
 
         def remove(vwrap):
             removed = pvm_map.remove_maps(vwrap, lpar_uuid) if lpar_uuid else []
+            if lpar_uuid:
+                removed += pvm_vfc.remove_maps(vwrap, lpar_uuid)
             stale = [
                 m
                 for m in vwrap.scsi_mappings
