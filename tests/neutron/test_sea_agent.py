@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import os
 import pathlib
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -336,15 +338,18 @@ class TestTwoSEAs(SEAAgentTestCase):
 
 
 class TestConsoleScript(NovaLinkAgentTestCase):
-    def test_a_bad_mapping_fails_the_console_script_naming_the_option(self):
+    def write_conf(self, mappings: str) -> list[str]:
+        """The agent's --config-file arguments (neutron.conf, the agent's ini)."""
         tmp = pathlib.Path(tempfile.mkdtemp(prefix="ibmvirt-agent-"))
         self.addCleanup(shutil.rmtree, tmp, True)
-        (tmp / "neutron.conf").write_text("[DEFAULT]\nhost = host1\n")
+        (tmp / "neutron.conf").write_text(
+            "[DEFAULT]\nhost = host1\ntransport_url = fake:/\n[AGENT]\npolling_interval = 1\n"
+        )
         (tmp / "sea.ini").write_text(
             textwrap.dedent(
                 f"""\
                 [AGENT]
-                bridge_mappings = physnet1:ent9:vios1
+                bridge_mappings = {mappings}
                 [powervm]
                 novalink_host = 127.0.0.1
                 novalink_port = {self.novalink.port}
@@ -355,20 +360,61 @@ class TestConsoleScript(NovaLinkAgentTestCase):
                 """
             )
         )
-        script = pathlib.Path(sys.executable).parent / "ibmvirt-powervm-sea-agent"
-        env = {**os.environ, "PYTHONPATH": str(REPO)}  # this tree, not the installed copy
+        return ["--config-file", str(tmp / "neutron.conf"), "--config-file", str(tmp / "sea.ini")]
+
+    SCRIPT = str(pathlib.Path(sys.executable).parent / "ibmvirt-powervm-sea-agent")
+    ENV = {**os.environ, "PYTHONPATH": str(REPO)}  # this tree, not the installed copy
+
+    def test_sighup_restarts_the_worker_on_a_session_of_its_own(self):
+        """oslo.service restarts the worker process on SIGHUP (forked again from
+        the parent); it must log on anew, not reuse a session the old one ended."""
+        args = self.write_conf("physnet1:ent5:vios1")
+        log = pathlib.Path(args[1]).with_name("agent.log")
+        proc = subprocess.Popen(
+            [self.SCRIPT, *args],
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+            env=self.ENV,
+            start_new_session=True,  # cotyledon signals its process group
+        )
+        self.addCleanup(lambda: proc.poll() is None and os.killpg(proc.pid, signal.SIGKILL))
+
+        def listings():
+            return self.novalink_requests(r"/LogicalPartition(\?|$)", "GET")
+
+        self.wait_until(listings, timeout=60, what="the worker's first listing")
+        before = len(self.nl_control.log.records())
+        os.kill(proc.pid, signal.SIGHUP)
+
+        def after():
+            return self.nl_control.log.records()[before:]
+
+        self.wait_until(
+            lambda: any(
+                re.search(r"/LogicalPartition(\?|$)", r.path) and r.status == 200 for r in after()
+            ),
+            timeout=60,
+            what="the restarted worker's listing",
+        )
+        time.sleep(3)  # a worker on a stale session would fail and be respawned by now
+        since = [r for r in after() if "/Event" not in r.path]
+        self.assertEqual([], [r for r in since if r.status == 401], since)
+        logons = [r for r in since if "/web/Logon" in r.path and r.method == "PUT"]
+        self.assertEqual(1, len(logons), since)
+        self.assertIsNone(proc.poll())
+        os.kill(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=60)
+        output = log.read_text()
+        self.assertEqual(0, proc.returncode, output[-3000:])
+        self.assertNotIn("passw0rd", output)
+
+    def test_a_bad_mapping_fails_the_console_script_naming_the_option(self):
         result = subprocess.run(
-            [
-                str(script),
-                "--config-file",
-                str(tmp / "neutron.conf"),
-                "--config-file",
-                str(tmp / "sea.ini"),
-            ],
+            [self.SCRIPT, *self.write_conf("physnet1:ent9:vios1")],
             capture_output=True,
             text=True,
             timeout=120,
-            env=env,
+            env=self.ENV,
         )
         self.assertEqual(1, result.returncode, result.stderr)
         self.assertIn("[AGENT] bridge_mappings: physnet1:ent9:vios1", result.stderr)

@@ -106,7 +106,9 @@ def _client_adapters(emu: Emulator, parent: Resource, section: str, item: str, k
             uuid = str(uuidlib.uuid5(uuidlib.NAMESPACE_URL, key))
             x.set_atom(el, uuid)
             res = Resource(kind, uuid, el, parent=parent, rootable=False)
-            res.versions = {"base": abs(hash(etree.tostring(el))) % 100000}
+            res.versions = {
+                "base": int(hashlib.sha256(etree.tostring(el)).hexdigest()[:8], 16) % 100000
+            }
             out.append(res)
     return out
 
@@ -123,9 +125,9 @@ def register(emu: Emulator) -> None:
         ("VirtualSCSIClientAdapter", "VirtualSCSIMappings", "VirtualSCSIMapping"),
     ):
         k = Kind(kind, rootable=False, parents=("LogicalPartition",))
-        k.extra["list"] = lambda e, p, kind=kind, section=section, item=item: _client_adapters(
+        k.lister = lambda e, p, kind=kind, section=section, item=item: _client_adapters(
             e, p, section, item, kind
         )
         emu.register(k)
     emu.seed_hooks.append(seed)
-    emu.kind("ManagedSystem").extra.setdefault("before_read", []).append(_pool_refresh)
+    emu.kind("ManagedSystem").before_read.append(_pool_refresh)

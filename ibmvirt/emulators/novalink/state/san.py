@@ -30,7 +30,7 @@ from ibmvirt.emulators.novalink import errors, schema
 from ibmvirt.emulators.novalink import xmlutil as x
 from ibmvirt.emulators.novalink.emulator import Emulator
 from ibmvirt.emulators.novalink.jobs import Job
-from ibmvirt.emulators.novalink.state import fc, lpar, mgmt_io, slots, storage, upload, vios
+from ibmvirt.emulators.novalink.state import fc, mgmt_io, partition, slots, storage, upload, vios
 from ibmvirt.emulators.novalink.store import Resource
 
 ISCSI_SUCCESS = "0"
@@ -44,7 +44,7 @@ def targets(emu: Emulator) -> list[dict[str, Any]]:
 
 
 def initiator_name(v: Resource) -> str:
-    return f"iqn.2026-01.com.ibm.emulated:{lpar.name_of(v.elem)}"
+    return f"iqn.2026-01.com.ibm.emulated:{partition.name_of(v.elem)}"
 
 
 def _list(value: str | None) -> list[str]:
@@ -132,7 +132,8 @@ def iscsi_remove(emu: Emulator, job: Job) -> dict[str, str]:
                 name = p.findtext(x.q("VolumeName"))
                 if slots.mapped_storage(emu).get((v.uuid, "PhysicalVolume", name)):
                     raise errors.JobFailure(
-                        f"{name} on {lpar.name_of(v.elem)!r} is mapped; remove the mapping first"
+                        f"{name} on {partition.name_of(v.elem)!r} is mapped; "
+                        "remove the mapping first"
                     )
                 section.remove(p)
                 removed += 1
@@ -233,7 +234,7 @@ def rescan_virtual_disk(emu: Emulator, job: Job) -> dict[str, str]:
         if udid and upload.find_target(emu, v, udid) is not None:
             return {"RETURN_CODE": "0"}
     raise errors.JobFailure(
-        f"No disk with UDID {udid} on VIOS {lpar.name_of(v.elem)!r}",
+        f"No disk with UDID {udid} on VIOS {partition.name_of(v.elem)!r}",
         results={"RETURN_CODE": VOLUME_NOT_FOUND},
     )
 
