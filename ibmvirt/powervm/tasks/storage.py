@@ -184,7 +184,8 @@ class CreateConfigDrive(task.Task):
 
 
 class RunFeedTask(task.Task):
-    """Apply the queued VIOS mapping changes; revert removes the LPAR's mappings."""
+    """Apply the queued VIOS mapping changes; revert removes the LPAR's
+    mappings (vSCSI and vFC)."""
 
     def __init__(self, ftsk, new_feedtask):
         super().__init__(name="vios_mappings")
@@ -195,8 +196,12 @@ class RunFeedTask(task.Task):
             self.ftsk.execute()
 
     def revert(self, lpar, result, flow_failures, **kwargs):
+        def remove(vwrap):
+            removed = pvm_map.remove_maps(vwrap, lpar.uuid)
+            return bool(removed + pvm_vfc.remove_maps(vwrap, lpar.uuid))
+
         undo = self.new_feedtask()
-        undo.add_functor_subtask(pvm_map.remove_maps, lpar.uuid)
+        undo.add_functor_subtask(remove)
         undo.execute()
 
 

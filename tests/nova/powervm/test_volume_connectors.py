@@ -83,6 +83,16 @@ class TestNPIV(powervm.PowerVMSingleComputeTestBase):
         # The WWPNs stay known after the LPAR is gone (kept in Nova).
         self.assertEqual(recorded, self._recorded(server))
 
+    def test_a_failed_npiv_boot_leaves_no_vfc_mapping(self):
+        self.flags(max_attempts=1, group="scheduler")
+        self.nl_control.injector.add(
+            "PUT", r"/do/PowerOn", status=500, message="[EMUL0099] power on refused"
+        )
+        server = self.boot_from_volume([], expected_state="ERROR")
+        self.assertIn("power on refused", server["fault"]["message"])
+        self.assertEqual({}, self.nl_view.lpars())
+        self.assertEqual([], self.nl_view.vfc_mappings())
+
     def test_wwpns_survive_a_restart_and_detach_removes_the_last_mapping(self):
         server = self.boot_from_image([])
         inst = self._instance(server)
