@@ -68,6 +68,7 @@ class TestPlugAndUnplug(SEAAgentTestCase):
         self.start_sea()
         reported = self.reported_configurations(AGENT)
         self.assertEqual({"default": self.bridge().uuid}, reported["bridge_mappings"])
+        self.assertEqual({"default": {"vswitch": "ETHERNET0", "pvid": 1}}, reported["sea_bridges"])
 
     def test_a_plugged_port_goes_active_with_its_vlan_on_the_sea(self):
         self.start_sea()
@@ -284,6 +285,72 @@ class TestNovaLinkOutage(SEAAgentTestCase):
         self.plug(port, self.make_lpar())
         self.wait_for_port_status(port["id"], "ACTIVE")
         self.assertTrue(self.bridge().supports_vlan(30))
+
+
+class TestSEAOffTheDefaultSwitch(SEAAgentTestCase):
+    """A SEA on ETHERNET1 whose untagged VLAN is 7: Nova must put the adapters
+    there, and an adapter anywhere else must not be reported ACTIVE."""
+
+    inventory = small_inventory(
+        network__vswitches=["ETHERNET0", "ETHERNET1", "MGMTSWITCH"],
+        network__sea={"vios": "vios1", "pvid": 7, "vswitch": "ETHERNET1"},
+    )
+
+    def cna_switch(self, cna) -> str:
+        switches = {s.related_href.upper(): s.name for s in self._switches()}
+        return switches[cna.vswitch_uri.upper()]
+
+    def _switches(self):
+        return pvm_net.VSwitch.get(self.nova, parent=self.host)
+
+    def test_vif_details_carry_the_seas_switch_and_its_pvid_on_flat(self):
+        self.start_sea()
+        self.assertEqual(
+            {"default": {"vswitch": "ETHERNET1", "pvid": 7}},
+            self.reported_configurations(AGENT)["sea_bridges"],
+        )
+        flat = self.make_port(self.make_network("flat"), "host1")
+        self.assertEqual("7", flat["binding:vif_details"]["vlan"])
+        self.assertEqual("ETHERNET1", flat["binding:vif_details"]["vswitch"])
+        vlan = self.vlan_port(250)
+        self.assertEqual("250", vlan["binding:vif_details"]["vlan"])
+        self.assertEqual("ETHERNET1", vlan["binding:vif_details"]["vswitch"])
+
+    def test_ports_plugged_as_bound_go_active(self):
+        self.start_sea()
+        lpar = self.make_lpar()
+        flat = self.make_port(self.make_network("flat"), "host1")
+        cna = self.plug(flat, lpar)
+        self.assertEqual((7, "ETHERNET1"), (cna.pvid, self.cna_switch(cna)))
+        vlan = self.vlan_port(250, device_id="vm-2")
+        cna = self.plug(vlan, self.make_lpar("vm2"))
+        self.assertEqual((250, "ETHERNET1"), (cna.pvid, self.cna_switch(cna)))
+        self.wait_for_port_status(flat["id"], "ACTIVE")
+        self.wait_for_port_status(vlan["id"], "ACTIVE")
+        self.assertTrue(self.bridge().supports_vlan(250))
+
+    def assert_stays_down(self, manager, port) -> None:
+        self.settle(manager)
+        self.run_agent_once()
+        self.assertEqual("DOWN", self.port(port["id"])["status"])
+
+    def test_an_adapter_on_another_switch_stays_down(self):
+        manager = self.start_sea()
+        port = self.vlan_port(250)
+        eth0 = next(s for s in self._switches() if s.name == "ETHERNET0")
+        vif.create_cna(
+            self.nova, self.make_lpar(), 250, eth0, mac=contract.pvm_mac(port["mac_address"])
+        )
+        self.assert_stays_down(manager, port)
+
+    def test_a_flat_adapter_off_the_seas_pvid_stays_down(self):
+        manager = self.start_sea()
+        port = self.make_port(self.make_network("flat"), "host1")
+        eth1 = next(s for s in self._switches() if s.name == "ETHERNET1")
+        vif.create_cna(
+            self.nova, self.make_lpar(), 1, eth1, mac=contract.pvm_mac(port["mac_address"])
+        )
+        self.assert_stays_down(manager, port)
 
 
 class TestTwoSEAs(SEAAgentTestCase):
