@@ -58,7 +58,13 @@ CONF = nova_conf.CONF
 class PowerVMDriver(driver.ComputeDriver):
     """PowerVM implementation of ComputeDriver."""
 
-    capabilities = driver_caps.with_(supports_attach_interface=True)
+    capabilities = driver_caps.with_(
+        supports_attach_interface=True,
+        # Every connector rescans (or, NPIV, needs not) after Cinder grows a volume.
+        supports_extend_volume=True,
+        # A VIOS maps one hdisk (no SCSI reserve) or file to several LPARs.
+        supports_multiattach=True,
+    )
 
     def __init__(self, virtapi, adapter=None) -> None:
         """``adapter`` lets tests and tools inject a pypowervm Adapter."""
@@ -88,6 +94,7 @@ class PowerVMDriver(driver.ComputeDriver):
         self.nova_host = host
         self.host.start(self.emit_event)
         self.disk.check()
+        pvm_volume.check(self.host, CONF)
         self.config_drive = media.ConfigDrive(self.host.adapter, self.host.uuid, CONF)
 
     def cleanup_host(self, host: str) -> None:
@@ -328,7 +335,7 @@ class PowerVMDriver(driver.ComputeDriver):
             flow.add(tf_stg.ConnectBootDisk(self.disk, ftsk))
         for bdm in volumes:
             info = bdm["connection_info"]
-            connector = pvm_volume.connector_for(info, self.host, CONF)
+            connector = pvm_volume.connector_for(info, self.host, CONF, instance)
             flow.add(tf_stg.ConnectVolume(connector, info, ftsk, pvm_volume.volume_id_of(info)))
         if configdrive.required_by(instance):
             flow.add(
@@ -375,7 +382,9 @@ class PowerVMDriver(driver.ComputeDriver):
                 flow.add(tf_vm.Find(self.host, instance))
                 flow.add(tf_vm.StopForMove(self.host, instance))
                 flow.add(
-                    tf_stg.DisconnectVolumes(self._new_feedtask, self._volumes(block_device_info))
+                    tf_stg.DisconnectVolumes(
+                        self._new_feedtask, self._volumes(block_device_info, instance)
+                    )
                 )
                 tasks.run(flow, instance)
                 return
@@ -389,7 +398,7 @@ class PowerVMDriver(driver.ComputeDriver):
     def _destroy(self, instance, network_info, block_device_info, destroy_disks) -> None:
         volumes = [
             (
-                pvm_volume.connector_for(bdm["connection_info"], self.host, CONF),
+                pvm_volume.connector_for(bdm["connection_info"], self.host, CONF, instance),
                 bdm["connection_info"],
             )
             for bdm in driver.block_device_info_get_mapping(block_device_info)
@@ -421,12 +430,14 @@ class PowerVMDriver(driver.ComputeDriver):
 
     # -- resize and cold migration ------------------------------------------------
 
-    def _volumes(self, block_device_info) -> list:
+    def _volumes(self, block_device_info, instance=None) -> list:
         """(connector factory, connection_info) of each volume: a connector
         keeps what it found for its undo, so each volume gets its own."""
         return [
             (
-                lambda info=bdm["connection_info"]: pvm_volume.connector_for(info, self.host, CONF),
+                lambda info=bdm["connection_info"]: pvm_volume.connector_for(
+                    info, self.host, CONF, instance
+                ),
                 bdm["connection_info"],
             )
             for bdm in driver.block_device_info_get_mapping(block_device_info)
@@ -462,7 +473,9 @@ class PowerVMDriver(driver.ComputeDriver):
         flow = linear_flow.Flow(f"migrate_disk_and_power_off_{instance.uuid}")
         flow.add(tf_vm.Find(self.host, instance))
         flow.add(tf_vm.StopForMove(self.host, instance, timeout=timeout))
-        flow.add(tf_stg.DisconnectVolumes(self._new_feedtask, self._volumes(block_device_info)))
+        flow.add(
+            tf_stg.DisconnectVolumes(self._new_feedtask, self._volumes(block_device_info, instance))
+        )
         try:
             tasks.run(flow, instance)
         except exception.InstanceNotFound:
@@ -502,7 +515,7 @@ class PowerVMDriver(driver.ComputeDriver):
     ) -> None:
         """The LPAR with the new flavor on this host: the same one resized, or
         a new one with the boot disk the source left in shared storage."""
-        volumes = self._volumes(block_device_info)
+        volumes = self._volumes(block_device_info, instance)
         bfv = moves.boot_from_volume(block_device_info)
         flow = linear_flow.Flow(f"finish_migration_{instance.uuid}")
         if moves.same_host(migration):
@@ -589,7 +602,9 @@ class PowerVMDriver(driver.ComputeDriver):
                     self.host, instance, instance.flavor, instance.new_flavor, image_meta, CONF
                 )
             )
-        flow.add(tf_stg.ConnectVolumes(self._new_feedtask, self._volumes(block_device_info)))
+        flow.add(
+            tf_stg.ConnectVolumes(self._new_feedtask, self._volumes(block_device_info, instance))
+        )
         if power_on:
             flow.add(tf_vm.PowerOn(self.host, instance))
         try:
@@ -865,10 +880,9 @@ class PowerVMDriver(driver.ComputeDriver):
     # -- volumes ----------------------------------------------------------------
 
     def get_volume_connector(self, instance) -> dict:
-        """FC connector with the VIOSes' physical port WWPNs."""
-        props = pvm_volume.connector_for(
-            {"driver_volume_type": "fibre_channel"}, self.host, CONF
-        ).connector_properties()
+        """FC WWPNs (the VIOS ports for vSCSI, the instance's own for NPIV),
+        the iSCSI initiator and the multipath flag."""
+        props = pvm_volume.connector(self.host, CONF, instance)
         return {
             "host": self.nova_host,
             "platform": obj_fields.Architecture.PPC64LE,
@@ -887,32 +901,65 @@ class PowerVMDriver(driver.ComputeDriver):
         encryption=None,
     ) -> None:
         lpar = self._lpar(instance)
-        connector = pvm_volume.connector_for(connection_info, self.host, CONF)
-        self._map_volume(lpar, connector.add_connect, connection_info, exception.VolumeAttachFailed)
+        connector = pvm_volume.connector_for(connection_info, self.host, CONF, instance)
+        try:
+            self._map_volume(
+                lpar.uuid,
+                lpar.name,
+                connector.add_connect,
+                connection_info,
+                exception.VolumeAttachFailed,
+            )
+        except Exception:
+            with excutils.save_and_reraise_exception():
+                connector.undo_connect(connection_info)
 
     def detach_volume(self, context, connection_info, instance, mountpoint, encryption=None):
+        """Unmap, then forget the device (hdisk, iSCSI session) unless another
+        mapping uses it; with the LPAR gone, the mappings it left are removed."""
         lpar = vm.find_lpar(self.host.adapter, instance)
-        if lpar is None:
+        connector = pvm_volume.connector_for(connection_info, self.host, CONF, instance)
+        if lpar is None and connector.live_migratable:
             # A live migration here failed: forget what pre_live_migration found.
-            if pvm_volume.connector_for(connection_info, self.host, CONF).live_migratable:
-                lpm.forget_volume(self.host, CONF, instance, connection_info)
+            lpm.forget_volume(self.host, CONF, instance, connection_info)
             return
-        connector = pvm_volume.connector_for(connection_info, self.host, CONF)
         self._map_volume(
-            lpar, connector.add_disconnect, connection_info, exception.VolumeDetachFailed
+            lpar.uuid if lpar else None,
+            lpar.name if lpar else vm.lpar_name(instance),
+            connector.add_disconnect,
+            connection_info,
+            exception.VolumeDetachFailed,
         )
         connector.after_disconnect(connection_info)
 
-    def _map_volume(self, lpar, add_change, connection_info, failure) -> None:
+    def extend_volume(self, context, connection_info, instance, requested_size) -> None:
+        """Cinder grew the volume: the VIOSes mapping it rescan the device."""
+        connector = pvm_volume.connector_for(connection_info, self.host, CONF, instance)
+        try:
+            where = connector.extend(connection_info)
+        except pvm_ex.Error as exc:
+            raise exception.VolumeExtendFailed(
+                volume_id=pvm_volume.volume_id_of(connection_info),
+                reason=pvm_exc.failure_reason(exc),
+            ) from exc
+        LOG.info(
+            "Volume %s rescanned on %s",
+            pvm_volume.volume_id_of(connection_info),
+            ", ".join(where) or "no VIOS (NPIV: the LPAR sees the fabric)",
+            instance=instance,
+        )
+
+    def _map_volume(self, lpar_uuid, lpar_name, add_change, connection_info, failure) -> None:
         """One FeedTask for one volume's mapping change, errors as ``failure``."""
         ftsk = self._new_feedtask()
         try:
-            add_change(ftsk, lpar.uuid, connection_info)
-            ftsk.execute()
+            add_change(ftsk, lpar_uuid, connection_info)
+            if any(w.subtasks for w in ftsk.wrapper_tasks.values()):
+                ftsk.execute()
         except (pvm_ex.Error, tf_exc.WrappedFailure) as exc:
             raise failure(
                 volume_id=pvm_volume.volume_id_of(connection_info),
-                reason=f"LPAR {lpar.name}: {pvm_exc.failure_reason(exc)}",
+                reason=f"LPAR {lpar_name}: {pvm_exc.failure_reason(exc)}",
             ) from exc
 
     # -- image cache ----------------------------------------------------------------

@@ -171,22 +171,123 @@ class PowerVMNeutron(AgentNeutron):
         return seen
 
 
+#: Portals of the emulated iSCSI array, and the CHAP user it gives each volume.
+ISCSI_PORTALS = ("192.0.2.10:3260", "192.0.2.11:3260")
+ISCSI_CHAP_USER = "cinder-chap"
+
+
 class PowerVMFCArray(FibreChannelArray):
-    """The FC array, zoned to the emulated hosts' VIOSes: a LUN masked to a
-    VIOS's physical port WWPNs becomes discoverable on that VIOS (LUA recovery
-    finds it), the same disk on every VIOS that sees it (multipath), on
-    whichever host the VIOS is."""
+    """The emulated SAN behind Cinder. Fibre Channel (the default): a LUN
+    masked to a VIOS's physical port WWPNs becomes discoverable on that VIOS
+    (LUA recovery finds it), the same disk on every VIOS that sees it
+    (multipath), on whichever host the VIOS is; masked to an LPAR's NPIV
+    WWPNs, no VIOS sees it. ``protocol`` switches new attachments to
+    ``iscsi`` (a target with CHAP on two portals), ``local``/``nfs``/``gpfs``
+    (a file on the NovaLink partition) or ``rbd`` (a Ceph image). ``grow``
+    is Cinder extending a volume (the VIOSes see it after a rescan)."""
 
     def __init__(self, test, servers):
         super().__init__(test)
         #: () -> the emulated hosts (a test may start more).
         self.servers = servers
+        self.protocol = "fibre_channel"
+        #: Volume id -> GB, and the protocol each attached volume uses.
+        self.sizes: dict[str, int] = {}
+        self.protocols: dict[str, str] = {}
+
+    def fake_get(self, context, volume_id, microversion=None):
+        volume = super().fake_get(context, volume_id, microversion)
+        volume["size"] = self.sizes.get(volume_id, volume["size"])
+        return volume
+
+    def chap_secret(self, volume_id: str) -> str:
+        return hashlib.sha256(f"chap/{volume_id}".encode()).hexdigest()[:16]
 
     def _export(self, volume_id: str, attachment_id: str, connector: dict) -> dict:
         info = super()._export(volume_id, attachment_id, connector)
         for server in self.servers():
             self._zone(server, info["data"], connector)
         return info
+
+    def fake_attachment_update(self, context, attachment_id, connector, mountpoint=None):
+        protocol = self.protocol
+        ref = super().fake_attachment_update(context, attachment_id, connector, mountpoint)
+        data = ref["connection_info"]["data"]
+        volume_id = data["volume_id"]
+        protocol = self.protocols.setdefault(volume_id, protocol)
+        self.sizes.setdefault(volume_id, 1)
+        if protocol == "fibre_channel":
+            return ref  # masked and zoned by _export
+        info = {"driver_volume_type": protocol, "data": self._export_protocol(protocol, data)}
+        self._connection_info[attachment_id] = info
+        ref["connection_info"] = copy.deepcopy(info)
+        return ref
+
+    def _export_protocol(self, protocol: str, fc_data: dict) -> dict:
+        """The connection info of a non-FC attachment (the target or file made
+        on the emulated hosts), from the FC export's volume and LUN."""
+        volume_id = fc_data["volume_id"]
+        base = {"volume_id": volume_id, "attachment_id": fc_data["attachment_id"]}
+        size = self.sizes[volume_id]
+        if protocol == "iscsi":
+            iqn = f"iqn.2026-01.com.example.array:volume-{volume_id}"
+            lun = fc_data["target_lun"]
+            for server in self.servers():
+                server.emu.control_routes["/iscsi-targets"](
+                    {
+                        "iqn": iqn,
+                        "portals": list(ISCSI_PORTALS),
+                        "lun": lun,
+                        "size_gb": size,
+                        "chap_user": ISCSI_CHAP_USER,
+                        "chap_password": self.chap_secret(volume_id),
+                        "udid_seed": f"cinder-volume-{volume_id}",
+                    }
+                )
+            return {
+                **base,
+                "target_discovered": False,
+                "target_portal": ISCSI_PORTALS[0],
+                "target_iqn": iqn,
+                "target_lun": lun,
+                "target_portals": list(ISCSI_PORTALS),
+                "target_iqns": [iqn, iqn],
+                "target_luns": [lun, lun],
+                "auth_method": "CHAP",
+                "auth_username": ISCSI_CHAP_USER,
+                "auth_password": self.chap_secret(volume_id),
+            }
+        if protocol == "rbd":
+            name = f"volumes/volume-{volume_id}"
+            for server in self.servers():
+                server.emu.control_routes["/rbd-images"]({"name": name, "size_gb": size})
+            return {**base, "name": name, "auth_username": "cinder", "hosts": ["192.0.2.30"]}
+        path = f"/srv/cinder/volume-{volume_id}"
+        for server in self.servers():
+            server.emu.control_routes["/management-files"]({"path": path, "size_gb": size})
+        if protocol == "nfs":
+            return {**base, "export": "nfs1.example.com:/srv/cinder", "name": f"volume-{volume_id}"}
+        return {**base, "device_path": path}
+
+    def grow(self, volume_id: str, size_gb: int) -> None:
+        """Cinder extends the volume on the array (before Nova is told)."""
+        self.sizes[volume_id] = size_gb
+        protocol = self.protocols.get(volume_id, "fibre_channel")
+        for server in self.servers():
+            routes = server.emu.control_routes
+            if protocol in ("fibre_channel", "iscsi"):
+                try:
+                    routes["/volumes/grow"](
+                        {"udid_seed": f"cinder-volume-{volume_id}", "size_gb": size_gb}
+                    )
+                except ValueError:
+                    pass  # NPIV: no VIOS of this host has the LUN
+            elif protocol == "rbd":
+                routes["/rbd-images"]({"name": f"volumes/volume-{volume_id}", "size_gb": size_gb})
+            else:
+                routes["/management-files"](
+                    {"path": f"/srv/cinder/volume-{volume_id}", "size_gb": size_gb}
+                )
 
     def _zone(self, server, data, connector) -> None:
         wwpns = {w.upper() for w in connector.get("wwpns") or []}
@@ -202,7 +303,7 @@ class PowerVMFCArray(FibreChannelArray):
                 emu.control_routes["/volumes"](
                     {
                         "vios": vios,
-                        "size_gb": 1,
+                        "size_gb": self.sizes.get(data["volume_id"], 1),
                         "lun": data["target_lun"],
                         "target_wwpn": self.targets[0],
                         "udid_seed": f"cinder-volume-{data['volume_id']}",
@@ -406,6 +507,39 @@ class NovaLinkView:
                     )
                     out.append((v.field("PartitionName"), name))
             return sorted(out)
+
+    def mapped_sizes_gb(self) -> dict[tuple[str, str], float]:
+        """(VIOS name, storage name) -> size in GB of each vSCSI-mapped hdisk,
+        file or image, as the mapping shows it to the LPAR."""
+        with self.emu.lock:
+            out = {}
+            for v in self._objs("VirtualIOServer"):
+                for m in v.elem.iter("{*}VirtualSCSIMapping"):
+                    stg = m.find("{*}Storage")
+                    if stg is None or len(stg) == 0:
+                        continue
+                    item = stg[0]
+                    if item.findtext("{*}VolumeName"):
+                        size = float(item.findtext("{*}VolumeCapacity") or 0) / 1024
+                        name = item.findtext("{*}VolumeName")
+                    else:
+                        size = float(item.findtext("{*}DiskCapacity") or 0)
+                        name = item.findtext("{*}DiskName")
+                    out[(v.field("PartitionName"), name)] = size
+            return out
+
+    def vfc_mappings(self) -> list[tuple[str, str, str]]:
+        """(VIOS name, physical port, client WWPNs) of every vFC mapping."""
+        with self.emu.lock:
+            return sorted(
+                (
+                    v.field("PartitionName"),
+                    m.findtext("{*}Port/{*}PortName") or "",
+                    m.findtext("{*}ClientAdapter/{*}WWPNs") or "",
+                )
+                for v in self._objs("VirtualIOServer")
+                for m in v.elem.iter("{*}VirtualFibreChannelMapping")
+            )
 
     def physical_volumes(self) -> list[tuple[str, str]]:
         """(VIOS name, hdisk name) of every physical volume the VIOSes have."""

@@ -195,7 +195,7 @@ class JobManager:
             job.results = dict(results)
             job.status = COMPLETED_OK
         except errors.JobFailure as exc:
-            job.results = {"returnCode": "1", "result": exc.message}
+            job.results = {"returnCode": "1", "result": exc.message, **exc.results}
             job.message = exc.message
             job.status = COMPLETED_WITH_ERROR
         except errors.RestError as exc:
