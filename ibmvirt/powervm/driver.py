@@ -96,6 +96,7 @@ class PowerVMDriver(driver.ComputeDriver):
         self.disk.check()
         pvm_volume.check(self.host, CONF)
         self.config_drive = media.ConfigDrive(self.host.adapter, self.host.uuid, CONF)
+        nodes.remember_identity(nodes.node_uuid(self.host.uuid, host))
 
     def cleanup_host(self, host: str) -> None:
         if self._vnc_relay is not None:
