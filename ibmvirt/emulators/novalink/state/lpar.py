@@ -303,6 +303,16 @@ def _touch_nvram(emu: Emulator, res: Resource) -> None:
     emu.publish("MODIFY_URI", res, "NVRAM")
 
 
+def _nvram_after_create(emu: Emulator, res: Resource) -> None:
+    """The hypervisor writes a new partition's NVRAM (the NVRAM its creator
+    sent, if any: then only the event) and reports it with an NVRAM event."""
+    if res.ext.pop("nvram_given", False):
+        res.bump("NVRAM")
+        emu.publish("MODIFY_URI", res, "NVRAM")
+        return
+    _touch_nvram(emu, res)
+
+
 def _set_ref_code(res: Resource, pstate: str) -> None:
     """Reference codes and the current compatibility mode follow the state."""
     running = pstate != NOT_ACTIVATED
@@ -344,7 +354,12 @@ def _create(emu: Emulator, parent: Resource | None, el: etree._Element) -> Resou
         raise errors.bad_request(
             f"PartitionUUID {uuid} is already used by another partition", errors.DUPLICATE_NAME
         )
+    given_nvram = bool((x.text(el, "PartitionNVRAM") or "").strip())
     res = finish_partition(emu, el, "LogicalPartition", uuid, NOT_ACTIVATED, "inactive")
+    if given_nvram:
+        # A partition recreated from a backup (evacuate, remote restart) starts
+        # with the NVRAM its creator sent, as on the real server.
+        res.ext["nvram_given"] = True
     if ptype == IBMI and el.find(x.q("DesignatedIPLSource")) is None:
         schema.set_field(el, "DesignatedIPLSource", DEFAULT_IPL_SOURCE, kb="CUR")
     system.add_partition_link(emu, res)
@@ -830,7 +845,7 @@ def register(emu: Emulator) -> None:
             quick=_quick,
             # The new partition's NVRAM is written right after it is created;
             # the real server follows ADD_URI with an NVRAM event (event_feed.txt).
-            extra={"on_read": show_computed, "after_create": _touch_nvram},
+            extra={"on_read": show_computed, "after_create": _nvram_after_create},
         )
     )
     for kind in PARTITION_KINDS:
