@@ -37,14 +37,16 @@ from ibmvirt.common import capabilities as driver_caps
 from ibmvirt.common import nodes, service_state
 from ibmvirt.powervm import disk as pvm_disk
 from ibmvirt.powervm import exceptions as pvm_exc
-from ibmvirt.powervm import media, moves, tasks, vm
+from ibmvirt.powervm import media, moves, recreate, slots, tasks, vm
 from ibmvirt.powervm import mgmt as pvm_mgmt
+from ibmvirt.powervm import nvram as pvm_nvram
 from ibmvirt.powervm import vif as pvm_vif
 from ibmvirt.powervm import vnc as pvm_vnc
 from ibmvirt.powervm import volume as pvm_volume
 from ibmvirt.powervm import vterm as pvm_vterm
 from ibmvirt.powervm.host import Host
 from ibmvirt.powervm.tasks import image as tf_img
+from ibmvirt.powervm.tasks import keep as tf_keep
 from ibmvirt.powervm.tasks import network as tf_net
 from ibmvirt.powervm.tasks import storage as tf_stg
 from ibmvirt.powervm.tasks import vm as tf_vm
@@ -56,7 +58,7 @@ CONF = nova_conf.CONF
 class PowerVMDriver(driver.ComputeDriver):
     """PowerVM implementation of ComputeDriver."""
 
-    capabilities = driver_caps.with_(supports_attach_interface=True)
+    capabilities = driver_caps.with_(supports_attach_interface=True, supports_evacuate=True)
 
     def __init__(self, virtapi, adapter=None) -> None:
         """``adapter`` lets tests and tools inject a pypowervm Adapter."""
@@ -77,17 +79,33 @@ class PowerVMDriver(driver.ComputeDriver):
         self._resources: dict | None = None
         #: This service's host name (init_host's; CONF.host until then).
         self.nova_host: str = CONF.host
+        self._nvram_store = pvm_nvram.load(CONF)
+        self.nvram: pvm_nvram.NvramManager | None = None
 
     # -- host -----------------------------------------------------------------
 
     def init_host(self, host: str) -> None:
         """Connect, check the system, VIOSes and storage, start the event feed."""
         self.nova_host = host
-        self.host.start(self.emit_event)
+        self.host.connect()
+        if self._nvram_store is not None:
+            self.nvram = pvm_nvram.NvramManager(
+                self._nvram_store, self.host.adapter, self._instance_of_lpar
+            )
+        self.host.start(self.emit_event, self.nvram.changed if self.nvram else None)
         self.disk.check()
         self.config_drive = media.ConfigDrive(self.host.adapter, self.host.uuid, CONF)
 
+    def _instance_of_lpar(self, lpar_uuid: str) -> str | None:
+        """The UUID of this host's instance whose LPAR that is (NVRAM events)."""
+        from ibmvirt.powervm import event
+
+        instance = event.instance_of(lpar_uuid)
+        return instance.uuid if instance is not None and instance.host == self.nova_host else None
+
     def cleanup_host(self, host: str) -> None:
+        if self.nvram is not None:
+            self.nvram.stop()
         if self._vnc_relay is not None:
             self._vnc_relay.stop()
         self.host.stop()
@@ -262,6 +280,71 @@ class PowerVMDriver(driver.ComputeDriver):
         accel_info=None,
     ) -> None:
         """Create the LPAR with its disk, volumes, ports and config drive; start it."""
+        self._build(
+            context,
+            instance,
+            image_meta,
+            injected_files,
+            admin_password,
+            network_info,
+            block_device_info,
+            power_on,
+        )
+
+    def rebuild(
+        self,
+        context,
+        instance,
+        image_meta,
+        injected_files,
+        admin_password,
+        allocations,
+        bdms,
+        detach_block_devices,
+        attach_block_devices,
+        network_info=None,
+        evacuate=False,
+        block_device_info=None,
+        preserve_ephemeral=False,
+        accel_uuids=None,
+        reimage_boot_volume=False,
+    ) -> None:
+        """Evacuate: the LPAR recreated here with its slots, NVRAM and disks
+        (:mod:`~ibmvirt.powervm.recreate`). A rebuild on its own host is Nova's
+        default: destroy, then spawn from the new image."""
+        if not evacuate or preserve_ephemeral:
+            raise NotImplementedError()
+        bdi = recreate.prepare_evacuate(
+            context, instance, bdms, detach_block_devices, attach_block_devices
+        )
+        self._build(
+            context,
+            instance,
+            image_meta,
+            injected_files,
+            admin_password,
+            network_info,
+            bdi,
+            True,
+            recreating=True,
+        )
+
+    def instance_on_disk(self, instance) -> bool:
+        """Evacuate: whether this host reaches the boot disk (SSP, a volume)."""
+        return recreate.on_disk(self.disk, instance)
+
+    def _build(
+        self,
+        context,
+        instance,
+        image_meta,
+        injected_files,
+        admin_password,
+        network_info,
+        block_device_info,
+        power_on,
+        recreating=False,
+    ) -> None:
         name = vm.lpar_name(instance)
         try:
             flow = self._spawn_flow(
@@ -273,6 +356,7 @@ class PowerVMDriver(driver.ComputeDriver):
                 network_info,
                 block_device_info,
                 power_on,
+                recreating,
             )
             tasks.run(flow, instance)
         except Exception as exc:
@@ -302,18 +386,29 @@ class PowerVMDriver(driver.ComputeDriver):
         network_info,
         block_device_info,
         power_on,
+        recreating=False,
     ):
+        """Recreating (evacuate), the LPAR gets its NVRAM, its slots and the
+        boot disk shared storage kept."""
         volumes = driver.block_device_info_get_mapping(block_device_info)
         boot_from_volume = any(b.get("boot_index") == 0 for b in volumes)
-        if not boot_from_volume:
+        slot_map = slots.load(instance) if recreating else None
+        nvram = self.nvram.fetch(instance.uuid) if recreating and self.nvram else None
+        kept_disk = not boot_from_volume and recreating and recreate.on_disk(self.disk, instance)
+        if not boot_from_volume and not kept_disk:
             self.disk.check_image(image_meta, instance.flavor.root_gb)
         ftsk = self._new_feedtask()
         flow = linear_flow.Flow(f"spawn_{instance.uuid}")
-        flow.add(tf_vm.Create(self.host, instance, instance.flavor, image_meta, CONF))
-        flow.add(tf_net.PlugVifs(self.host, self.virtapi, instance, network_info, CONF))
+        flow.add(
+            tf_vm.Create(self.host, instance, instance.flavor, image_meta, CONF, nvram, slot_map)
+        )
+        flow.add(tf_net.PlugVifs(self.host, self.virtapi, instance, network_info, CONF, slot_map))
         if CONF.powervm.use_rmc_mgmt_vif:
-            flow.add(tf_net.PlugMgmtVif(self.host))
-        if not boot_from_volume:
+            flow.add(tf_net.PlugMgmtVif(self.host, slot_map))
+        if kept_disk:
+            flow.add(tf_stg.FindBootDisk(self.disk, instance))
+            flow.add(tf_stg.ConnectBootDisk(self.disk, ftsk))
+        elif not boot_from_volume:
             flow.add(
                 tf_stg.CreateBootDisk(
                     self.disk, context, instance, image_meta, instance.flavor.root_gb
@@ -335,7 +430,10 @@ class PowerVMDriver(driver.ComputeDriver):
                     admin_password,
                 )
             )
+        if slot_map is not None:
+            flow.add(tf_keep.PlaceMappings(ftsk, slot_map))
         flow.add(tf_stg.RunFeedTask(ftsk, self._new_feedtask))
+        flow.add(tf_keep.SaveSlots(self.host, instance))
         if image_meta.properties.get("os_distro") == "ibmi":
             flow.add(tf_vm.UpdateIBMi(self.host, "vscsi"))
         if power_on:
@@ -398,6 +496,8 @@ class PowerVMDriver(driver.ComputeDriver):
             flow.add(tf_stg.DeleteConfigDrive(self.config_drive, instance))
         flow.add(tf_net.DeleteTrunks(self.host, CONF.powervm.pvm_vswitch_for_novalink_io))
         flow.add(tf_vm.Delete(self.host, self.vterm))
+        if self.nvram is not None and recreate.deleting_here(instance, self.nova_host):
+            flow.add(tf_keep.DeleteNvram(self.nvram, instance))
         tasks.run(flow, instance)
 
     def cleanup(
@@ -456,6 +556,8 @@ class PowerVMDriver(driver.ComputeDriver):
         flow = linear_flow.Flow(f"migrate_disk_and_power_off_{instance.uuid}")
         flow.add(tf_vm.Find(self.host, instance))
         flow.add(tf_vm.StopForMove(self.host, instance, timeout=timeout))
+        if self.nvram is not None and not moves.same_host(migration):
+            flow.add(tf_keep.StoreNvram(self.nvram, instance))
         flow.add(tf_stg.DisconnectVolumes(self._new_feedtask, self._volumes(block_device_info)))
         try:
             tasks.run(flow, instance)
@@ -514,10 +616,18 @@ class PowerVMDriver(driver.ComputeDriver):
         else:
             moves.check_disk_info(disk_info, self.disk, instance)
             ftsk = self._new_feedtask()
-            flow.add(tf_vm.Create(self.host, instance, instance.flavor, image_meta, CONF))
-            flow.add(tf_net.PlugVifs(self.host, self.virtapi, instance, network_info, CONF))
+            nvram = self.nvram.fetch(instance.uuid) if self.nvram else None
+            slot_map = slots.load(instance)
+            flow.add(
+                tf_vm.Create(
+                    self.host, instance, instance.flavor, image_meta, CONF, nvram, slot_map
+                )
+            )
+            flow.add(
+                tf_net.PlugVifs(self.host, self.virtapi, instance, network_info, CONF, slot_map)
+            )
             if CONF.powervm.use_rmc_mgmt_vif:
-                flow.add(tf_net.PlugMgmtVif(self.host))
+                flow.add(tf_net.PlugMgmtVif(self.host, slot_map))
             if not bfv:
                 flow.add(tf_stg.FindBootDisk(self.disk, instance))
                 flow.add(tf_stg.ExtendBootDisk(self.disk, instance, instance.flavor.root_gb))
@@ -530,7 +640,10 @@ class PowerVMDriver(driver.ComputeDriver):
                         self.config_drive, ftsk, instance, [], network_info, None
                     )
                 )
+            if slot_map is not None:
+                flow.add(tf_keep.PlaceMappings(ftsk, slot_map))
             flow.add(tf_stg.RunFeedTask(ftsk, self._new_feedtask))
+            flow.add(tf_keep.SaveSlots(self.host, instance))
             if image_meta.properties.get("os_distro") == "ibmi":
                 flow.add(tf_vm.UpdateIBMi(self.host, "vscsi"))
         if power_on:
@@ -746,6 +859,15 @@ class PowerVMDriver(driver.ComputeDriver):
                 operation=f"attaching port {vif['id']}",
                 reason=pvm_exc.failure_reason(exc),
             ) from exc
+        self._save_slots(instance, lpar)
+
+    def _save_slots(self, instance, lpar) -> None:
+        """Keep the LPAR's slots after its adapters changed (for an evacuate;
+        a failure here must not fail the change itself)."""
+        try:
+            slots.save(instance, slots.read(self.host.adapter, lpar.refresh()))
+        except Exception as exc:  # noqa: BLE001
+            LOG.warning("Could not save the slots of LPAR %s: %s", lpar.name, exc)
 
     def detach_interface(self, context, instance, vif) -> None:
         lpar = vm.find_lpar(self.host.adapter, instance)
@@ -768,6 +890,7 @@ class PowerVMDriver(driver.ComputeDriver):
                 instance=instance,
             )
             raise exception.InterfaceDetachFailed(instance_uuid=instance.uuid) from exc
+        self._save_slots(instance, lpar)
 
     # -- volumes ----------------------------------------------------------------
 
@@ -796,6 +919,7 @@ class PowerVMDriver(driver.ComputeDriver):
         lpar = self._lpar(instance)
         connector = pvm_volume.connector_for(connection_info, self.host, CONF)
         self._map_volume(lpar, connector.add_connect, connection_info, exception.VolumeAttachFailed)
+        self._save_slots(instance, lpar)
 
     def detach_volume(self, context, connection_info, instance, mountpoint, encryption=None):
         lpar = vm.find_lpar(self.host.adapter, instance)
@@ -806,6 +930,7 @@ class PowerVMDriver(driver.ComputeDriver):
             lpar, connector.add_disconnect, connection_info, exception.VolumeDetachFailed
         )
         connector.after_disconnect(connection_info)
+        self._save_slots(instance, lpar)
 
     def _map_volume(self, lpar, add_change, connection_info, failure) -> None:
         """One FeedTask for one volume's mapping change, errors as ``failure``."""

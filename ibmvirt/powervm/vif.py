@@ -45,8 +45,9 @@ class VifDriver(abc.ABC):
         self.conf = conf
 
     @abc.abstractmethod
-    def plug(self, lpar, vif, instance_uuid: str) -> pvm_net.CNA:
-        """Create the LPAR's adapter for the port of Nova instance ``instance_uuid``."""
+    def plug(self, lpar, vif, instance_uuid: str, slot: int | None = None) -> pvm_net.CNA:
+        """Create the LPAR's adapter for the port of Nova instance ``instance_uuid``
+        (in client slot ``slot``; None: NovaLink picks one)."""
 
     def unplug(self, lpar, vif) -> bool:
         """Remove the port's adapter; False if it had none."""
@@ -97,13 +98,14 @@ def vlan_of(vif) -> int:
 class SEAVifDriver(VifDriver):
     vif_type = contract.VIF_TYPE_PVM_SEA
 
-    def plug(self, lpar, vif, instance_uuid: str) -> pvm_net.CNA:
+    def plug(self, lpar, vif, instance_uuid: str, slot: int | None = None) -> pvm_net.CNA:
         cna = create_cna(
             self.adapter,
             lpar,
             vlan_of(vif),
             _vswitch(self.adapter, SEA_VSWITCH),
             mac=contract.pvm_mac(vif["address"]),
+            slot=slot,
         )
         self._announce(cna, "plug", vif)
         return cna
@@ -112,7 +114,7 @@ class SEAVifDriver(VifDriver):
 class OVSVifDriver(VifDriver):
     vif_type = contract.VIF_TYPE_OVS
 
-    def plug(self, lpar, vif, instance_uuid: str) -> pvm_net.CNA:
+    def plug(self, lpar, vif, instance_uuid: str, slot: int | None = None) -> pvm_net.CNA:
         mgmt = pvm_par.get_mgmt_partition(self.adapter)
         dev_name = vif.get("devname") or (OVS_DEV_PREFIX + vif["id"])[:14]
         ext_ids = ",".join(
@@ -131,6 +133,7 @@ class OVSVifDriver(VifDriver):
             self.conf.powervm.pvm_vswitch_for_novalink_io,
             crt_vswitch=True,
             mac_addr=contract.pvm_mac(vif["address"]),
+            slot_num=slot,
             dev_name=dev_name,
             ovs_bridge=vif["network"]["bridge"],
             ovs_ext_ids=ext_ids,
@@ -183,23 +186,27 @@ def _vswitch(adapter, name: str) -> pvm_net.VSwitch:
     return switch
 
 
-def create_cna(adapter, lpar, vlan: int, switch: pvm_net.VSwitch, mac: str | None = None):
+def create_cna(
+    adapter, lpar, vlan: int, switch: pvm_net.VSwitch, mac: str | None = None, slot=None
+):
     """A client adapter on ``switch`` (pypowervm's crt_cna, minus its re-read of
     the LPAR: it has only the UUID, and CNA.create needs the partition type)."""
     if adapter.traits.vnet_aware:  # an HMC; NovaLink is not
-        return pvm_cna.crt_cna(adapter, None, lpar.uuid, vlan, vswitch=switch.name, mac_addr=mac)
-    return pvm_net.CNA.bld(adapter, str(vlan), switch.related_href, mac_addr=mac).create(
-        parent=lpar
-    )
+        return pvm_cna.crt_cna(
+            adapter, None, lpar.uuid, vlan, vswitch=switch.name, mac_addr=mac, slot_num=slot
+        )
+    return pvm_net.CNA.bld(
+        adapter, str(vlan), switch.related_href, slot_num=slot, mac_addr=mac
+    ).create(parent=lpar)
 
 
-def plug_mgmt_vif(adapter, lpar) -> pvm_net.CNA | None:
+def plug_mgmt_vif(adapter, lpar, slot: int | None = None) -> pvm_net.CNA | None:
     """The RMC adapter (MGMTSWITCH, VLAN 4094) of a new LPAR, if the host has that
     switch (spawn plugs it once, on an LPAR it just created)."""
     mgmt = _vswitches(adapter).get(contract.PVM_MGMT_VSWITCH)
     if mgmt is None:
         return None
-    return create_cna(adapter, lpar, contract.PVM_MGMT_VLAN, mgmt)
+    return create_cna(adapter, lpar, contract.PVM_MGMT_VLAN, mgmt, slot=slot)
 
 
 def delete_trunks_of(adapter, lpar, vswitch_name: str) -> None:

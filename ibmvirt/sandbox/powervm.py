@@ -325,6 +325,41 @@ class NovaLinkView:
                 if p.getparent() is not None and x_local(p.getparent()) == "PhysicalVolumes"
             )
 
+    def nvram_of(self, lpar_name: str) -> str | None:
+        """The partition's NVRAM (base64 text, as NovaLink serves it)."""
+        with self.emu.lock:
+            for lp in self._objs("LogicalPartition"):
+                if lp.field("PartitionName") == lpar_name:
+                    return lp.elem.findtext("{*}PartitionNVRAM")
+            return None
+
+    def client_slots(self, lpar_uuid: str) -> dict[str, dict[str, int]]:
+        """The partition's virtual slots: network adapters by MAC, vSCSI
+        client adapters by ``<VIOS name>/<backing storage name>``."""
+        with self.emu.lock:
+            cna = {
+                c.field("MACAddress"): int(c.field("VirtualSlotNumber"))
+                for c in self._objs("ClientNetworkAdapter")
+                if c.parent is not None and c.parent.uuid == lpar_uuid
+            }
+            scsi = {}
+            for v in self._objs("VirtualIOServer"):
+                for m in v.elem.iter("{*}VirtualSCSIMapping"):
+                    link = m.find("{*}AssociatedLogicalPartition")
+                    href = link.get("href", "") if link is not None else ""
+                    stg = m.find("{*}Storage")
+                    if not href.upper().endswith(lpar_uuid.upper()) or stg is None or not len(stg):
+                        continue
+                    name = (
+                        stg[0].findtext("{*}DiskName")
+                        or stg[0].findtext("{*}MediaName")
+                        or stg[0].findtext("{*}UnitName")
+                        or stg[0].findtext("{*}UniqueDeviceID")
+                    )
+                    slot = m.findtext("{*}ClientAdapter/{*}VirtualSlotNumber")
+                    scsi[f"{v.field('PartitionName')}/{name}"] = int(slot) if slot else None
+            return {"cna": cna, "scsi": scsi}
+
     def disk_bytes(self, name_or_udid: str) -> dict | None:
         with self.emu.lock:
             return self.emu.uploads.get(name_or_udid)
