@@ -410,13 +410,14 @@ def scale_host(lpars: int) -> Iterator:
     from ibmvirt.emulators.novalink import app
     from ibmvirt.emulators.novalink import schema as nl_schema
     from ibmvirt.emulators.novalink.state import lpar as nl_lpar
+    from ibmvirt.emulators.novalink.state import partition as nl_part
 
     tokens = tempfile.mkdtemp(prefix="ibmvirt-bench-")
     with app.running(_inventory(), token_dir=tokens, event_wait=1.0) as srv:
         emu = srv.emu
         with emu.lock:
             nl_schema.set_field(emu.ms.elem, "MaximumPartitions", str(MAX_PARTITIONS))
-            present = len(nl_lpar.all_partitions(emu))
+            present = len(nl_part.all_partitions(emu))
             for i in range(min(lpars, MAX_PARTITIONS - present)):
                 name = f"scale-lpar-{i:04d}"
                 lpar_uuid = pvm_uuid.convert_uuid_to_pvm(str(uuid.uuid5(uuid.NAMESPACE_DNS, name)))
@@ -498,12 +499,12 @@ def resource_update(drv) -> None:
 def periodic(lpars: int) -> tuple[int, list[Row]]:
     """The periodic tasks' rows at ``lpars`` client LPARs (fewer if 1,000
     partitions would be exceeded); returns the LPAR count too."""
-    from ibmvirt.emulators.novalink.state import lpar as nl_lpar
+    from ibmvirt.emulators.novalink.state import partition as nl_part
     from ibmvirt.powervm import vm
 
     rows: list[Row] = []
     with scale_host(lpars) as srv:
-        lpars = len(nl_lpar.all_partitions(srv.emu)) - 3  # NovaLink and two VIOSes
+        lpars = len(nl_part.all_partitions(srv.emu)) - 3  # NovaLink and two VIOSes
         log = srv.httpd.RequestHandlerClass.control.log
 
         def measure(what: str, action):

@@ -70,8 +70,15 @@ VIF_TYPE_OVS = "ovs"
 VIF_TYPE_PVM_SRIOV = "pvm_sriov"
 
 #: binding:vif_details key with the VLAN of a pvm_sea port (a string, as
-#: networking-powervm sent it; absent or None on flat networks).
+#: networking-powervm sent it). On a flat network it is the SEA's PVID, the
+#: VLAN the SEA bridges untagged; None only from an agent that did not report
+#: its SEAs (Nova then uses VLAN 1).
 VIF_DETAILS_PVM_VLAN = "vlan"
+
+#: binding:vif_details key with the virtual switch of the SEA that bridges a
+#: pvm_sea port's physical network: Nova creates the client adapter there.
+#: Absent from an agent that did not report it (Nova then uses ETHERNET0).
+VIF_DETAILS_PVM_VSWITCH = "vswitch"
 
 #: Custom REST event Nova pushes after plugging or unplugging a PowerVM NIC,
 #: so that the L2 agent provisions it without waiting for its next scan.
@@ -106,6 +113,11 @@ AGENT_BINARY_DPM = "ibmvirt-dpm-agent"
 #: Agent configurations key: SEA agent ``{physnet: NetBridge UUID}``; SR-IOV
 #: agent ``{port label: [physical port location codes]}``.
 AGENT_CONF_BRIDGE_MAPPINGS = "bridge_mappings"
+#: SEA agent: ``{physnet: {"vswitch": <name>, "pvid": <int>}}``, what the
+#: physnet's SEA bridges: the pvm_sea driver puts both into vif_details.
+AGENT_CONF_SEA_BRIDGES = "sea_bridges"
+SEA_BRIDGE_VSWITCH = "vswitch"
+SEA_BRIDGE_PVID = "pvid"
 #: SR-IOV agent defaults used where a port's binding:profile says nothing.
 AGENT_CONF_DEFAULT_REDUNDANCY = "default_redundancy"
 AGENT_CONF_DEFAULT_CAPACITY = "default_capacity"
@@ -153,9 +165,13 @@ def _base_details() -> dict:
     return {_PORT_FILTER: False, _CONNECTIVITY: _CONNECTIVITY_L2}
 
 
-def pvm_sea_vif_details(segmentation_id: int | None) -> dict:
-    """binding:vif_details of a pvm_sea port (VLAN None on a flat network)."""
-    return {**_base_details(), VIF_DETAILS_PVM_VLAN: _vlan_detail(segmentation_id)}
+def pvm_sea_vif_details(vlan: int | None, vswitch: str | None = None) -> dict:
+    """binding:vif_details of a pvm_sea port: the client adapter's VLAN (the
+    segment's, or the SEA's PVID on a flat network) and the SEA's switch."""
+    details = {**_base_details(), VIF_DETAILS_PVM_VLAN: _vlan_detail(vlan)}
+    if vswitch:
+        details[VIF_DETAILS_PVM_VSWITCH] = vswitch
+    return details
 
 
 def pvm_sriov_vif_details(

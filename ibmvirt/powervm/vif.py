@@ -1,11 +1,12 @@
 """Plugging Neutron ports into LPARs, one class per binding:vif_type.
 
 ``pvm_sea``: a client network adapter (CNA) with the port's MAC on the port's
-VLAN, on the virtual switch a VIOS Shared Ethernet Adapter bridges (the SEA
-agent puts the VLAN on the SEA). ``ovs``: a CNA paired with a trunk adapter on
-the NovaLink partition, whose tap device NovaLink adds to the OVS bridge with
-the port's external ids, so the Neutron OVS agent wires it. After a plug or
-unplug a custom REST event tells the L2 agent at once.
+VLAN, on the virtual switch a VIOS Shared Ethernet Adapter bridges (both from
+the binding's vif_details; the SEA agent puts the VLAN on the SEA). ``ovs``:
+a CNA paired with a trunk adapter on the NovaLink partition, whose tap device
+NovaLink adds to the OVS bridge with the port's external ids, so the Neutron
+OVS agent wires it. After a plug or unplug a custom REST event tells the L2
+agent at once.
 """
 
 from __future__ import annotations
@@ -75,8 +76,9 @@ class VifDriver(abc.ABC):
 
 
 def vlan_of(vif) -> int:
-    """The port's VLAN from Neutron's binding (1, the SEA's untagged PVID, when
-    flat); anything but a VLAN id is refused before NovaLink is asked."""
+    """The port's VLAN from Neutron's binding (on a flat network the SEA's PVID,
+    which the agent reports; 1 where nothing says); anything but a VLAN id is
+    refused before NovaLink is asked."""
     details = vif.get("details") or {}
     raw = details.get(contract.VIF_DETAILS_PVM_VLAN)
     if raw in (None, ""):
@@ -95,6 +97,12 @@ def vlan_of(vif) -> int:
     return vlan
 
 
+def sea_vswitch_of(vif) -> str:
+    """The virtual switch of the SEA the agent reported for the port's
+    physical network (ETHERNET0 from an agent that did not say)."""
+    return (vif.get("details") or {}).get(contract.VIF_DETAILS_PVM_VSWITCH) or SEA_VSWITCH
+
+
 class SEAVifDriver(VifDriver):
     vif_type = contract.VIF_TYPE_PVM_SEA
 
@@ -103,7 +111,7 @@ class SEAVifDriver(VifDriver):
             self.adapter,
             lpar,
             vlan_of(vif),
-            _vswitch(self.adapter, SEA_VSWITCH),
+            _vswitch(self.adapter, sea_vswitch_of(vif)),
             mac=contract.pvm_mac(vif["address"]),
             slot=slot,
         )

@@ -69,8 +69,14 @@ class TestHmcBefore216(BudgetTestCase):
     def test_incomplete_inventory_is_an_outage_not_a_deletion(self):
         self.add_nics(2)
         self.assertEqual(set(self.ports), self.poll()[0])
+        # The NICs are all there, but the HMC says it could not inventory
+        # something: what is missing cannot be told, so nothing is reported
+        # (not only what the partial answer lacks).
         error = {"class": "inventory-error", "inventory-error-code": 1}
-        with mock.patch.object(self.manager.client, "get_inventory", return_value=[error]):
+        real = self.manager.client.get_inventory
+        with mock.patch.object(
+            self.manager.client, "get_inventory", side_effect=lambda res: real(res) + [error]
+        ):
             self.assertEqual(set(), self.manager.get_all_devices())
         self.assertEqual(set(self.ports), self.poll()[0])
 

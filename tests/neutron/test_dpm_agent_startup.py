@@ -187,6 +187,7 @@ class TestConsoleScript(testtools.TestCase):
     def test_good_configuration_starts_and_keeps_running(self):
         argv = self.write_config([f"physnet1:{self.ids.osa_adapter}"])
         log = self.dir / "agent.log"
+        self.hmc.emu.log.clear()  # the fixture's own logon
         with open(log, "w") as out:
             proc = subprocess.Popen(argv, env=self.env(), stdout=out, stderr=out, cwd=self.dir)
         try:
@@ -209,3 +210,10 @@ class TestConsoleScript(testtools.TestCase):
                 proc.wait(timeout=30)
         self.assertIn("Stopping DPM agent agent", log.read_text())
         self.assertNotIn(self.hmc.hmc.password, log.read_text())
+        # Every session it opened (start-up checks, the worker) is ended: none
+        # is left on the HMC until it expires.
+        logons = self.hmc.emu.request_count("POST", r"^/api/sessions$")
+        self.assertEqual(2, logons)  # the start-up checks, the worker
+        self.assertEqual(
+            logons, self.hmc.emu.request_count("DELETE", r"^/api/sessions/this-session$")
+        )

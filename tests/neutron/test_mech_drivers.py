@@ -39,10 +39,32 @@ class TestPvmSea(Ml2TestCase):
         port = self.make_port(self.make_network("vlan", seg_id=100), "host1")
         self.assertEqual("100", port[VIF_DETAILS]["vlan"])
 
-    def test_flat_port_has_no_vlan(self):
+    def test_flat_port_has_no_vlan_from_an_agent_that_reports_no_seas(self):
         port = self.make_port(self.make_network("flat"), "host1")
         self.assertEqual(contract.VIF_TYPE_PVM_SEA, port[VIF_TYPE])
         self.assertIsNone(port[VIF_DETAILS]["vlan"])
+        self.assertNotIn("vswitch", port[VIF_DETAILS])
+
+    def test_the_physnets_sea_gives_the_switch_and_the_flat_vlan(self):
+        self.register_agent(
+            contract.AGENT_TYPE_PVM_SEA,
+            contract.AGENT_BINARY_PVM_SEA,
+            "host3",
+            {
+                contract.AGENT_CONF_BRIDGE_MAPPINGS: {"physnet1": NB_UUID, "physnet2": "nb-2"},
+                contract.AGENT_CONF_SEA_BRIDGES: {
+                    "physnet1": {"vswitch": "ETHERNET1", "pvid": 7},
+                    "physnet2": {"vswitch": "ETHERNET2", "pvid": 1},
+                },
+            },
+        )
+        flat = self.make_port(self.make_network("flat"), "host3")
+        self.assertEqual(
+            {"port_filter": False, "connectivity": "l2", "vlan": "7", "vswitch": "ETHERNET1"},
+            details(flat),
+        )
+        vlan = self.make_port(self.make_network("vlan", "physnet2", 250), "host3")
+        self.assertEqual(("250", "ETHERNET2"), (details(vlan)["vlan"], details(vlan)["vswitch"]))
 
     def test_refusals(self):
         cases = {

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import os
 import pathlib
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -66,6 +68,7 @@ class TestPlugAndUnplug(SEAAgentTestCase):
         self.start_sea()
         reported = self.reported_configurations(AGENT)
         self.assertEqual({"default": self.bridge().uuid}, reported["bridge_mappings"])
+        self.assertEqual({"default": {"vswitch": "ETHERNET0", "pvid": 1}}, reported["sea_bridges"])
 
     def test_a_plugged_port_goes_active_with_its_vlan_on_the_sea(self):
         self.start_sea()
@@ -284,6 +287,72 @@ class TestNovaLinkOutage(SEAAgentTestCase):
         self.assertTrue(self.bridge().supports_vlan(30))
 
 
+class TestSEAOffTheDefaultSwitch(SEAAgentTestCase):
+    """A SEA on ETHERNET1 whose untagged VLAN is 7: Nova must put the adapters
+    there, and an adapter anywhere else must not be reported ACTIVE."""
+
+    inventory = small_inventory(
+        network__vswitches=["ETHERNET0", "ETHERNET1", "MGMTSWITCH"],
+        network__sea={"vios": "vios1", "pvid": 7, "vswitch": "ETHERNET1"},
+    )
+
+    def cna_switch(self, cna) -> str:
+        switches = {s.related_href.upper(): s.name for s in self._switches()}
+        return switches[cna.vswitch_uri.upper()]
+
+    def _switches(self):
+        return pvm_net.VSwitch.get(self.nova, parent=self.host)
+
+    def test_vif_details_carry_the_seas_switch_and_its_pvid_on_flat(self):
+        self.start_sea()
+        self.assertEqual(
+            {"default": {"vswitch": "ETHERNET1", "pvid": 7}},
+            self.reported_configurations(AGENT)["sea_bridges"],
+        )
+        flat = self.make_port(self.make_network("flat"), "host1")
+        self.assertEqual("7", flat["binding:vif_details"]["vlan"])
+        self.assertEqual("ETHERNET1", flat["binding:vif_details"]["vswitch"])
+        vlan = self.vlan_port(250)
+        self.assertEqual("250", vlan["binding:vif_details"]["vlan"])
+        self.assertEqual("ETHERNET1", vlan["binding:vif_details"]["vswitch"])
+
+    def test_ports_plugged_as_bound_go_active(self):
+        self.start_sea()
+        lpar = self.make_lpar()
+        flat = self.make_port(self.make_network("flat"), "host1")
+        cna = self.plug(flat, lpar)
+        self.assertEqual((7, "ETHERNET1"), (cna.pvid, self.cna_switch(cna)))
+        vlan = self.vlan_port(250, device_id="vm-2")
+        cna = self.plug(vlan, self.make_lpar("vm2"))
+        self.assertEqual((250, "ETHERNET1"), (cna.pvid, self.cna_switch(cna)))
+        self.wait_for_port_status(flat["id"], "ACTIVE")
+        self.wait_for_port_status(vlan["id"], "ACTIVE")
+        self.assertTrue(self.bridge().supports_vlan(250))
+
+    def assert_stays_down(self, manager, port) -> None:
+        self.settle(manager)
+        self.run_agent_once()
+        self.assertEqual("DOWN", self.port(port["id"])["status"])
+
+    def test_an_adapter_on_another_switch_stays_down(self):
+        manager = self.start_sea()
+        port = self.vlan_port(250)
+        eth0 = next(s for s in self._switches() if s.name == "ETHERNET0")
+        vif.create_cna(
+            self.nova, self.make_lpar(), 250, eth0, mac=contract.pvm_mac(port["mac_address"])
+        )
+        self.assert_stays_down(manager, port)
+
+    def test_a_flat_adapter_off_the_seas_pvid_stays_down(self):
+        manager = self.start_sea()
+        port = self.make_port(self.make_network("flat"), "host1")
+        eth1 = next(s for s in self._switches() if s.name == "ETHERNET1")
+        vif.create_cna(
+            self.nova, self.make_lpar(), 1, eth1, mac=contract.pvm_mac(port["mac_address"])
+        )
+        self.assert_stays_down(manager, port)
+
+
 class TestTwoSEAs(SEAAgentTestCase):
     inventory = small_inventory(
         network__sea=[
@@ -336,15 +405,18 @@ class TestTwoSEAs(SEAAgentTestCase):
 
 
 class TestConsoleScript(NovaLinkAgentTestCase):
-    def test_a_bad_mapping_fails_the_console_script_naming_the_option(self):
+    def write_conf(self, mappings: str) -> list[str]:
+        """The agent's --config-file arguments (neutron.conf, the agent's ini)."""
         tmp = pathlib.Path(tempfile.mkdtemp(prefix="ibmvirt-agent-"))
         self.addCleanup(shutil.rmtree, tmp, True)
-        (tmp / "neutron.conf").write_text("[DEFAULT]\nhost = host1\n")
+        (tmp / "neutron.conf").write_text(
+            "[DEFAULT]\nhost = host1\ntransport_url = fake:/\n[AGENT]\npolling_interval = 1\n"
+        )
         (tmp / "sea.ini").write_text(
             textwrap.dedent(
                 f"""\
                 [AGENT]
-                bridge_mappings = physnet1:ent9:vios1
+                bridge_mappings = {mappings}
                 [powervm]
                 novalink_host = 127.0.0.1
                 novalink_port = {self.novalink.port}
@@ -355,20 +427,61 @@ class TestConsoleScript(NovaLinkAgentTestCase):
                 """
             )
         )
-        script = pathlib.Path(sys.executable).parent / "ibmvirt-powervm-sea-agent"
-        env = {**os.environ, "PYTHONPATH": str(REPO)}  # this tree, not the installed copy
+        return ["--config-file", str(tmp / "neutron.conf"), "--config-file", str(tmp / "sea.ini")]
+
+    SCRIPT = str(pathlib.Path(sys.executable).parent / "ibmvirt-powervm-sea-agent")
+    ENV = {**os.environ, "PYTHONPATH": str(REPO)}  # this tree, not the installed copy
+
+    def test_sighup_restarts_the_worker_on_a_session_of_its_own(self):
+        """oslo.service restarts the worker process on SIGHUP (forked again from
+        the parent); it must log on anew, not reuse a session the old one ended."""
+        args = self.write_conf("physnet1:ent5:vios1")
+        log = pathlib.Path(args[1]).with_name("agent.log")
+        proc = subprocess.Popen(
+            [self.SCRIPT, *args],
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+            env=self.ENV,
+            start_new_session=True,  # cotyledon signals its process group
+        )
+        self.addCleanup(lambda: proc.poll() is None and os.killpg(proc.pid, signal.SIGKILL))
+
+        def listings():
+            return self.novalink_requests(r"/LogicalPartition(\?|$)", "GET")
+
+        self.wait_until(listings, timeout=60, what="the worker's first listing")
+        before = len(self.nl_control.log.records())
+        os.kill(proc.pid, signal.SIGHUP)
+
+        def after():
+            return self.nl_control.log.records()[before:]
+
+        self.wait_until(
+            lambda: any(
+                re.search(r"/LogicalPartition(\?|$)", r.path) and r.status == 200 for r in after()
+            ),
+            timeout=60,
+            what="the restarted worker's listing",
+        )
+        time.sleep(3)  # a worker on a stale session would fail and be respawned by now
+        since = [r for r in after() if "/Event" not in r.path]
+        self.assertEqual([], [r for r in since if r.status == 401], since)
+        logons = [r for r in since if "/web/Logon" in r.path and r.method == "PUT"]
+        self.assertEqual(1, len(logons), since)
+        self.assertIsNone(proc.poll())
+        os.kill(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=60)
+        output = log.read_text()
+        self.assertEqual(0, proc.returncode, output[-3000:])
+        self.assertNotIn("passw0rd", output)
+
+    def test_a_bad_mapping_fails_the_console_script_naming_the_option(self):
         result = subprocess.run(
-            [
-                str(script),
-                "--config-file",
-                str(tmp / "neutron.conf"),
-                "--config-file",
-                str(tmp / "sea.ini"),
-            ],
+            [self.SCRIPT, *self.write_conf("physnet1:ent9:vios1")],
             capture_output=True,
             text=True,
             timeout=120,
-            env=env,
+            env=self.ENV,
         )
         self.assertEqual(1, result.returncode, result.stderr)
         self.assertIn("[AGENT] bridge_mappings: physnet1:ent9:vios1", result.stderr)

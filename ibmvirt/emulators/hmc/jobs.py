@@ -18,6 +18,7 @@ from typing import Any
 
 from ibmvirt.emulators.hmc import errors
 from ibmvirt.emulators.hmc.errors import HMCError
+from ibmvirt.emulators.hmc.model import Response
 
 # A job body returns (job-status-code, job-reason-code, job-results).
 JobOutcome = tuple[int, int, Any]
@@ -119,3 +120,30 @@ class JobManager:
 
     def __len__(self) -> int:
         return len(self._jobs)
+
+
+# -- routes (handlers take the emulator state; typed Any: state.py imports this module)
+def query_job(st: Any, req: Any) -> Any:
+    """Query Job Status."""
+    job = st.jobs.get(req.match.group("jid"), req.method, req.path)
+    return Response(200, job.query_body())
+
+
+def delete_job(st: Any, req: Any) -> Any:
+    """Delete Completed Job Status."""
+    st.jobs.delete(req.match.group("jid"), req.method, req.path)
+    return Response(204)
+
+
+def cancel_job(st: Any, req: Any) -> Any:
+    """Cancel Job."""
+    st.jobs.cancel(req.match.group("jid"), req.method, req.path)
+    return Response(204)
+
+
+_J = r"/api/jobs/(?P<jid>[^/?]+)"
+ROUTES = [
+    ("GET", _J, query_job),
+    ("DELETE", _J, delete_job),
+    ("POST", _J + "/operations/cancel", cancel_job),
+]

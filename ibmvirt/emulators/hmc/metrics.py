@@ -33,7 +33,7 @@ from zhmcclient.mock._hmc import METRIC_GROUPS  # private, see module docstring
 
 from ibmvirt.emulators.hmc import errors
 from ibmvirt.emulators.hmc.errors import HMCError
-from ibmvirt.emulators.hmc.model import Request, Response
+from ibmvirt.emulators.hmc.model import Request, Response, require_body
 
 SAMPLE_SECONDS = 15
 MIN_FREQUENCY = 15
@@ -222,7 +222,7 @@ def _context(engine: Any, req: Request) -> Context:
 
 
 def _create(engine: Any, req: Request) -> Response:
-    body = engine.require_body(req)
+    body = require_body(req)
     freq = body.get("anticipated-frequency-seconds")
     if freq is None:
         raise HMCError(errors.FIELD_MISSING, "anticipated-frequency-seconds is required")
@@ -239,7 +239,7 @@ def _create(engine: Any, req: Request) -> Response:
         raise HMCError(errors.FIELD_INVALID, f"Unknown metric group(s): {', '.join(unknown)}")
     state: MetricsState = engine.metrics
     # Contexts die with their session (a guess, see the module docstring).
-    live = set(engine._sessions)
+    live = set(engine.sessions)
     for cid in [c for c, ctx in state.contexts.items() if ctx.owner not in live]:
         del state.contexts[cid]
     cid = str(uuid.uuid4())

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
+
+from ibmvirt.emulators.hmc import errors
+from ibmvirt.emulators.hmc.errors import HMCError
 
 
 @dataclass
@@ -49,3 +53,22 @@ def storage_management_enabled(cpc_props: dict[str, Any]) -> bool:
 def mac_settable(cpc_props: dict[str, Any]) -> bool:
     """NIC mac-address can be given at create from SE 2.14.0 (z14) on."""
     return se_version(cpc_props) >= (2, 14)
+
+
+def require_body(req: Request) -> dict[str, Any]:
+    """The request body as a JSON object, or 400/3 / 400/7."""
+    if req.body is None:
+        raise HMCError(errors.BODY_MISSING, f"{req.method} {req.path} needs a request body")
+    if not isinstance(req.body, dict):
+        raise HMCError(errors.FIELD_INVALID, "The request body must be a JSON object")
+    return req.body
+
+
+def parse_body(raw: bytes) -> Any:
+    """A request body as JSON, or 400/9."""
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise HMCError(errors.BODY_MALFORMED, f"Request body is not JSON: {exc}") from None

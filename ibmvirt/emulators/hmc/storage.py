@@ -26,15 +26,12 @@ from __future__ import annotations
 
 import re
 import secrets
-import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ibmvirt.emulators.hmc import errors
 from ibmvirt.emulators.hmc.errors import HMCError
 from ibmvirt.emulators.hmc.model import Request, Response, storage_management_enabled
-
-if TYPE_CHECKING:
-    from ibmvirt.emulators.hmc.engine import HMCEngine
+from ibmvirt.emulators.hmc.state import HMCState, Route, check_unique_name, new_id, require_body
 
 SG_TYPES = ("fcp", "fc", "nvme")
 SV_USAGES = ("boot", "data", "not-applicable")
@@ -74,22 +71,8 @@ SV_FIELDS = frozenset(
 )
 
 
-class WwpnAllocator:
-    """Unique virtual WWPNs in IBM Z NPIV form: c05076 + 10 hex digits."""
-
-    def __init__(self) -> None:
-        self._prefix = "c05076" + secrets.token_hex(2)
-        self._next = 0x100
-
-    def allocate(self) -> str:
-        """A new, never reused, lower-case 16-hex-digit WWPN."""
-        wwpn = f"{self._prefix}{self._next:06x}"
-        self._next += 1
-        return wwpn
-
-
-def _sg(engine: HMCEngine, req: Request) -> Any:
-    return engine.lookup("/api/storage-groups/" + req.match.group("sgid"), what="storage group")
+def _sg(st: HMCState, req: Request) -> Any:
+    return st.lookup("/api/storage-groups/" + req.match.group("sgid"), what="storage group")
 
 
 def _int_field(body: dict[str, Any], name: str, default: int, low: int, high: int) -> int:
@@ -100,12 +83,12 @@ def _int_field(body: dict[str, Any], name: str, default: int, low: int, high: in
 
 
 class StorageOps:
-    """Storage-group operations on an engine's faked HMC (called under its lock)."""
+    """Storage-group operations on the emulator state (called under its lock; stateless)."""
 
-    def __init__(self, engine: HMCEngine) -> None:
-        self.engine = engine
+    def __init__(self, st: HMCState) -> None:
+        self.st = st
         # volume URI -> (target WWPN, LUN) indicated at fulfilment
-        self._targets: dict[str, tuple[str, str]] = {}
+        self._targets = st.fcp_targets
 
     # ---------------------------------------------------------- helpers
     def _check_ports(self, cpc: Any, port_uris: Any) -> list[str]:
@@ -114,7 +97,7 @@ class StorageOps:
         for uri in port_uris:
             if not isinstance(uri, str) or "/storage-ports/" not in uri:
                 raise HMCError(errors.FIELD_INVALID, f"{uri!r} is not a storage port URI")
-            port = self.engine.lookup(uri, errors.REFERENCED_NOT_FOUND, "storage port")
+            port = self.st.lookup(uri, errors.REFERENCED_NOT_FOUND, "storage port")
             adapter = port.manager.parent
             if adapter.manager.parent is not cpc:
                 raise HMCError(
@@ -127,7 +110,7 @@ class StorageOps:
         return list(port_uris)
 
     def _attached_partitions(self, sg: Any) -> list[Any]:
-        cpc = self.engine.lookup(sg.properties["cpc-uri"])
+        cpc = self.st.lookup(sg.properties["cpc-uri"])
         return [
             p for p in cpc.partitions.list() if sg.uri in p.properties.get("storage-group-uris", [])
         ]
@@ -173,11 +156,7 @@ class StorageOps:
         if "element-uri" in spec:
             raise HMCError(errors.FIELD_INVALID, "element-uri is not allowed for create")
         name = spec.get("name")
-        if name is not None:
-            if any(v.properties.get("name") == name for v in sg.storage_volumes.list()):
-                raise HMCError(
-                    errors.NOT_UNIQUE, f"Storage group {sg.name} already has a volume {name!r}"
-                )
+        check_unique_name(sg.storage_volumes.list(), name, "a volume", f"Storage group {sg.name}")
         size = spec.get("size")
         if sg.properties.get("type") != "fc":
             if not isinstance(size, (int, float)) or isinstance(size, bool) or size <= 0:
@@ -198,7 +177,7 @@ class StorageOps:
                 "active-status": "pending",
             }
         )
-        props["element-id"] = str(uuid.uuid4())
+        props["element-id"] = new_id()
         sv = sg.storage_volumes.add(props)
         self._refresh_fulfillment(sg)
         return sv.uri
@@ -217,7 +196,7 @@ class StorageOps:
         """Detach every group from a partition (used when it is deleted)."""
         for sg_uri in list(part.properties.get("storage-group-uris", [])):
             try:
-                sg = self.engine.hmc.lookup_by_uri(sg_uri)
+                sg = self.st.hmc.lookup_by_uri(sg_uri)
             except KeyError:
                 continue
             self._detach(part, sg)
@@ -236,14 +215,14 @@ class StorageOps:
 
     # --------------------------------------------------------- handlers
     def create_group(self, req: Request) -> Response:
-        body = self.engine.require_body(req)
+        body = require_body(req)
         for field in ("name", "cpc-uri", "type"):
             if field not in body:
                 raise HMCError(errors.FIELD_MISSING, f"Create Storage Group needs {field!r}")
         for field in body:
             if field not in SG_CREATE_FIELDS:
                 raise HMCError(errors.FIELD_UNRECOGNIZED, f"{field!r} is not a storage group field")
-        cpc = self.engine.lookup(body["cpc-uri"], errors.REFERENCED_NOT_FOUND, "CPC")
+        cpc = self.st.lookup(body["cpc-uri"], errors.REFERENCED_NOT_FOUND, "CPC")
         if not storage_management_enabled(cpc.properties):
             raise HMCError(
                 errors.NOT_SUPPORTED_ON_CPC,
@@ -253,9 +232,8 @@ class StorageOps:
         name = body["name"]
         if not isinstance(name, str) or not 1 <= len(name) <= 64:
             raise HMCError(errors.FIELD_INVALID, "Storage group name must be 1-64 characters")
-        console = self.engine.hmc.consoles.console
-        if any(g.properties.get("name") == name for g in console.storage_groups.list()):
-            raise HMCError(errors.NOT_UNIQUE, f"A storage group named {name!r} already exists")
+        console = self.st.hmc.consoles.console
+        check_unique_name(console.storage_groups.list(), name, "a storage group", "The HMC")
         sg_type = body["type"]
         if sg_type not in SG_TYPES:
             raise HMCError(errors.FIELD_INVALID, f"type {sg_type!r} is not one of {SG_TYPES}")
@@ -279,13 +257,13 @@ class StorageOps:
             "candidate-adapter-port-uris": ports,
             "fulfillment-state": "complete",
             "unassigned-world-wide-port-names": [
-                self.engine.wwpns.allocate() for _ in range(connectivity * max_parts)
+                self.st.wwpns.allocate() for _ in range(connectivity * max_parts)
             ]
             if sg_type == "fcp"
             else [],
             "direct-connection-count": body.get("direct-connection-count", 0),
         }
-        props["object-id"] = str(uuid.uuid4())
+        props["object-id"] = new_id()
         sg = console.storage_groups.add(props)
         element_uris = []
         try:
@@ -303,19 +281,18 @@ class StorageOps:
         )
 
     def modify_group(self, req: Request) -> Response:
-        sg = _sg(self.engine, req)
-        body = self.engine.require_body(req)
+        sg = _sg(self.st, req)
+        body = require_body(req)
         for field in body:
             if field not in SG_MODIFY_FIELDS:
                 raise HMCError(
                     errors.FIELD_UNRECOGNIZED, f"{field!r} cannot be modified on storage group"
                 )
-        console = self.engine.hmc.consoles.console
-        if "name" in body and body["name"] != sg.name:
-            if any(g.properties.get("name") == body["name"] for g in console.storage_groups.list()):
-                raise HMCError(
-                    errors.NOT_UNIQUE, f"A storage group named {body['name']!r} already exists"
-                )
+        console = self.st.hmc.consoles.console
+        if "name" in body:
+            check_unique_name(
+                console.storage_groups.list(), body["name"], "a storage group", "The HMC", sg
+            )
         # Validate every volume request before changing anything.
         specs = body.get("storage-volumes") or []
         for spec in specs:
@@ -335,7 +312,15 @@ class StorageOps:
                         errors.REFERENCED_NOT_FOUND,
                         f"Volume {uri} is not in storage group {sg.name}",
                     )
-                sv = self.engine.lookup(uri, errors.REFERENCED_NOT_FOUND, "storage volume")
+                sv = self.st.lookup(uri, errors.REFERENCED_NOT_FOUND, "storage volume")
+                if spec["operation"] == "modify" and "name" in spec:
+                    check_unique_name(
+                        sg.storage_volumes.list(),
+                        spec["name"],
+                        "a volume",
+                        f"Storage group {sg.name}",
+                        sv,
+                    )
                 if spec["operation"] == "delete":
                     part = self._volume_in_use(sv)
                     if part is not None:
@@ -353,12 +338,12 @@ class StorageOps:
             if op == "create":
                 element_uris.append(self._create_volume(sg, spec))
             elif op == "delete":
-                sv = self.engine.lookup(spec["element-uri"])
+                sv = self.st.lookup(spec["element-uri"])
                 sg.properties["storage-volume-uris"].remove(sv.uri)
                 sg.storage_volumes.remove(sv.oid)
                 self._targets.pop(sv.uri, None)
             else:
-                sv = self.engine.lookup(spec["element-uri"])
+                sv = self.st.lookup(spec["element-uri"])
                 sv.update({k: v for k, v in spec.items() if k not in ("operation", "element-uri")})
         self._refresh_fulfillment(sg)
         if element_uris:
@@ -366,7 +351,7 @@ class StorageOps:
         return Response(204)
 
     def delete_group(self, req: Request) -> Response:
-        sg = _sg(self.engine, req)
+        sg = _sg(self.st, req)
         attached = self._attached_partitions(sg)
         if attached:
             raise HMCError(
@@ -374,13 +359,13 @@ class StorageOps:
                 f"Storage group {sg.name} is attached to partition(s) "
                 f"{sorted(p.name for p in attached)}; detach it first",
             )
-        self.engine.hmc.consoles.console.storage_groups.remove(sg.oid)
+        self.st.hmc.consoles.console.storage_groups.remove(sg.oid)
         return Response(204)
 
     def add_ports(self, req: Request) -> Response:
-        sg = _sg(self.engine, req)
-        body = self.engine.require_body(req)
-        cpc = self.engine.lookup(sg.properties["cpc-uri"])
+        sg = _sg(self.st, req)
+        body = require_body(req)
+        cpc = self.st.lookup(sg.properties["cpc-uri"])
         ports = self._check_ports(cpc, body.get("adapter-port-uris"))
         cur = sg.properties.setdefault("candidate-adapter-port-uris", [])
         for uri in ports:
@@ -392,8 +377,8 @@ class StorageOps:
         return Response(204)
 
     def remove_ports(self, req: Request) -> Response:
-        sg = _sg(self.engine, req)
-        body = self.engine.require_body(req)
+        sg = _sg(self.st, req)
+        body = require_body(req)
         ports = body.get("adapter-port-uris")
         if not isinstance(ports, list):
             raise HMCError(errors.FIELD_MISSING, "adapter-port-uris (a list) is required")
@@ -415,7 +400,7 @@ class StorageOps:
         return Response(204)
 
     def get_partitions(self, req: Request) -> Response:
-        sg = _sg(self.engine, req)
+        sg = _sg(self.st, req)
         # ?name= and ?status= are applied by the engine, outside its lock (filters.py).
         result = [
             {"object-uri": p.uri, "name": p.name, "status": p.properties.get("status")}
@@ -425,12 +410,12 @@ class StorageOps:
 
     def _partition_and_group(self, req: Request) -> tuple[Any, Any]:
         """The partition of the URI and the storage group its body names."""
-        part = self.engine.lookup("/api/partitions/" + req.match.group("pid"), what="partition")
-        body = self.engine.require_body(req)
+        part = self.st.lookup("/api/partitions/" + req.match.group("pid"), what="partition")
+        body = require_body(req)
         sg_uri = body.get("storage-group-uri")
         if not sg_uri:
             raise HMCError(errors.FIELD_MISSING, "storage-group-uri is required")
-        return part, self.engine.lookup(sg_uri, errors.REFERENCED_NOT_FOUND, "storage group")
+        return part, self.st.lookup(sg_uri, errors.REFERENCED_NOT_FOUND, "storage group")
 
     def attach(self, req: Request) -> Response:
         part, sg = self._partition_and_group(req)
@@ -466,17 +451,17 @@ class StorageOps:
         unassigned = sg.properties.setdefault("unassigned-world-wide-port-names", [])
         for i in range(sg.properties.get("connectivity", 1) if ports else 0):
             port_uri = ports[i % len(ports)]
-            port = self.engine.lookup(port_uri)
+            port = self.st.lookup(port_uri)
             adapter = port.manager.parent
-            wwpn = unassigned.pop(0) if unassigned else self.engine.wwpns.allocate()
+            wwpn = unassigned.pop(0) if unassigned else self.st.wwpns.allocate()
             sg.virtual_storage_resources.add(
                 {
-                    "element-id": str(uuid.uuid4()),
+                    "element-id": new_id(),
                     "name": f"{part.name}-{adapter.properties.get('adapter-id', adapter.oid)}-{i}",
                     "description": f"Path {i} of storage group {sg.name}",
                     "partition-uri": part.uri,
                     "adapter-port-uri": port_uri,
-                    "device-number": self.engine.alloc_devno(part),
+                    "device-number": self.st.alloc_devno(part),
                     "world-wide-port-name": wwpn,
                     "world-wide-port-name-info": {
                         "status": "not-validated",
@@ -512,11 +497,11 @@ class StorageOps:
         return Response(204)
 
     def fulfill_fcp(self, req: Request) -> Response:
-        sv = self.engine.lookup(req.path.split("/operations/")[0], what="storage volume")
+        sv = self.st.lookup(req.path.split("/operations/")[0], what="storage volume")
         sg = sv.manager.parent
         if sg.properties.get("type") != "fcp":
             raise HMCError(errors.FIELD_INVALID, f"Storage group {sg.name} is not of type fcp")
-        body = self.engine.require_body(req)
+        body = require_body(req)
         for field in ("world-wide-port-name", "logical-unit-number", "adapter-port-uri"):
             if field not in body:
                 raise HMCError(errors.FIELD_MISSING, f"{field!r} is required")
@@ -528,7 +513,7 @@ class StorageOps:
                     errors.FIELD_INVALID, f"{field} must be 16 lower-case hex digits, got {val!r}"
                 )
         port_uri = body["adapter-port-uri"]
-        self.engine.lookup(port_uri, errors.REFERENCED_NOT_FOUND, "storage port")
+        self.st.lookup(port_uri, errors.REFERENCED_NOT_FOUND, "storage port")
         if port_uri not in (sg.properties.get("candidate-adapter-port-uris") or []):
             raise HMCError(
                 errors.FIELD_INVALID,
@@ -550,16 +535,21 @@ class StorageOps:
         return Response(204)
 
 
+def detach_all(st: HMCState, part: Any) -> None:
+    """Detach every storage group from a partition (used when it is deleted)."""
+    StorageOps(st).detach_all(part)
+
+
 def _op(name: str) -> Any:
-    def handler(engine: HMCEngine, req: Request) -> Response:
-        return getattr(engine.storage, name)(req)
+    def handler(st: HMCState, req: Request) -> Response:
+        return getattr(StorageOps(st), name)(req)
 
     handler.__name__ = name
     return handler
 
 
 _SG = r"/api/storage-groups/(?P<sgid>[^/?]+)"
-ROUTES: list[tuple[str, str, Any]] = [
+ROUTES: list[Route] = [
     ("POST", r"/api/storage-groups", _op("create_group")),
     ("POST", _SG + r"/operations/modify", _op("modify_group")),
     ("POST", _SG + r"/operations/delete", _op("delete_group")),

@@ -56,7 +56,26 @@ class Kind:
     # (event_feed.txt: a VIOS mapping change says VirtualSCSIMappings); other
     # changes add "Other".
     detail_fields: tuple[str, ...] = ()
-    extra: dict[str, Any] = field(default_factory=dict)
+    # Refresh fields computed when read (a partition's Uptime); no ETag change.
+    on_read: Callable[[Emulator, Resource], None] | None = None
+    # After the new object is stored and announced, under the lock (an NVRAM write).
+    after_create: list[Callable[[Emulator, Resource], None]] = field(default_factory=list)
+    # Before a child of a deleted parent goes with it: release what it holds.
+    on_cascade: Callable[[Emulator, Resource], None] | None = None
+    # After the object (and its children) left the store, under the lock.
+    after_delete: list[Callable[[Emulator, Resource], None]] = field(default_factory=list)
+    # (emulator, parent) -> the collection under a parent, for types the server
+    # derives from another object (client adapters from VIOS mappings).
+    lister: Callable[[Emulator, Resource], list[Resource]] | None = None
+    # Before any collection read, under the lock (registered on ManagedSystem).
+    before_read: list[Callable[[Emulator], None]] = field(default_factory=list)
+    # (emulator, resource, old element, new element): validate and complete an
+    # update before it is applied (VIOS mapping sections).
+    update_hooks: list[Callable[[Emulator, Resource, etree._Element, etree._Element], None]] = (
+        field(default_factory=list)
+    )
+    # After an update was applied (also one the server made itself).
+    after_update: list[Callable[[Emulator, Resource], None]] = field(default_factory=list)
 
 
 @dataclass
@@ -122,7 +141,8 @@ class Emulator:
 
     def before_view(self, res: Resource) -> None:
         """Refresh fields a type computes when read (a partition's Uptime)."""
-        hook = self.kinds.get(res.kind, Kind(res.kind)).extra.get("on_read")
+        kind = self.kinds.get(res.kind)
+        hook = kind.on_read if kind is not None else None
         if hook is not None:
             hook(self, res)
 
@@ -216,10 +236,10 @@ class Emulator:
             res = kind.create(self, parent, el)
             self.store.add(res)
         self.publish("ADD_URI", res)
-        after = kind.extra.get("after_create")
-        if after is not None:
+        if kind.after_create:
             with self.lock:
-                after(self, res)
+                for after in kind.after_create:
+                    after(self, res)
         return res
 
     def update(self, res: Resource, body: bytes, groups: Groups, if_match: str | None) -> Resource:
@@ -268,12 +288,12 @@ class Emulator:
             # Children go with their parent (a partition's CNAs and vNICs):
             # let their types release what they hold.
             for kid in self.store.children(res):
-                cascade = self.kinds.get(kid.kind, Kind(kid.kind)).extra.get("on_cascade")
+                kid_kind = self.kinds.get(kid.kind)
+                cascade = kid_kind.on_cascade if kid_kind is not None else None
                 if cascade is not None:
                     cascade(self, kid)
             self.store.remove(res)
-            after = kind.extra.get("after_delete")
-            if after is not None:
+            for after in kind.after_delete:
                 after(self, res)
         self.publish("DELETE_URI", res)
 

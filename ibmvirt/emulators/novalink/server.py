@@ -267,9 +267,9 @@ class Handler(httpserver.TrackingHandler):
         if verb != "GET":
             raise errors.RestError(405, f"{verb} is not allowed on a {kind} feed")
         with emu.lock:
-            for hook in emu.kind("ManagedSystem").extra.get("before_read", []):
+            for hook in emu.kind("ManagedSystem").before_read:
                 hook(emu)
-            lister = emu.kind(kind).extra.get("list")
+            lister = emu.kind(kind).lister
             if lister is not None and parent is not None:
                 objs = lister(emu, parent)
             else:

@@ -45,6 +45,10 @@ class DeviceSet:
         with self._lock:
             return set(self._by_mac)
 
+    def get(self, mac: str) -> Device | None:
+        with self._lock:
+            return self._by_mac.get(mac)
+
     def all(self) -> list[Device]:
         with self._lock:
             return list(self._by_mac.values())

@@ -32,6 +32,7 @@ down. Nothing here exits the process: start-up errors are AgentStartupError.
 from __future__ import annotations
 
 import dataclasses
+import threading
 from dataclasses import dataclass
 
 import zhmcclient
@@ -105,8 +106,25 @@ class DpmAgentManager(base.AgentManager):
         self._nics: dict[str, Nic | None] = {}
         self._missing: set[str] = set()  # backing URIs found gone (logged once)
         self._hmc_down = False
+        self._poll_lock = threading.Lock()
+        self._stopped = False
         self.set_configuration(contract.AGENT_CONF_DPM_VLAN, features.nic_vlan)
         self._report_backings()
+
+    def stop(self) -> None:
+        """Wait for a poll in flight, then end the session; later polls (the
+        loop may run once more while the worker exits) read nothing."""
+        with self._poll_lock:
+            self._stopped = True
+        self.logoff()
+
+    def logoff(self) -> None:
+        """End the HMC session (zhmcclient logs on again at the next request:
+        the start-up process's session is ended before the worker starts)."""
+        try:
+            self.client.session.logoff()
+        except zhmcclient.Error as exc:
+            LOG.warning("HMC logoff failed: %s", exc)
 
     def device_of_port(self, port: dict) -> str:
         return port["id"]
@@ -118,6 +136,12 @@ class DpmAgentManager(base.AgentManager):
     # -- the poll ------------------------------------------------------------------
     def get_all_devices(self) -> set[str]:
         """Port ids of this host's NICs on present backings; empty if the HMC fails."""
+        with self._poll_lock:
+            if self._stopped:
+                return set()
+            return self._poll()
+
+    def _poll(self) -> set[str]:
         try:
             devices = self._scan()
         except zhmcclient.Error as exc:  # connection, HTTP, auth, parse: all of zhmcclient's
@@ -324,4 +348,8 @@ def make_manager(conf: cfg.ConfigOpts = cfg.CONF) -> DpmAgentManager:
         raise base.AgentStartupError(f"reading CPC {cpc.name} from the HMC failed: {exc}") from None
     for backing in backings:
         LOG.info("Physical network %s -> %s", backing.physnet, backing.describe())
-    return DpmAgentManager(client, cpc, conf.host, backings, features)
+    manager = DpmAgentManager(client, cpc, conf.host, backings, features)
+    # The loop runs in a worker forked from this process (again after each
+    # SIGHUP); a session left open here would outlive the agent on the HMC.
+    manager.logoff()
+    return manager

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 
 from oslo_config import cfg
 from oslo_log import log as logging
@@ -96,13 +97,28 @@ class PowerVMAgentManager(agent_base.AgentManager):
         self.conf = conf if conf is not None else cfg.CONF
         super().__init__(f"{self.agent_id_prefix}-{self.conf.host}")
         self._owns_adapter = adapter is None
-        self.adapter = adapter if adapter is not None else connect(self.conf)
+        self.adapter = adapter
         self.devices = DeviceSet()
         self.worker = Worker(f"{self.agent_id_prefix}-novalink", self.conf.AGENT.exception_interval)
         #: Client LPARs whose adapters are never devices (the NovaLink partition).
         self.excluded_lpars: set[str] = set()
         self._feed_down = False
         self._handler: _FeedHandler | None = None
+        self._stopping = threading.Event()
+        self._open()
+        if self._owns_adapter:
+            # This process only checks the configuration: the loop runs in a
+            # worker forked from it, again after each SIGHUP. A session opened
+            # here would be logged off by the first worker's stop and reused,
+            # stale, by the next one; each worker opens its own in start().
+            self._logoff()
+            self.adapter = None
+
+    def _open(self) -> None:
+        """Log on (unless given an adapter), find the system, check the VIOSes
+        and the subclass's configuration; AgentStartupError names the fix."""
+        if self.adapter is None:
+            self.adapter = connect(self.conf)
         try:
             self.host_uuid = self._the_system()
             self._wait_for_vioses()
@@ -165,6 +181,8 @@ class PowerVMAgentManager(agent_base.AgentManager):
         return self.devices.macs()
 
     def start(self) -> None:
+        if self.adapter is None and not self._open_in_worker():
+            return  # stopped before NovaLink answered
         try:
             self._first_listing()
         except pvm_ex.Error as exc:
@@ -183,11 +201,27 @@ class PowerVMAgentManager(agent_base.AgentManager):
             listener.subscribe(self._handler)  # before listing: nothing is missed
         self.list_all()
 
+    def _open_in_worker(self) -> bool:
+        """This worker's own session; NovaLink down (or changed) since the
+        check at start-up is retried, not a crash loop of workers."""
+        while not self._stopping.is_set():
+            try:
+                self._open()
+                return True
+            except agent_base.AgentStartupError as exc:
+                self.adapter = None
+                LOG.error("%s; retrying in %s s", exc, self.conf.AGENT.exception_interval)
+                self._stopping.wait(self.conf.AGENT.exception_interval)
+        return False
+
     def stop(self) -> None:
+        self._stopping.set()
         self.worker.stop()
         self._logoff()
 
     def _logoff(self) -> None:
+        if self.adapter is None:
+            return
         session = self.adapter.session
         try:
             if session.has_event_listener:

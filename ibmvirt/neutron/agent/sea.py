@@ -124,11 +124,26 @@ class SEAAgentManager(powervm.PowerVMAgentManager):
         #: (NetBridge, VLAN) plugged since the last listing began: clean-up keeps them.
         self._recent: set[tuple[str, int]] = set()
         self._vswitches: dict[int, str] = {}
+        self._refresh_vswitches()
         self._excluded_switches = {
             contract.PVM_MGMT_VSWITCH,
             self.conf.powervm.pvm_vswitch_for_novalink_io,
         }
+        by_uuid = {nb.uuid: nb for nb in bridges}
+        #: {NetBridge UUID: (virtual switch id, PVID)}: what a port's adapter
+        #: must be on for that SEA to bridge it.
+        self._bridged = {u: (by_uuid[u].vswitch_id, by_uuid[u].pvid) for u in mapped}
         self.set_configuration(contract.AGENT_CONF_BRIDGE_MAPPINGS, dict(self.bridge_mappings))
+        self.set_configuration(
+            contract.AGENT_CONF_SEA_BRIDGES,
+            {
+                physnet: {
+                    contract.SEA_BRIDGE_VSWITCH: self._vswitches.get(self._bridged[u][0]),
+                    contract.SEA_BRIDGE_PVID: self._bridged[u][1],
+                }
+                for physnet, u in self.bridge_mappings.items()
+            },
+        )
         LOG.info("Bridge mappings: %s", self.bridge_mappings)
 
     def _bridges(self) -> list[pvm_net.NetBridge]:
@@ -184,16 +199,20 @@ class SEAAgentManager(powervm.PowerVMAgentManager):
                 self.bridge_mappings,
             )
             return False
-        if network_segment.network_type == n_const.TYPE_FLAT:
-            return True  # the SEA's untagged PVID: nothing to add
-        if network_segment.network_type != n_const.TYPE_VLAN:
+        if network_segment.network_type not in (n_const.TYPE_FLAT, n_const.TYPE_VLAN):
             LOG.warning(
                 "Port %s: %s networks cannot be bridged by a SEA",
                 device,
                 network_segment.network_type,
             )
             return False
-        vlan = int(network_segment.segmentation_id)
+        switch_id, pvid = self._bridged[nb_uuid]
+        flat = network_segment.network_type == n_const.TYPE_FLAT
+        vlan = pvid if flat else int(network_segment.segmentation_id)
+        if not self._adapter_is_bridged(device, nb_uuid, switch_id, vlan):
+            return False
+        if flat:
+            return True  # the SEA's untagged PVID: nothing to add
         with self._lock:
             if vlan in self._present[nb_uuid]:
                 self._recent.add((nb_uuid, vlan))
@@ -209,6 +228,28 @@ class SEAAgentManager(powervm.PowerVMAgentManager):
             self._recent.add((nb_uuid, vlan))
         LOG.info("Port %s: VLAN %d is on SEA %s", device, vlan, nb_uuid)
         return True
+
+    def _adapter_is_bridged(self, mac: str, nb_uuid: str, switch_id: int, vlan: int) -> bool:
+        """Whether the port's client adapter is where the SEA bridges it: on
+        the SEA's virtual switch with the port's VLAN as its PVID. Anything else
+        (a Nova that ignored the binding, an adapter changed by hand) would be
+        ACTIVE in Neutron and carry no traffic: it stays down."""
+        found = self.devices.get(mac)
+        if found is None:
+            return False  # gone since the loop listed it
+        if found.vswitch_id == switch_id and found.vlans[:1] == (vlan,):
+            return True
+        LOG.warning(
+            "Port %s: its adapter is on virtual switch %s with PVID %s, but SEA %s bridges "
+            "VLAN %d on virtual switch %s; the port stays down until Nova plugs it there",
+            mac,
+            self._vswitches.get(found.vswitch_id, found.vswitch_id),
+            found.vlans[0] if found.vlans else None,
+            nb_uuid,
+            vlan,
+            self._vswitches.get(switch_id, switch_id),
+        )
+        return False
 
     # -- healing -----------------------------------------------------------------------------
     def after_heal(self) -> None:
@@ -233,7 +274,7 @@ class SEAAgentManager(powervm.PowerVMAgentManager):
                 for c in pvm_net.CNA.get(
                     self.adapter, parent_type=pvm_vios.VIOS, parent_uuid=vios.uuid
                 )
-                if not c.is_tagged_vlan_supported
+                if not c.is_trunk
             ]
         for switch, vlans in [(d.vswitch_id, d.vlans) for d in self.devices.all()] + [
             (c.vswitch_id, (c.pvid, *c.tagged_vlans)) for c in cnas

@@ -1,7 +1,8 @@
 """``pvm_sea``: ports on a VIOS Shared Ethernet Adapter (vnic_type normal).
 
-Nova's PowerVM driver creates a client adapter on the port's VLAN; the SEA
-agent of the host puts that VLAN on the SEA it maps the physical network to.
+Nova's PowerVM driver creates a client adapter on the port's VLAN (on a flat
+network the SEA's PVID) on the SEA's virtual switch, both as the host's agent
+reports them; the agent puts that VLAN on the SEA it maps the physical network to.
 An agent that found a single SEA and was given no mapping reports it as
 ``default``: that SEA bridges every physical network of the host.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from neutron_lib import constants as n_const
 from neutron_lib.api.definitions import portbindings
+from neutron_lib.plugins.ml2 import api
 
 from ibmvirt import contract
 from ibmvirt.neutron.ml2 import base
@@ -30,4 +32,9 @@ class PvmSeaMechanismDriver(base.AgentMechanismDriver):
         return physnet in mappings or DEFAULT_MAPPING in mappings
 
     def get_vif_details(self, context, agent, segment):
-        return contract.pvm_sea_vif_details(self.segment_vlan(segment))
+        bridges = (agent.get("configurations") or {}).get(contract.AGENT_CONF_SEA_BRIDGES) or {}
+        bridge = bridges.get(segment[api.PHYSICAL_NETWORK]) or bridges.get(DEFAULT_MAPPING) or {}
+        vlan = self.segment_vlan(segment)
+        if vlan is None:  # flat: what the SEA bridges untagged
+            vlan = bridge.get(contract.SEA_BRIDGE_PVID)
+        return contract.pvm_sea_vif_details(vlan, bridge.get(contract.SEA_BRIDGE_VSWITCH))

@@ -209,3 +209,73 @@ def test_hba_refused_on_storage_management_cpc(z15_cpc):
     assert http_error(exc) == (409, 5)
     part.pull_full_properties()
     assert part.get_property("hba-uris") == []
+
+
+@pytest.mark.parametrize(
+    "mac, code",
+    [
+        ("03:16:3e:00:00:07", (400, 7)),  # multicast
+        ("fa:16:3e:00:00", (400, 7)),  # five pairs
+        (5, (400, 7)),  # not a string
+    ],
+)
+def test_mac_rules_are_the_same_at_create_and_update(z15_cpc, mac, code):
+    """Create NIC and Update NIC apply one MAC validation (update took a multicast MAC)."""
+    part = new_partition(z15_cpc)
+    vs = _vswitch(z15_cpc, inventories.Z15_IDS.vswitch_osa_port1)
+    with pytest.raises(zhmcclient.HTTPError) as exc:
+        part.nics.create({"name": "eth1", "virtual-switch-uri": vs.uri, "mac-address": mac})
+    assert http_error(exc) == code
+    nic = part.nics.create({"name": "eth0", "virtual-switch-uri": vs.uri})
+    nic.pull_full_properties()
+    before = nic.get_property("mac-address")
+    with pytest.raises(zhmcclient.HTTPError) as exc:
+        nic.update_properties({"mac-address": mac})
+    assert http_error(exc) == code
+    nic.pull_full_properties()
+    assert nic.get_property("mac-address") == before
+    assert [n.name for n in part.nics.list()] == ["eth0"]
+
+
+def test_upper_case_mac_is_stored_lower_case_at_update_too(z15_cpc):
+    part = new_partition(z15_cpc)
+    vs = _vswitch(z15_cpc, inventories.Z15_IDS.vswitch_osa_port1)
+    other = part.nics.create({"name": "eth0", "virtual-switch-uri": vs.uri})
+    nic = part.nics.create({"name": "eth1", "virtual-switch-uri": vs.uri})
+    nic.update_properties({"mac-address": "FA:16:3E:00:00:0A"})
+    nic.pull_full_properties()
+    assert nic.get_property("mac-address") == "fa:16:3e:00:00:0a"
+    # The upper-case spelling of a MAC in use is the same MAC: refused.
+    with pytest.raises(zhmcclient.HTTPError) as exc:
+        other.update_properties({"mac-address": "FA:16:3E:00:00:0A"})
+    assert http_error(exc) == (400, 8)
+
+
+def test_names_are_unique_among_siblings_at_create_and_rename(z13_cpc):
+    """One uniqueness rule: NICs and HBAs per partition, partitions per CPC."""
+    part = new_partition(z13_cpc, "a")
+    other = new_partition(z13_cpc, "b")
+    vs = _vswitch(z13_cpc, inventories.Z13_IDS.vswitch_osa_port0)
+    port = z13_cpc.adapters.find(**{"object-id": inventories.Z13_IDS.fcp_adapters[0]}).ports.list()[
+        0
+    ]
+    nic0 = part.nics.create({"name": "n0", "virtual-switch-uri": vs.uri})
+    nic1 = part.nics.create({"name": "n1", "virtual-switch-uri": vs.uri})
+    hba0 = part.hbas.create({"name": "h0", "adapter-port-uri": port.uri})
+    part.hbas.create({"name": "h1", "adapter-port-uri": port.uri})
+    for create in (
+        lambda: part.nics.create({"name": "n0", "virtual-switch-uri": vs.uri}),
+        lambda: part.hbas.create({"name": "h1", "adapter-port-uri": port.uri}),
+        lambda: nic1.update_properties({"name": "n0"}),
+        lambda: hba0.update_properties({"name": "h1"}),
+        lambda: other.update_properties({"name": "a"}),
+    ):
+        with pytest.raises(zhmcclient.HTTPError) as exc:
+            create()
+        assert http_error(exc) == (400, 8)
+    # A sibling in another partition, or renaming to one's own name, is fine.
+    other.nics.create({"name": "n0", "virtual-switch-uri": vs.uri})
+    nic0.update_properties({"name": "n0"})
+    part.pull_full_properties()
+    assert sorted(n.name for n in part.nics.list()) == ["n0", "n1"]
+    assert sorted(h.name for h in part.hbas.list()) == ["h0", "h1"]

@@ -195,3 +195,27 @@ def test_cpc_lists_associated_storage_groups(z15_client, z15_cpc):
     _new_sg(z15_client, z15_cpc, "two")
     names = sorted(g.name for g in z15_cpc.list_associated_storage_groups())
     assert names == ["one", "two"]
+
+
+def test_group_and_volume_names_are_unique_at_create_and_rename(z15_client, z15_cpc):
+    """The one uniqueness rule for groups (per HMC) and volumes (per group)."""
+    sg = _new_sg(z15_client, z15_cpc, "sg-a")
+    _new_sg(z15_client, z15_cpc, "sg-b")
+    with pytest.raises(zhmcclient.HTTPError) as exc:
+        _new_sg(z15_client, z15_cpc, "sg-b")
+    assert http_error(exc) == (400, 8)
+    with pytest.raises(zhmcclient.HTTPError) as exc:
+        sg.update_properties({"name": "sg-b"})
+    assert http_error(exc) == (400, 8)
+    v1 = sg.storage_volumes.create({"name": "v1", "size": 1.0, "usage": "boot"})
+    v2 = sg.storage_volumes.create({"name": "v2", "size": 1.0, "usage": "data"})
+    with pytest.raises(zhmcclient.HTTPError) as exc:
+        sg.storage_volumes.create({"name": "v1", "size": 1.0})
+    assert http_error(exc) == (400, 8)
+    with pytest.raises(zhmcclient.HTTPError) as exc:
+        v2.update_properties({"name": "v1"})
+    assert http_error(exc) == (400, 8)
+    v1.update_properties({"name": "v1"})  # its own name: fine
+    sg.pull_full_properties()
+    assert sorted(v.name for v in sg.storage_volumes.list()) == ["v1", "v2"]
+    assert sg.name == "sg-a"

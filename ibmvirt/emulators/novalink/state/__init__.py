@@ -5,46 +5,64 @@ from __future__ import annotations
 from typing import Any
 
 from ibmvirt.emulators.novalink.emulator import Emulator
+from ibmvirt.emulators.novalink.state import (
+    console,
+    fc,
+    lpar,
+    mgmt_io,
+    migration,
+    monitor,
+    network,
+    pool,
+    power,
+    scsi,
+    scsibus,
+    sriov,
+    ssp,
+    storage,
+    system,
+    upload,
+    vios,
+    vnc,
+    vopt_removal,
+    vterm,
+)
+
+#: Registration order matters where a module extends a type another registers
+#: (vnc, console and the storage modules extend LogicalPartition,
+#: ManagedSystem and VirtualIOServer).
+_MODULES = (
+    system,
+    lpar,
+    power,
+    vios,
+    storage,
+    scsi,
+    upload,
+    ssp,
+    fc,
+    network,
+    sriov,
+    monitor,
+    migration,
+    console,
+    scsibus,
+    pool,
+    mgmt_io,
+    vopt_removal,
+    vterm,
+    vnc,
+)
 
 
 def register_all(emu: Emulator) -> None:
     """Register every object type, job and web route the emulator serves."""
-    from ibmvirt.emulators.novalink.state import lpar, system, vios
-
-    system.register(emu)
-    lpar.register(emu)
-    vios.register(emu)
-    for optional in (
-        "storage",
-        "scsi",
-        "upload",
-        "ssp",
-        "fc",
-        "network",
-        "sriov",
-        "monitor",
-        "migration",
-        "console",
-        "scsibus",
-        "pool",
-        "mgmt_io",
-        "vopt_removal",
-        "vterm",
-        "vnc",
-    ):
-        try:
-            mod = __import__(f"ibmvirt.emulators.novalink.state.{optional}", fromlist=["x"])
-        except ModuleNotFoundError as exc:
-            if exc.name != f"ibmvirt.emulators.novalink.state.{optional}":
-                raise
-            continue
+    for mod in _MODULES:
         mod.register(emu)
 
 
 def build(emu: Emulator, inv: dict[str, Any]) -> None:
     """Create the host, partitions and devices described by a normalised inventory."""
-    from ibmvirt.emulators.novalink.state import lpar, system, vios
-
     register_all(emu)
     system.build(emu, inv["host"])
     mgmt = dict(inv["management_partition"], management=True, state="running")

@@ -17,7 +17,7 @@ from ibmvirt.emulators.novalink import captures, errors, schema
 from ibmvirt.emulators.novalink import xmlutil as x
 from ibmvirt.emulators.novalink.emulator import Emulator, Kind
 from ibmvirt.emulators.novalink.jobs import Job
-from ibmvirt.emulators.novalink.state import lpar, slots, system, upload
+from ibmvirt.emulators.novalink.state import partition, slots, system, upload
 from ibmvirt.emulators.novalink.store import Resource
 
 
@@ -107,7 +107,9 @@ def _client_adapters(emu: Emulator, parent: Resource, section: str, item: str, k
             uuid = str(uuidlib.uuid5(uuidlib.NAMESPACE_URL, key))
             x.set_atom(el, uuid)
             res = Resource(kind, uuid, el, parent=parent, rootable=False)
-            res.versions = {"base": abs(hash(etree.tostring(el))) % 100000}
+            res.versions = {
+                "base": int(hashlib.sha256(etree.tostring(el)).hexdigest()[:8], 16) % 100000
+            }
             out.append(res)
     return out
 
@@ -124,7 +126,7 @@ def rescan_virtual_disk(emu: Emulator, job: Job) -> dict[str, str]:
             for p in slots.items(v.elem, "PhysicalVolumes", "PhysicalVolume")
         )
     ):
-        raise errors.JobFailure(f"No disk with UDID {udid} on VIOS {lpar.name_of(v.elem)!r}")
+        raise errors.JobFailure(f"No disk with UDID {udid} on VIOS {partition.name_of(v.elem)!r}")
     return {"RETURN_CODE": "0"}
 
 
@@ -140,10 +142,10 @@ def register(emu: Emulator) -> None:
         ("VirtualSCSIClientAdapter", "VirtualSCSIMappings", "VirtualSCSIMapping"),
     ):
         k = Kind(kind, rootable=False, parents=("LogicalPartition",))
-        k.extra["list"] = lambda e, p, kind=kind, section=section, item=item: _client_adapters(
+        k.lister = lambda e, p, kind=kind, section=section, item=item: _client_adapters(
             e, p, section, item, kind
         )
         emu.register(k)
     emu.jobs.register("VirtualIOServer", "RescanVirtualDisk", lambda j: rescan_virtual_disk(emu, j))
     emu.seed_hooks.append(seed)
-    emu.kind("ManagedSystem").extra.setdefault("before_read", []).append(_pool_refresh)
+    emu.kind("ManagedSystem").before_read.append(_pool_refresh)

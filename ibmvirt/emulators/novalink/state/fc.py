@@ -10,7 +10,6 @@ it appear as a PhysicalVolume on that VIOS.
 
 from __future__ import annotations
 
-import itertools
 from typing import Any
 
 from lxml import etree
@@ -19,7 +18,7 @@ from ibmvirt.emulators.novalink import errors, schema
 from ibmvirt.emulators.novalink import xmlutil as x
 from ibmvirt.emulators.novalink.emulator import Emulator
 from ibmvirt.emulators.novalink.jobs import Job
-from ibmvirt.emulators.novalink.state import lpar, slots, storage, vios
+from ibmvirt.emulators.novalink.state import ids, partition, slots, storage, vios
 from ibmvirt.emulators.novalink.store import Resource
 
 # LUARecovery status codes (pypowervm.tasks.hdisk._fc.LUAStatus)
@@ -140,7 +139,7 @@ def iscsi_discovery(emu: Emulator, job: Job) -> dict[str, str]:
 def iscsi_initiator(emu: Emulator, job: Job) -> dict[str, str]:
     v = job.target
     assert v is not None
-    return {"InitiatorName": f"iqn.2026-01.com.ibm.emulated:{lpar.name_of(v.elem)}"}
+    return {"InitiatorName": f"iqn.2026-01.com.ibm.emulated:{partition.name_of(v.elem)}"}
 
 
 def remove_device(emu: Emulator, job: Job) -> dict[str, str]:
@@ -154,7 +153,8 @@ def remove_device(emu: Emulator, job: Job) -> dict[str, str]:
             if p.findtext(x.q("VolumeName")) == name:
                 if slots.mapped_storage(emu).get((v.uuid, "PhysicalVolume", name)):
                     raise errors.JobFailure(
-                        f"{name} on {lpar.name_of(v.elem)!r} is mapped; remove the mapping first"
+                        f"{name} on {partition.name_of(v.elem)!r} is mapped; "
+                        "remove the mapping first"
                     )
                 section.remove(p)
                 v.bump("ViosStorage")
@@ -168,14 +168,7 @@ def get_next_wwpns(emu: Emulator, job: Job) -> dict[str, str]:
         raise errors.JobFailure("numberPairsRequested must be an integer") from exc
     if not 1 <= n <= 8:
         raise errors.JobFailure("numberPairsRequested must be between 1 and 8")
-    counter = emu.ext.setdefault("wwpn_counter", itertools.count(0x10))
-    wwpns = [f"C05076{emu_prefix(emu)}{next(counter):06X}" for _ in range(2 * n)]
-    return {"wwpnList": ",".join(wwpns)}
-
-
-def emu_prefix(emu: Emulator) -> str:
-    assert emu.ms is not None
-    return f"{abs(hash(emu.ms.uuid)) % 0xFFFF:04X}"
+    return {"wwpnList": ",".join(ids.new_wwpns(emu, 2 * n))}
 
 
 # ---- vFC mappings (VIOS update hook) ----------------------------------------------------
@@ -193,7 +186,7 @@ def _fc_sig(m: etree._Element) -> tuple[Any, ...]:
 def vfc_hook(emu: Emulator, v: Resource, old: etree._Element, new: etree._Element) -> None:
     if new.find(x.q("VirtualFibreChannelMappings")) is None:
         return
-    vname = lpar.name_of(v.elem)
+    vname = partition.name_of(v.elem)
     old_maps = vfc_maps(old)
     old_by_sig = {_fc_sig(m): m for m in old_maps if _fc_sig(m)[0] is not None}
     new_maps = vfc_maps(new)
@@ -238,13 +231,12 @@ def vfc_hook(emu: Emulator, v: Resource, old: etree._Element, new: etree._Elemen
         wanted = slots.int_of(ca, "VirtualSlotNumber")
         wwpns = ca.findtext(x.q("WWPNs")) if ca is not None else None
         if not wwpns:
-            counter = emu.ext.setdefault("wwpn_counter", itertools.count(0x10))
-            wwpns = " ".join(f"C05076{emu_prefix(emu)}{next(counter):06X}" for _ in range(2))
+            wwpns = " ".join(ids.new_wwpns(emu, 2))
         limit = int(client.field("PartitionIOConfiguration/MaximumVirtualIOSlots", "64") or 64)
         cslots = slots.Slots(
             slots.client_slots_in_use(emu, client.uuid), slots.FIRST_CLIENT_SLOT, limit
         )
-        cslot = cslots.take(wanted, f"{who} for {lpar.name_of(client.elem)!r}")
+        cslot = cslots.take(wanted, f"{who} for {partition.name_of(client.elem)!r}")
         sslot = sslots.take(None, who)
         vname_adapter = slots.next_name(
             v,
@@ -298,7 +290,8 @@ def add_volume(emu: Emulator, body: Any) -> tuple[int, Any]:
     if not isinstance(body, dict) or "vios" not in body:
         raise ValueError("volume needs at least 'vios' (name) and 'name' or 'udid_seed'")
     v = next(
-        (o for o in emu.store.list("VirtualIOServer") if lpar.name_of(o.elem) == body["vios"]), None
+        (o for o in emu.store.list("VirtualIOServer") if partition.name_of(o.elem) == body["vios"]),
+        None,
     )
     if v is None:
         raise ValueError(f"no VIOS named {body['vios']!r}")
@@ -326,7 +319,9 @@ def register(emu: Emulator) -> None:
     def seed(e: Emulator, inv: dict[str, Any]) -> None:
         for spec in inv["vioses"]:
             v = next(
-                o for o in e.store.list("VirtualIOServer") if lpar.name_of(o.elem) == spec["name"]
+                o
+                for o in e.store.list("VirtualIOServer")
+                if partition.name_of(o.elem) == spec["name"]
             )
             vols = []
             for vol in spec.get("discoverable_volumes", []):

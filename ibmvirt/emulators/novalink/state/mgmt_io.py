@@ -24,7 +24,7 @@ from ibmvirt.emulators.novalink import errors, inventory
 from ibmvirt.emulators.novalink import xmlutil as x
 from ibmvirt.emulators.novalink.emulator import Emulator
 from ibmvirt.emulators.novalink.jobs import Job
-from ibmvirt.emulators.novalink.state import lpar, storage, vios
+from ibmvirt.emulators.novalink.state import partition, storage, vios
 from ibmvirt.emulators.novalink.store import Resource
 
 FILE = "File"  # VirtualDiskType of storage.FileIO
@@ -56,8 +56,8 @@ def _not_here(emu: Emulator, v: Resource | None) -> str:
             "with management_partition.io_server: true in its inventory"
         )
     return (
-        f"VIOS {lpar.name_of(v.elem)!r} is not it; map through "
-        f"{lpar.name_of(mgmt.elem)!r} ({mgmt.uuid})"
+        f"VIOS {partition.name_of(v.elem)!r} is not it; map through "
+        f"{partition.name_of(mgmt.elem)!r} ({mgmt.uuid})"
     )
 
 
@@ -87,7 +87,7 @@ def resolve(emu: Emulator, v: Resource, item: etree._Element, who: str) -> etree
         )
     declared = v.ext.get(_DECLARED[vdtype], {})
     if name not in declared:
-        mname = lpar.name_of(v.elem)
+        mname = partition.name_of(v.elem)
         if vdtype == FILE:
             problem = f"file {name!r} does not exist on the management partition {mname!r}"
             fix = "management_partition.files or POST /_emulator/management-files"

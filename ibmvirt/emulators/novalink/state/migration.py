@@ -24,7 +24,17 @@ from ibmvirt.emulators.novalink import errors, schema
 from ibmvirt.emulators.novalink import xmlutil as x
 from ibmvirt.emulators.novalink.emulator import Emulator
 from ibmvirt.emulators.novalink.jobs import Job
-from ibmvirt.emulators.novalink.state import fc, lpar, peers, scsi, slots, system, vios
+from ibmvirt.emulators.novalink.state import (
+    fc,
+    lpar,
+    partition,
+    peers,
+    power,
+    scsi,
+    slots,
+    system,
+    vios,
+)
 from ibmvirt.emulators.novalink.store import Resource
 
 NOT_MIGRATING = "Not_Migrating"
@@ -53,11 +63,11 @@ def _client_maps(emu: Emulator, res: Resource) -> list[tuple[Resource, etree._El
 
 
 def _check_source(emu: Emulator, res: Resource) -> list[dict[str, str]]:
-    who = f"Partition {lpar.name_of(res.elem)!r}"
-    st = lpar.state(res)
-    if st not in (lpar.RUNNING, lpar.NOT_ACTIVATED):
+    who = f"Partition {partition.name_of(res.elem)!r}"
+    st = partition.state(res)
+    if st not in (partition.RUNNING, partition.NOT_ACTIVATED):
         raise errors.JobFailure(f"{who} is {st}; only running or powered-off partitions move")
-    if st == lpar.RUNNING and res.field("ResourceMonitoringControlState") != "active":
+    if st == partition.RUNNING and res.field("ResourceMonitoringControlState") != "active":
         raise errors.JobFailure(f"{who}: an active migration needs an active RMC connection")
     if res.field("IsManagementPartition") == "true":
         raise errors.JobFailure("The management partition cannot migrate")
@@ -80,7 +90,7 @@ def _check_source(emu: Emulator, res: Resource) -> list[dict[str, str]]:
                     "kind": "vfc",
                     "wwpns": ca.findtext(x.q("WWPNs")) or "" if ca is not None else "",
                     "slot": ca.findtext(x.q("VirtualSlotNumber")) or "" if ca is not None else "",
-                    "vios": lpar.name_of(_v.elem),
+                    "vios": partition.name_of(_v.elem),
                 }
             )
             continue
@@ -133,7 +143,7 @@ def _cnas(emu: Emulator, res: Resource) -> list[dict[str, str]]:
 def _payload(emu: Emulator, res: Resource, stg: list[dict[str, str]]) -> dict[str, Any]:
     return {
         "lpar": x.tostring(res.elem).decode(),
-        "state": lpar.state(res),
+        "state": partition.state(res),
         "rmc": res.field("ResourceMonitoringControlState"),
         "region_mb": system.region_size(emu),
         "storage": stg,
@@ -206,8 +216,8 @@ def _remove_source(emu: Emulator, res: Resource) -> None:
         v.bump("ViosFCMapping")
         vios.after_update(emu, v)
         emu.publish("MODIFY_URI", v, "Other")
-    if lpar.state(res) != lpar.NOT_ACTIVATED:
-        s = lpar.Sizing(res.elem)
+    if partition.state(res) != partition.NOT_ACTIVATED:
+        s = partition.Sizing(res.elem)
         system.release(emu, s.mem, s.units)
     system.remove_partition_link(emu, res)
     emu.store.remove(res)
@@ -242,7 +252,7 @@ def migrate_abort(emu: Emulator, job: Job) -> dict[str, str]:
         if j.op == "Migrate" and j.target is res and j.status == "RUNNING"
     ]
     if not running:
-        raise errors.JobFailure(f"No migration of {lpar.name_of(res.elem)!r} is in progress")
+        raise errors.JobFailure(f"No migration of {partition.name_of(res.elem)!r} is in progress")
     for j in running:
         j.cancelled.set()
     return {}
@@ -261,21 +271,21 @@ def _target_check(emu: Emulator, body: dict[str, Any]) -> etree._Element:
         el = x.parse(body["lpar"])
     except (KeyError, etree.XMLSyntaxError) as exc:
         raise ValueError(f"migration payload has no usable partition: {exc}") from exc
-    name = lpar.name_of(el)
+    name = partition.name_of(el)
     region = system.region_size(emu)
     if int(body.get("region_mb", region)) != region:
         raise ValueError(
             f"memory region size differs (source {body.get('region_mb')} MB, target {region} MB)"
         )
     uuid = x.text(el, "PartitionUUID") or ""
-    if any(p.uuid.upper() == uuid.upper() for p in lpar.all_partitions(emu)):
+    if any(p.uuid.upper() == uuid.upper() for p in partition.all_partitions(emu)):
         raise ValueError(f"a partition with UUID {uuid} already exists on the target")
     try:
-        lpar.check_unique_name(emu, name)
+        partition.check_unique_name(emu, name)
     except errors.RestError as exc:
         raise ValueError(exc.message) from exc
-    if body.get("state") == lpar.RUNNING:
-        s = lpar.Sizing(el)
+    if body.get("state") == partition.RUNNING:
+        s = partition.Sizing(el)
         free_mem, free_units = system.available(emu)
         if s.mem > free_mem or s.units > free_units + 1e-9:
             raise ValueError(
@@ -354,18 +364,20 @@ def migrate_in(emu: Emulator, body: dict[str, Any]) -> tuple[int, Any]:
         c = el.find(x.q(tag))
         if c is not None:
             el.remove(c)
-    running = body.get("state") == lpar.RUNNING
-    res = lpar.finish_partition(emu, el, "LogicalPartition", uuid, lpar.NOT_ACTIVATED, "inactive")
+    running = body.get("state") == partition.RUNNING
+    res = lpar.finish_partition(
+        emu, el, "LogicalPartition", uuid, partition.NOT_ACTIVATED, "inactive"
+    )
     schema.set_field(res.elem, "MigrationState", NOT_MIGRATING)
     emu.store.add(res)
     system.add_partition_link(emu, res)
     if running:
-        s = lpar.Sizing(res.elem)
-        system.reserve(emu, s.mem, s.units, lpar.name_of(el))
-        schema.set_field(res.elem, "PartitionState", lpar.RUNNING)
+        s = partition.Sizing(res.elem)
+        system.reserve(emu, s.mem, s.units, partition.name_of(el))
+        schema.set_field(res.elem, "PartitionState", partition.RUNNING)
         schema.set_field(res.elem, "ResourceMonitoringControlState", body.get("rmc") or "active")
-        lpar._set_current(res, True)
-        lpar._set_ref_code(res, lpar.RUNNING)
+        power.set_current(res, True)
+        power.set_ref_code(res, partition.RUNNING)
     emu.publish("ADD_URI", res)
     # Recreate storage mappings on the VIOS that sees the same disk.
     for item in body.get("storage", []):

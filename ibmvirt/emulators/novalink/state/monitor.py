@@ -29,7 +29,7 @@ from lxml import etree
 from ibmvirt.emulators.novalink import captures, errors
 from ibmvirt.emulators.novalink import xmlutil as x
 from ibmvirt.emulators.novalink.emulator import Emulator
-from ibmvirt.emulators.novalink.state import lpar, monitor_sriov, slots, system
+from ibmvirt.emulators.novalink.state import monitor_sriov, partition, slots, system
 
 SAMPLE_SECONDS = 30
 # IBM's LTM documentation: samples are kept on the console for 30 minutes.
@@ -196,9 +196,9 @@ def _samples(emu: Emulator, mon: Monitor = LTM) -> list[float]:
 
 def _running_units(emu: Emulator) -> float:
     total = 0.0
-    for p in lpar.all_partitions(emu):
-        if lpar.state(p) == lpar.RUNNING:
-            total += lpar.Sizing(p.elem).units
+    for p in partition.all_partitions(emu):
+        if partition.state(p) == partition.RUNNING:
+            total += partition.Sizing(p.elem).units
     return total
 
 
@@ -246,12 +246,12 @@ def phyp_json(emu: Emulator, t: float, mon: Monitor = LTM) -> dict[str, Any]:
 
 def _part_util(emu: Emulator, p: Any, tmpl: dict[str, Any], t: float) -> dict[str, Any]:
     d = copy.deepcopy(tmpl)
-    s = lpar.Sizing(p.elem)
-    running = lpar.state(p) == lpar.RUNNING
+    s = partition.Sizing(p.elem)
+    running = partition.state(p) == partition.RUNNING
     d.update(
         id=int(p.field("PartitionID") or 0),
         uuid=p.uuid,
-        name=lpar.name_of(p.elem),
+        name=partition.name_of(p.elem),
         state="Running" if running else "Not Activated",
     )
     if "type" in d:
@@ -365,7 +365,7 @@ def vios_json(emu: Emulator, v: Any, t: float, mon: Monitor = LTM) -> dict[str, 
     doc["systemUtil"]["utilInfo"]["monitoringType"] = mon.prefix
     sample["timeStamp"] = _stamp(t, "%Y-%m-%dT%H:%M:%S+0000")
     vu = sample["viosUtil"][0]
-    vu["id"], vu["name"] = str(v.field("PartitionID")), lpar.name_of(v.elem)
+    vu["id"], vu["name"] = str(v.field("PartitionID")), partition.name_of(v.elem)
     stg = vu.get("storage")
     if stg is not None and stg.get("genericVirtualAdapters"):
         stg["genericVirtualAdapters"] = _vhosts(emu, v, stg["genericVirtualAdapters"][0], t)
@@ -426,14 +426,17 @@ def lpar_json(emu: Emulator, t: float) -> dict[str, Any]:
     tmpl = doc["lparUtil"][0]
     out = []
     for p in emu.store.list("LogicalPartition"):
-        if lpar.state(p) != lpar.RUNNING or p.field("ResourceMonitoringControlState") != "active":
+        if (
+            partition.state(p) != partition.RUNNING
+            or p.field("ResourceMonitoringControlState") != "active"
+        ):
             continue
         d = copy.deepcopy(tmpl)
-        s = lpar.Sizing(p.elem)
+        s = partition.Sizing(p.elem)
         d.update(
             uuid=p.uuid,
             id=str(p.field("PartitionID")),
-            name=lpar.name_of(p.elem),
+            name=partition.name_of(p.elem),
             timeStamp=_stamp(t, "%Y%m%dT%H%M%S+0000"),
         )
         d["memory"]["realMemSizeBytes"] = s.mem * 1024 * 1024

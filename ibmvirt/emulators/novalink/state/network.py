@@ -12,7 +12,6 @@ partition only with an active RMC connection.
 
 from __future__ import annotations
 
-import itertools
 import uuid as uuidlib
 from typing import Any
 
@@ -21,7 +20,7 @@ from lxml import etree
 from ibmvirt.emulators.novalink import errors, schema
 from ibmvirt.emulators.novalink import xmlutil as x
 from ibmvirt.emulators.novalink.emulator import Emulator, Kind
-from ibmvirt.emulators.novalink.state import lpar, slots, sriov, vios
+from ibmvirt.emulators.novalink.state import ids, partition, slots, sriov, vios
 from ibmvirt.emulators.novalink.store import Resource
 
 MAX_VLANS_PER_TRUNK = 20
@@ -60,47 +59,6 @@ def _check_tagged(el: etree._Element, pvid: int, who: str) -> list[int]:
     if pvid in tagged:
         raise errors.bad_request(f"{who}: the PortVLANID {pvid} cannot also be a tagged VLAN")
     return tagged
-
-
-# ---- MAC addresses ------------------------------------------------------------------------
-def _macs_in_use(emu: Emulator) -> set[str]:
-    macs = set()
-    for c in emu.store.list("ClientNetworkAdapter"):
-        macs.add((c.field("MACAddress") or "").upper())
-    for nb in emu.store.list("NetworkBridge"):
-        for m in nb.elem.iter(x.q("MACAddress")):
-            macs.add((m.text or "").upper())
-    for vn in emu.store.list("VirtualNICDedicated"):
-        for m in vn.elem.iter(x.q("MACAddress")):
-            macs.add((m.text or "").upper())
-    for lp in emu.store.list(sriov.KIND):
-        macs.add((lp.field("MACAddress") or "").upper())
-    return macs
-
-
-def new_mac(emu: Emulator) -> str:
-    counter = emu.ext.setdefault("mac_counter", itertools.count(0x100))
-    used = _macs_in_use(emu)
-    assert emu.ms is not None
-    prefix = f"{abs(hash(emu.ms.uuid)) % 0xFFFF:04X}"
-    while True:
-        mac = f"FA{prefix}{next(counter):06X}"[:12]
-        if mac not in used:
-            return mac
-
-
-def _check_mac(emu: Emulator, mac: str, who: str, exclude: Resource | None = None) -> str:
-    mac = mac.replace(":", "").upper()
-    if len(mac) != 12 or any(ch not in "0123456789ABCDEF" for ch in mac):
-        raise errors.bad_request(f"{who}: MACAddress {mac!r} is not 12 hex digits")
-    others = _macs_in_use(emu)
-    if exclude is not None:
-        others.discard((exclude.field("MACAddress") or "").upper())
-    if mac in others:
-        raise errors.bad_request(
-            f"{who}: MAC address {mac} is already in use", errors.DUPLICATE_NAME
-        )
-    return mac
 
 
 # ---- virtual switches --------------------------------------------------------------------------
@@ -180,8 +138,8 @@ def _vnet_links(parent: etree._Element, hrefs: list[str]) -> None:
 # ---- client network adapters ------------------------------------------------------------------
 def _cna_create(emu: Emulator, parent: Resource | None, el: etree._Element) -> Resource:
     assert parent is not None
-    who = f"ClientNetworkAdapter on {lpar.name_of(parent.elem)!r}"
-    lpar.check_hotplug(parent, "add a network adapter to")
+    who = f"ClientNetworkAdapter on {partition.name_of(parent.elem)!r}"
+    partition.check_hotplug(parent, "add a network adapter to")
     pvid = _vid(el.findtext(x.q("PortVLANID")), who, "PortVLANID")
     tagged = _check_tagged(el, pvid, who)
     vs = _vswitch_by_uuid(emu, _link_uuid(el.find(x.q("AssociatedVirtualSwitch"))))
@@ -190,7 +148,7 @@ def _cna_create(emu: Emulator, parent: Resource | None, el: etree._Element) -> R
             f"{who}: AssociatedVirtualSwitch does not name a virtual switch of this system"
         )
     mac = el.findtext(x.q("MACAddress"))
-    mac = _check_mac(emu, mac, who) if mac else new_mac(emu)
+    mac = ids.check_mac(emu, mac, who) if mac else ids.new_mac(emu)
     limit = int(parent.field("PartitionIOConfiguration/MaximumVirtualIOSlots", "64") or 64)
     wanted = slots.int_of(el, "VirtualSlotNumber")
     used = slots.client_slots_in_use(emu, parent.uuid)
@@ -233,7 +191,9 @@ def _cna_create(emu: Emulator, parent: Resource | None, el: etree._Element) -> R
 
 
 def _cna_update(emu: Emulator, res: Resource, new: etree._Element) -> None:
-    who = f"ClientNetworkAdapter {res.field('MACAddress')} on {lpar.name_of(res.parent.elem)!r}"
+    who = (
+        f"ClientNetworkAdapter {res.field('MACAddress')} on {partition.name_of(res.parent.elem)!r}"
+    )
     _check_tagged(new, _vid(new.findtext(x.q("PortVLANID")), who, "PortVLANID"), who)
     mac = new.findtext(x.q("MACAddress"))
     if mac and mac.upper() != (res.field("MACAddress") or "").upper():
@@ -245,7 +205,7 @@ def _cna_update(emu: Emulator, res: Resource, new: etree._Element) -> None:
 
 def _cna_delete(emu: Emulator, res: Resource) -> None:
     assert res.parent is not None
-    lpar.check_hotplug(res.parent, "remove a network adapter from")
+    partition.check_hotplug(res.parent, "remove a network adapter from")
     _link_on_partition(emu, res.parent, res, add=False)
 
 
@@ -284,7 +244,7 @@ def _trunk(
     x.sub(el, "VariedOn", "true", kb="CUD")
     x.sub(el, "VirtualSlotNumber", str(slot), kb="COD")
     x.sub(el, "AllowedOperatingSystemMACAddresses", "ALL", kb="CUD")
-    x.sub(el, "MACAddress", new_mac(emu), kb="CUR")
+    x.sub(el, "MACAddress", ids.new_mac(emu), kb="CUR")
     x.sub(el, "PortVLANID", str(pvid), kb="CUR")
     x.sub(el, "QualityOfServicePriorityEnabled", "false", kb="CUD")
     if tagged:
@@ -319,7 +279,8 @@ def _seed_sea(emu: Emulator, sea: dict[str, Any], default_switch: str, index: in
     VIOS's AIX numbering: ent0-ent3 physical, then trunk and SEA pairs)."""
     assert emu.ms is not None
     v = next(
-        (o for o in emu.store.list("VirtualIOServer") if lpar.name_of(o.elem) == sea["vios"]), None
+        (o for o in emu.store.list("VirtualIOServer") if partition.name_of(o.elem) == sea["vios"]),
+        None,
     )
     if v is None:
         raise ValueError(f"network.sea.vios {sea['vios']!r} is not one of the inventory VIOSes")
@@ -530,15 +491,15 @@ def _vnic_create(emu: Emulator, parent: Resource | None, el: etree._Element) -> 
     """Each backing device takes a logical port on its physical port; the
     server creates that port on the hosting VIOS and links it from the device."""
     assert parent is not None and emu.ms is not None
-    who = f"vNIC on {lpar.name_of(parent.elem)!r}"
-    lpar.check_hotplug(parent, "add a vNIC to")
+    who = f"vNIC on {partition.name_of(parent.elem)!r}"
+    partition.check_hotplug(parent, "add a vNIC to")
     details = el.find(x.q("Details"))
     if details is None:
         raise errors.bad_request(f"{who}: the Details element is required")
     pvid_text = details.findtext(x.q("PortVLANID"))
     pvid = 0 if pvid_text in (None, "", "0") else _vid(pvid_text, who, "PortVLANID")
     mac = details.findtext(x.q("MACAddress"))
-    mac = _check_mac(emu, mac, who) if mac else new_mac(emu)
+    mac = ids.check_mac(emu, mac, who) if mac else ids.new_mac(emu)
     schema.set_field(details, "MACAddress", mac, kb="CUR")
     schema.set_field(details, "PortVLANID", str(pvid), kb="CUR")
     backings = list(el.iter(x.q("VirtualNICSRIOVBackingDevice")))
@@ -616,7 +577,7 @@ def _vnic_slots(emu: Emulator, part: Resource) -> set[int]:
 
 def _vnic_delete(emu: Emulator, res: Resource) -> None:
     assert res.parent is not None
-    lpar.check_hotplug(res.parent, "remove a vNIC from")
+    partition.check_hotplug(res.parent, "remove a vNIC from")
     _release_vnic_ports(emu, res)
 
 
@@ -651,7 +612,7 @@ def register(emu: Emulator) -> None:
             parents=("LogicalPartition",),
             create=_vnic_create,
             delete=_vnic_delete,
+            on_cascade=_release_vnic_ports,
         )
     )
-    emu.kind("VirtualNICDedicated").extra["on_cascade"] = _release_vnic_ports
     emu.seed_hooks.append(seed_network)

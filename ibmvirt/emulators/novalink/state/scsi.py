@@ -12,7 +12,7 @@ from lxml import etree
 from ibmvirt.emulators.novalink import errors, schema
 from ibmvirt.emulators.novalink import xmlutil as x
 from ibmvirt.emulators.novalink.emulator import Emulator
-from ibmvirt.emulators.novalink.state import lpar, mgmt_io, slots, storage, vios
+from ibmvirt.emulators.novalink.state import mgmt_io, partition, slots, storage, vios
 from ibmvirt.emulators.novalink.store import Resource
 
 TARGET_DEV = {
@@ -38,7 +38,7 @@ def resolve_storage(emu: Emulator, v: Resource, item: etree._Element, who: str) 
 
 def _server_storage(emu: Emulator, v: Resource, item: etree._Element, who: str) -> etree._Element:
     kind = x.local(item)
-    vname = lpar.name_of(v.elem)
+    vname = partition.name_of(v.elem)
     if kind == "VirtualDisk" and mgmt_io.is_file_or_rbd(item):
         return mgmt_io.resolve(emu, v, item, who)
     if kind == "VirtualDisk":
@@ -114,7 +114,7 @@ def scsi_hook(emu: Emulator, v: Resource, old: etree._Element, new: etree._Eleme
     """Complete new vSCSI mappings and refuse invalid ones."""
     if new.find(x.q("VirtualSCSIMappings")) is None:
         return
-    vname = lpar.name_of(v.elem)
+    vname = partition.name_of(v.elem)
     old_maps = slots.mappings(old)
     old_by_sig = {_sig(m): m for m in old_maps}
     sslots = slots.Slots(slots.server_slots_in_use(old), slots.FIRST_SERVER_SLOT, 2000)
@@ -138,7 +138,7 @@ def scsi_hook(emu: Emulator, v: Resource, old: etree._Element, new: etree._Eleme
             stg.replace(stg[0], full)
         if client is None:
             continue
-        cname = lpar.name_of(client.elem)
+        cname = partition.name_of(client.elem)
         # Reuse the server adapter of an existing mapping to the same client slot.
         wanted_cslot = slots.int_of(m.find(x.q("ClientAdapter")), "VirtualSlotNumber")
         sibling = None
@@ -168,7 +168,7 @@ def scsi_hook(emu: Emulator, v: Resource, old: etree._Element, new: etree._Eleme
         else:
             # A new client adapter is a hot plug (DLPAR) into a running client;
             # more storage on an existing adapter pair is not.
-            lpar.check_hotplug(client, "add a virtual SCSI adapter to")
+            partition.check_hotplug(client, "add a virtual SCSI adapter to")
             cache = client_slot_cache.get(client.uuid)
             if cache is None:
                 cache = client_slot_cache[client.uuid] = client_slots(emu, client)

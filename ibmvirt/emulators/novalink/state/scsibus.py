@@ -24,7 +24,7 @@ from lxml import etree
 from ibmvirt.emulators.novalink import errors
 from ibmvirt.emulators.novalink import xmlutil as x
 from ibmvirt.emulators.novalink.emulator import Emulator, Kind
-from ibmvirt.emulators.novalink.state import lpar, scsi, slots, vios
+from ibmvirt.emulators.novalink.state import partition, scsi, slots, vios
 from ibmvirt.emulators.novalink.store import Groups, Resource
 
 KIND = "VirtualSCSIBus"
@@ -169,7 +169,7 @@ def mapping_hook(emu: Emulator, v: Resource, old: etree._Element, new: etree._El
     has storage, and clear the backing device name of a pair without any."""
     if new.find(x.q(_MAPS)) is None:
         return
-    vname = lpar.name_of(v.elem)
+    vname = partition.name_of(v.elem)
     for sslot, maps in _pairs(new).items():
         seen: set[tuple[str, str]] = set()
         for m in maps:
@@ -207,7 +207,7 @@ def _apply(emu: Emulator, v: Resource, new: etree._Element) -> None:
 
 
 def _who(v: Resource) -> str:
-    return f"{KIND} on VIOS {lpar.name_of(v.elem)!r}"
+    return f"{KIND} on VIOS {partition.name_of(v.elem)!r}"
 
 
 def _requested(
@@ -290,7 +290,7 @@ def _create(emu: Emulator, parent: Resource | None, el: etree._Element) -> Resou
             raise errors.bad_request(f"{who}: {tag}.AdapterType must be {side}, not {given!r}")
     client, href = _client(emu, el, who)
     wanted = slots.int_of(el.find(x.q("ClientAdapter")), "VirtualSlotNumber")
-    cname = lpar.name_of(client.elem)
+    cname = partition.name_of(client.elem)
     # A new bus is always a new adapter pair: a client slot already in use is
     # refused, not joined (joining an existing pair is a bus update).
     cslot = scsi.client_slots(emu, client).take(wanted, f"{who} for {cname!r}")
@@ -444,7 +444,7 @@ def register(emu: Emulator) -> None:
         update=_update,
         delete=_delete,
     )
-    kind.extra["list"] = _list
+    kind.lister = _list
     emu.register(kind)
     vios.add_update_hook(emu, mapping_hook)
     vios.add_after_update(emu, _after_vios_update)

@@ -29,7 +29,7 @@ from lxml import etree
 from ibmvirt.emulators.novalink import errors, schema
 from ibmvirt.emulators.novalink import xmlutil as x
 from ibmvirt.emulators.novalink.emulator import Emulator, Kind
-from ibmvirt.emulators.novalink.state import lpar
+from ibmvirt.emulators.novalink.state import ids, partition
 from ibmvirt.emulators.novalink.store import Resource
 
 KIND = "SRIOVEthernetLogicalPort"
@@ -333,18 +333,10 @@ def _element(port: Port, index: int, s: Settings, usage: str) -> etree._Element:
     return el
 
 
-def _network() -> Any:
-    # network.py imports this module for vNIC backing devices; import it back
-    # lazily for the system-wide MAC address helpers.
-    from ibmvirt.emulators.novalink.state import network
-
-    return network
-
-
 def _new(
     emu: Emulator, owner: Resource, port: Port, s: Settings, usage: str, wanted: int | None
 ) -> Resource:
-    index = _free_index(emu, port.aid, wanted, f"{KIND} on {lpar.name_of(owner.elem)!r}")
+    index = _free_index(emu, port.aid, wanted, f"{KIND} on {partition.name_of(owner.elem)!r}")
     el = _element(port, index, s, usage)
     assert emu.ms is not None
     uuid = str(
@@ -359,14 +351,13 @@ def _new(
 # ---- client requests ------------------------------------------------------------------
 def _create(emu: Emulator, parent: Resource | None, el: etree._Element) -> Resource:
     assert parent is not None
-    who = f"{KIND} on {lpar.name_of(parent.elem)!r}"
-    lpar.check_hotplug(parent, "add an SR-IOV logical port to")
+    who = f"{KIND} on {partition.name_of(parent.elem)!r}"
+    partition.check_hotplug(parent, "add an SR-IOV logical port to")
     port = find_port(emu, el.findtext(x.q("AdapterID")), el.findtext(x.q("PhysicalPortID")), who)
     s = parse(el, port, who)
     assert s.capacity is not None
     check_room(emu, port, s.capacity, who, promisc=s.promisc, diag=s.diag)
-    net = _network()
-    s.mac = net._check_mac(emu, s.mac, who) if s.mac else net.new_mac(emu)
+    s.mac = ids.check_mac(emu, s.mac, who) if s.mac else ids.new_mac(emu)
     wanted = el.findtext(x.q("LogicalPortID"))
     res = _new(emu, parent, port, s, NOT_VNIC, int(wanted) - _LPID_BASE if wanted else None)
     _account(emu, port, adding=res)
@@ -384,10 +375,10 @@ def _backs_vnic(res: Resource) -> bool:
 
 def _update(emu: Emulator, res: Resource, new: etree._Element) -> None:
     assert res.parent is not None
-    who = f"{KIND} {res.field('LogicalPortID')} on {lpar.name_of(res.parent.elem)!r}"
+    who = f"{KIND} {res.field('LogicalPortID')} on {partition.name_of(res.parent.elem)!r}"
     if _backs_vnic(res):
         raise errors.refused(f"{who} backs a vNIC; change the vNIC instead", errors.IN_USE)
-    lpar.check_hotplug(res.parent, "change an SR-IOV logical port of")
+    partition.check_hotplug(res.parent, "change an SR-IOV logical port of")
     port = find_port(emu, res.field("AdapterID"), res.field("PhysicalPortID"), who)
     s = parse(new, port, who)
     assert s.capacity is not None
@@ -413,7 +404,7 @@ def _delete(emu: Emulator, res: Resource) -> None:
             "delete the vNIC instead",
             errors.IN_USE,
         )
-    lpar.check_hotplug(res.parent, "remove an SR-IOV logical port from")
+    partition.check_hotplug(res.parent, "remove an SR-IOV logical port from")
 
 
 def _after_delete(emu: Emulator, res: Resource) -> None:
@@ -497,7 +488,8 @@ def register(emu: Emulator) -> None:
             create=_create,
             update=_update,
             delete=_delete,
-            extra={"on_cascade": _cascade, "after_delete": _after_delete},
+            on_cascade=_cascade,
+            after_delete=[_after_delete],
         )
     )
     emu.seed_hooks.append(_seed)

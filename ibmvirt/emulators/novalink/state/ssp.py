@@ -30,7 +30,7 @@ from ibmvirt.emulators.novalink import errors, schema
 from ibmvirt.emulators.novalink import xmlutil as x
 from ibmvirt.emulators.novalink.emulator import Emulator, Kind
 from ibmvirt.emulators.novalink.jobs import Job
-from ibmvirt.emulators.novalink.state import lpar, peers, slots, storage, system, vios
+from ibmvirt.emulators.novalink.state import partition, peers, slots, storage, system, vios
 from ibmvirt.emulators.novalink.store import Resource
 
 
@@ -115,7 +115,7 @@ def create_pool(
     mtms = emu.ms.elem.find(x.q("MachineTypeModelAndSerialNumber"))
     for v in node_vioses:
         node = x.sub_container(nodes, "Node")
-        x.sub(node, "HostName", f"{lpar.name_of(v.elem)}.emulated", kb="CUD")
+        x.sub(node, "HostName", f"{partition.name_of(v.elem)}.emulated", kb="CUD")
         x.sub(node, "PartitionID", v.field("PartitionID"), kb="CUD")
         if mtms is not None:
             node.append(x.deep(mtms))
@@ -385,7 +385,7 @@ def _pv_on(v: Resource, want: etree._Element) -> etree._Element:
         ):
             return p
     raise errors.JobFailure(
-        f"Physical volume {name or udid} is not visible on VIOS {lpar.name_of(v.elem)!r}"
+        f"Physical volume {name or udid} is not visible on VIOS {partition.name_of(v.elem)!r}"
     )
 
 
@@ -398,7 +398,7 @@ def _pv_user(emu: Emulator, udid: str) -> str | None:
     for v in emu.store.list("VirtualIOServer"):
         for m in slots.mappings(v.elem):
             if slots.storage_key(m.find(x.q("Storage"))) == ("PhysicalVolume", udid):
-                return f"a client mapping on VIOS {lpar.name_of(v.elem)!r}"
+                return f"a client mapping on VIOS {partition.name_of(v.elem)!r}"
     return None
 
 
@@ -425,7 +425,7 @@ def cluster_create(emu: Emulator, job: Job) -> dict[str, str]:
         v = _node_vios(emu, nodes[0])
         if vios.is_management_io(v):
             raise errors.JobFailure(
-                f"{lpar.name_of(v.elem)!r} is the NovaLink partition; shared storage pool "
+                f"{partition.name_of(v.elem)!r} is the NovaLink partition; shared storage pool "
                 "nodes are Virtual I/O Servers"
             )
         for other in emu.store.list("Cluster"):
@@ -436,7 +436,7 @@ def cluster_create(emu: Emulator, job: Job) -> dict[str, str]:
             }
             if v.uuid.upper() in members:
                 raise errors.JobFailure(
-                    f"VIOS {lpar.name_of(v.elem)!r} is already a node of cluster "
+                    f"VIOS {partition.name_of(v.elem)!r} is already a node of cluster "
                     f"{other.field('ClusterName')!r}; a VIOS belongs to one cluster"
                 )
         repo = _pv_on(v, repo_req)
@@ -709,7 +709,7 @@ def register(emu: Emulator) -> None:
         _lu_delete(e, res)
 
     kind = Kind("LogicalUnit", rootable=False, parents=("Tier",), create=_lu_create, delete=delete)
-    kind.extra["after_delete"] = _lu_deleted
+    kind.after_delete.append(_lu_deleted)
     emu.register(kind)
     emu.seed_hooks.append(seed)
 

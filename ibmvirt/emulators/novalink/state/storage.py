@@ -19,7 +19,7 @@ from lxml import etree
 from ibmvirt.emulators.novalink import errors, schema
 from ibmvirt.emulators.novalink import xmlutil as x
 from ibmvirt.emulators.novalink.emulator import Emulator, Kind
-from ibmvirt.emulators.novalink.state import lpar, slots, vios
+from ibmvirt.emulators.novalink.state import partition, slots, vios
 from ibmvirt.emulators.novalink.store import Resource
 
 MB_PER_GB = 1024
@@ -42,6 +42,11 @@ def gb(value: float) -> str:
 
 
 # ---- element builders -----------------------------------------------------------------
+def _location_number(udid: str) -> str:
+    """Six digits for a disk's location code, the same in every run."""
+    return f"{int(hashlib.sha256(udid.encode()).hexdigest()[:8], 16) % 10**6:06d}"
+
+
 def pv_element(
     name: str, size_mb: int, udid: str, in_use: bool, fc: bool = False
 ) -> etree._Element:
@@ -49,7 +54,7 @@ def pv_element(
     md = etree.SubElement(el, x.q("Metadata"))
     etree.SubElement(md, x.q("Atom"))
     x.sub(el, "Description", "MPIO IBM 2076 FC Disk" if fc else "SAS Disk Drive", kb="CUD")
-    x.sub(el, "LocationCode", f"U78C9.001.WZS0095-P1-C14-T1-L{abs(hash(udid)) % 10**6:06d}")
+    x.sub(el, "LocationCode", f"U78C9.001.WZS0095-P1-C14-T1-L{_location_number(udid)}")
     x.sub(el, "ReservePolicy", "NoReserve", kb="CUD")
     x.sub(el, "ReservePolicyAlgorithm", "Failover", kb="CUD")
     x.sub(el, "UniqueDeviceID", udid)
@@ -152,7 +157,7 @@ def _vg_update(emu: Emulator, res: Resource, new: etree._Element) -> None:
     old = res.elem
     v = vios_of(emu, res)
     vg_name = old.findtext(x.q("GroupName"))
-    who = f"VolumeGroup {vg_name!r} on VIOS {lpar.name_of(v.elem)!r}"
+    who = f"VolumeGroup {vg_name!r} on VIOS {partition.name_of(v.elem)!r}"
     if new.findtext(x.q("GroupName")) != vg_name:
         raise errors.bad_request(f"{who}: renaming a volume group is not supported")
 
@@ -256,7 +261,7 @@ def _vg_update(emu: Emulator, res: Resource, new: etree._Element) -> None:
     if new_repo is not None:
         if old_repo is None and any(repo(o.elem) is not None for o in vgs_of(emu, v)):
             raise errors.bad_request(
-                f"{who}: VIOS {lpar.name_of(v.elem)!r} already has a media repository "
+                f"{who}: VIOS {partition.name_of(v.elem)!r} already has a media repository "
                 "(one per VIOS)"
             )
         if new_repo.find(x.q("OpticalMedia")) is None:
@@ -318,7 +323,9 @@ def sync_vios_storage(emu: Emulator, v: Resource) -> None:
 def seed(emu: Emulator, inv: dict[str, Any]) -> None:
     for spec in inv["vioses"]:
         v = next(
-            o for o in emu.store.list("VirtualIOServer") if lpar.name_of(o.elem) == spec["name"]
+            o
+            for o in emu.store.list("VirtualIOServer")
+            if partition.name_of(o.elem) == spec["name"]
         )
         in_vg = {p for vg in spec.get("volume_groups", []) for p in vg.get("physical_volumes", [])}
         ssp_disks = set((inv.get("shared_storage_pool") or {}).get("disks", []))

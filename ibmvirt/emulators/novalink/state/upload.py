@@ -18,7 +18,7 @@ from ibmvirt.emulators import tls
 from ibmvirt.emulators.novalink import atom, errors
 from ibmvirt.emulators.novalink import xmlutil as x
 from ibmvirt.emulators.novalink.emulator import Emulator
-from ibmvirt.emulators.novalink.state import lpar, storage
+from ibmvirt.emulators.novalink.state import partition, storage
 from ibmvirt.emulators.novalink.store import Resource
 
 
@@ -123,19 +123,19 @@ def _create_file(emu: Emulator, body: bytes) -> Upload:
         if not udid or find_target(emu, v, udid) is None:
             raise errors.bad_request(
                 f"TargetDeviceUniqueDeviceID {udid!r} is not a virtual disk or logical unit "
-                f"reachable from VIOS {lpar.name_of(v.elem)!r}"
+                f"reachable from VIOS {partition.name_of(v.elem)!r}"
             )
     else:
         if _repo_vg(emu, v) is None:
             raise errors.bad_request(
-                f"VIOS {lpar.name_of(v.elem)!r} has no virtual media repository; create one "
+                f"VIOS {partition.name_of(v.elem)!r} has no virtual media repository; create one "
                 "in a volume group first"
             )
         for vg in storage.vgs_of(emu, v):
             if any(m.findtext(x.q("MediaName")) == name for m in storage.vopts(vg.elem)):
                 raise errors.bad_request(
                     f"Virtual optical media {name!r} already exists in the repository of "
-                    f"{lpar.name_of(v.elem)!r}",
+                    f"{partition.name_of(v.elem)!r}",
                     errors.DUPLICATE_NAME,
                 )
     file_uuid = str(uuidlib.uuid4())
@@ -271,7 +271,7 @@ def _accept(
             if held + n / 1024**3 > size + 1e-9:
                 raise errors.refused(
                     f"Media repository {r.findtext(x.q('RepositoryName'))!r} on "
-                    f"{lpar.name_of(v.elem)!r} is full ({storage.gb(held)} of "
+                    f"{partition.name_of(v.elem)!r} is full ({storage.gb(held)} of "
                     f"{storage.gb(size)} GB used); "
                     "remove media or grow the repository",
                     errors.NO_SPACE,

@@ -15,7 +15,7 @@ from lxml import etree
 from ibmvirt.emulators.novalink import captures, errors, schema
 from ibmvirt.emulators.novalink import xmlutil as x
 from ibmvirt.emulators.novalink.emulator import Emulator, Kind
-from ibmvirt.emulators.novalink.state import lpar, system
+from ibmvirt.emulators.novalink.state import lpar, partition, power, system
 from ibmvirt.emulators.novalink.store import Resource
 
 # Sections emptied from the captured template (filled from the inventory).
@@ -37,12 +37,12 @@ def add_update_hook(emu: Emulator, hook: Any) -> None:
     Hooks validate (raise RestError) and complete the new element with what the
     server owns (adapters, slots, device names) for their group.
     """
-    emu.kind("VirtualIOServer").extra.setdefault("update_hooks", []).append(hook)
+    emu.kind("VirtualIOServer").update_hooks.append(hook)
 
 
 def add_after_update(emu: Emulator, hook: Any) -> None:
     """Run ``hook(emu, vios)`` after a VIOS update has been applied."""
-    emu.kind("VirtualIOServer").extra.setdefault("after_update", []).append(hook)
+    emu.kind("VirtualIOServer").after_update.append(hook)
 
 
 def template(index: int, base: str) -> etree._Element:
@@ -92,12 +92,12 @@ def seed(emu: Emulator, spec: dict[str, Any], index: int, management: bool = Fal
         if c is not None:
             el.remove(c)
     mem_mb = int(spec.get("memory_mb", 4096))
-    mem = el.find(x.q(lpar.MEM_CFG))
+    mem = el.find(x.q(partition.MEM_CFG))
     for tag in ("DesiredMemory", "MinimumMemory", "MaximumMemory"):
         schema.set_field(mem, tag, str(mem_mb), kb="CUD")
     units = float(spec.get("proc_units", 1.0))
-    shared = x.find_path(el, f"{lpar.PROC_CFG}/{lpar.SHARED}")
-    if shared is not None and x.text(el, f"{lpar.PROC_CFG}/HasDedicatedProcessors") == "false":
+    shared = x.find_path(el, f"{partition.PROC_CFG}/{partition.SHARED}")
+    if shared is not None and x.text(el, f"{partition.PROC_CFG}/HasDedicatedProcessors") == "false":
         vps = max(1, int(spec.get("vcpus", 2)))
         for tag, v in (
             ("DesiredProcessingUnits", units),
@@ -114,8 +114,8 @@ def seed(emu: Emulator, spec: dict[str, Any], index: int, management: bool = Fal
     assert emu.ms is not None
     seed_name = f"{emu.ms.field('SystemName')}/{spec['name']}"
     uuid = (spec.get("uuid") or str(uuidlib.uuid5(uuidlib.NAMESPACE_DNS, seed_name))).upper()
-    res = lpar.finish_partition(emu, el, "VirtualIOServer", uuid, lpar.RUNNING, "active")
-    s = lpar.Sizing(res.elem)
+    res = lpar.finish_partition(emu, el, "VirtualIOServer", uuid, partition.RUNNING, "active")
+    s = partition.Sizing(res.elem)
     system.reserve(emu, s.mem, s.units, spec["name"])
     emu.store.add(res)
     system.add_partition_link(emu, res)
@@ -139,29 +139,29 @@ def _set_fc_ports(emu: Emulator, el: etree._Element, spec: dict[str, Any]) -> No
 
 def _update(emu: Emulator, res: Resource, new: etree._Element) -> None:
     old = res.elem
-    for hook in emu.kind("VirtualIOServer").extra.get("update_hooks", []):
+    for hook in emu.kind("VirtualIOServer").update_hooks:
         hook(emu, res, old, new)
-    name = lpar.name_of(new)
-    if name != lpar.name_of(old):
-        lpar.check_unique_name(emu, name, exclude=res)
+    name = partition.name_of(new)
+    if name != partition.name_of(old):
+        partition.check_unique_name(emu, name, exclude=res)
     res.elem = new
     after_update(emu, res)
 
 
 def after_update(emu: Emulator, res: Resource) -> None:
     """Let other types follow a VIOS change (also one the server made itself)."""
-    for hook in emu.kind("VirtualIOServer").extra.get("after_update", []):
+    for hook in emu.kind("VirtualIOServer").after_update:
         hook(emu, res)
 
 
 def _quick(emu: Emulator, res: Resource) -> dict[str, Any]:
-    return lpar._quick(emu, res)
+    return lpar.quick(emu, res)
 
 
 def _delete(emu: Emulator, res: Resource) -> None:
     raise errors.RestError(
         405,
-        f"VirtualIOServer {lpar.name_of(res.elem)!r} cannot be deleted through this API",
+        f"VirtualIOServer {partition.name_of(res.elem)!r} cannot be deleted through this API",
         errors.UNSUPPORTED,
     )
 
@@ -175,7 +175,7 @@ def register(emu: Emulator) -> None:
             quick=_quick,
             delete=_delete,
             detail_fields=("VirtualSCSIMappings", "VirtualFibreChannelMappings"),
-            extra={"on_read": lpar.show_computed},
+            on_read=power.show_computed,
         )
     )
 

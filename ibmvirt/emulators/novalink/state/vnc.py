@@ -20,7 +20,7 @@ import threading
 from typing import Any
 
 from ibmvirt.emulators.novalink.emulator import Emulator
-from ibmvirt.emulators.novalink.state import lpar
+from ibmvirt.emulators.novalink.state import partition
 from ibmvirt.emulators.novalink.store import Resource
 
 LOG = logging.getLogger(__name__)
@@ -132,7 +132,7 @@ def _servers(emu: Emulator) -> dict[str, TerminalServer]:
 def _partition(emu: Emulator, ident: Any) -> Resource:
     ident = str(ident or "")
     for res in emu.store.list("LogicalPartition"):
-        if res.uuid.upper() == ident.upper() or lpar.name_of(res.elem) == ident:
+        if res.uuid.upper() == ident.upper() or partition.name_of(res.elem) == ident:
             return res
     raise ValueError(f"no partition {ident!r} (give its UUID or name as 'lpar')")
 
@@ -142,9 +142,9 @@ def open_vnc(emu: Emulator, body: Any) -> tuple[int, Any]:
     servers = _servers(emu)
     server = servers.get(res.uuid)
     if server is None or not server.alive:
-        server = servers[res.uuid] = TerminalServer(lpar.name_of(res.elem))
+        server = servers[res.uuid] = TerminalServer(partition.name_of(res.elem))
         server.start()
-        LOG.info("VNC terminal of %s on 127.0.0.1:%d", lpar.name_of(res.elem), server.port)
+        LOG.info("VNC terminal of %s on 127.0.0.1:%d", partition.name_of(res.elem), server.port)
     return 200, {"lpar": res.uuid, "port": server.port}
 
 
@@ -163,13 +163,6 @@ def _close(emu: Emulator, body: Any) -> tuple[int, Any]:
 def register(emu: Emulator) -> None:
     emu.control_routes["/vterm/vnc"] = lambda body: open_vnc(emu, body)
     emu.control_routes["/vterm/close"] = lambda body: _close(emu, body)
-    kind = emu.kind("LogicalPartition")
-    before = kind.extra.get("after_delete")
-
-    def after_delete(e: Emulator, res: Resource) -> None:
-        if before is not None:
-            before(e, res)
-        close(e, res.uuid)  # the partition's terminal goes with it
-
-    kind.extra["after_delete"] = after_delete
+    # The partition's terminal goes with it.
+    emu.kind("LogicalPartition").after_delete.append(lambda e, res: close(e, res.uuid))
     emu.stop_hooks.append(lambda: [close(emu, u) for u in list(_servers(emu))])

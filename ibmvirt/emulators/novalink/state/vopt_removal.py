@@ -17,7 +17,7 @@ from typing import Any
 
 from ibmvirt.emulators.novalink import xmlutil as x
 from ibmvirt.emulators.novalink.emulator import Emulator
-from ibmvirt.emulators.novalink.state import lpar, slots, storage, vios
+from ibmvirt.emulators.novalink.state import power, slots, storage, vios
 from ibmvirt.emulators.novalink.store import Resource
 
 NAME, MINUTES = "remove_optical_name", "remove_optical_time"
@@ -80,4 +80,4 @@ def remove(emu: Emulator, part_uuid: str, name: str) -> None:
 
 
 def register(emu: Emulator) -> None:
-    lpar.add_power_on_hook(emu, after_power_on)
+    power.add_power_on_hook(emu, after_power_on)

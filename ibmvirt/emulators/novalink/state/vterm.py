@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 from ibmvirt.emulators.novalink.emulator import Emulator
-from ibmvirt.emulators.novalink.state import lpar
+from ibmvirt.emulators.novalink.state import partition, power
 from ibmvirt.emulators.novalink.store import Resource
 
 #: Bytes of terminal output kept per partition (older output drops out).
@@ -51,8 +51,8 @@ def _stamp(res: Resource) -> str:
 def _on_state(emu: Emulator, res: Resource, old: str, new: str) -> None:
     if res.kind != "LogicalPartition" or old == new:
         return
-    name = lpar.name_of(res.elem)
-    if new == lpar.STARTING:
+    name = partition.name_of(res.elem)
+    if new == partition.STARTING:
         write(
             res,
             f"\r\nIBM PowerVM partition firmware: partition {name} (id "
@@ -61,11 +61,11 @@ def _on_state(emu: Emulator, res: Resource, old: str, new: str) -> None:
             "OF stdout device is: /vdevice/vty@30000000\r\n"
             f"{_stamp(res)} Linux version 6.4.0 (ppc64le) #1 SMP\r\n",
         )
-    elif new == lpar.RUNNING and old == lpar.STARTING:
+    elif new == partition.RUNNING and old == partition.STARTING:
         write(res, f"\r\n{name} login: ")
-    elif new == lpar.SHUTTING_DOWN:
+    elif new == partition.SHUTTING_DOWN:
         write(res, f"\r\n{_stamp(res)} reboot: System is going down\r\n")
-    elif new == lpar.NOT_ACTIVATED:
+    elif new == partition.NOT_ACTIVATED:
         write(res, f"{_stamp(res)} reboot: Power down\r\n")
 
 
@@ -81,7 +81,7 @@ def _on_dump(emu: Emulator, res: Resource) -> None:
 def _find(emu: Emulator, ident: Any) -> Resource:
     ident = str(ident or "")
     for res in emu.store.list("LogicalPartition"):
-        if res.uuid.upper() == ident.upper() or lpar.name_of(res.elem) == ident:
+        if res.uuid.upper() == ident.upper() or partition.name_of(res.elem) == ident:
             return res
     raise ValueError(f"no partition {ident!r} (give its UUID or name as 'lpar')")
 
@@ -101,7 +101,7 @@ def _write(emu: Emulator, body: Any) -> tuple[int, Any]:
 
 
 def register(emu: Emulator) -> None:
-    lpar.add_state_hook(emu, _on_state)
-    lpar.add_dump_hook(emu, _on_dump)
+    power.add_state_hook(emu, _on_state)
+    power.add_dump_hook(emu, _on_dump)
     emu.control_queries["/vterm"] = lambda query: _read(emu, query)
     emu.control_routes["/vterm/write"] = lambda body: _write(emu, body)
