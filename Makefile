@@ -1,4 +1,4 @@
-# ibmvirt: the two contract commands are `make demo` and `make test`.
+# ibmvirt: the contract commands are `make demo`, `make test` and `make cloud`.
 # Both create .venv from constraints.txt on first use (only python3 needed).
 
 PYTHON ?= python3
@@ -13,7 +13,7 @@ SOURCES := $(shell find ibmvirt nova -type f \( -name '*.py' -o -name '*.yaml' \
 export OS_NOVA_DISABLE_EVENTLET_PATCHING := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: demo test lint format unit emulators guest-tools-test nova-tests neutron-tests \
+.PHONY: cloud cloud-stop cloud-test demo test lint format unit emulators guest-tools-test nova-tests neutron-tests \
         bench sample-config guest-tools constraints clean shellcheck genisoimage
 
 $(PY):
@@ -95,9 +95,30 @@ guest-tools:
 # Re-pin every transitive dependency from a fresh venv.
 constraints:
 	rm -rf .venv-pin && $(PYTHON) -m venv .venv-pin
-	.venv-pin/bin/pip install -q 'setuptools>=68' && .venv-pin/bin/pip install -q --no-build-isolation '.[test]'
+	.venv-pin/bin/pip install -q 'setuptools>=68' && .venv-pin/bin/pip install -q --no-build-isolation '.[test,cloud]'
 	.venv-pin/bin/pip freeze --exclude-editable | grep -v '^ibmvirt' > constraints.new && rm -rf .venv-pin
 	@echo "review constraints.new and move it to constraints.txt"
+
+# The real multi-process OpenStack on the emulators (README "The commands"). The
+# OpenStack services' packages are the extra [cloud], installed on first use.
+CLOUD_DIR ?= $(CURDIR)/.cloud
+CLOUD_STAMP := $(VENV)/.cloud-installed
+
+$(CLOUD_STAMP): $(STAMP) constraints.txt pyproject.toml
+	$(PIP) install -c constraints.txt --no-build-isolation '.[cloud]'
+	$(PIP) install --no-deps --no-build-isolation --force-reinstall .
+	rm -rf build
+	touch $@
+
+cloud: $(CLOUD_STAMP)
+	$(VENV)/bin/ibmvirt-cloud up --dir $(CLOUD_DIR)
+
+cloud-stop:
+	@test -x $(VENV)/bin/ibmvirt-cloud || { echo "no cloud here"; exit 0; }; \
+	$(VENV)/bin/ibmvirt-cloud stop --dir $(CLOUD_DIR)
+
+cloud-test: cloud
+	$(VENV)/bin/ibmvirt-cloud test --dir $(CLOUD_DIR)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -28,7 +28,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--output", help="also write the report to this file")
     args = parser.parse_args()
-    from bench import dpm, novalink, powervm, powervm_moves, telemetry
+    from bench import (
+        dpm,
+        novalink,
+        powervm,
+        powervm_lpm,
+        powervm_moves,
+        powervm_volumes,
+        telemetry,
+    )
 
     started = time.monotonic()
     lines = [
@@ -40,6 +48,8 @@ def main() -> int:
     lines += novalink.main()
     lines += powervm.main()
     lines += powervm_moves.main()
+    lines += powervm_lpm.main()
+    lines += powervm_volumes.main()
     lines += in_neutron_process("bench.neutron_powervm")
     lines += in_neutron_process("bench.neutron_dpm")
     lines += telemetry.main()

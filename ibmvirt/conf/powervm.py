@@ -209,7 +209,45 @@ compute_opts = [
     cfg.BoolOpt(
         "volume_use_multipath",
         default=False,
-        help="Tell Cinder the host uses multipath (sent in the volume connector).",
+        help="Tell Cinder the host uses multipath (sent in the volume connector) "
+        "and log iSCSI volumes in over every portal Cinder gives.",
+    ),
+    cfg.StrOpt(
+        "fc_attach_strategy",
+        default="vscsi",
+        choices=[
+            ("vscsi", "the VIOSes discover the LUN (hdisk) and map it over vSCSI"),
+            ("npiv", "the LPAR gets virtual FC ports with WWPNs of its own (vFC mappings)"),
+        ],
+        mutable=True,
+        help="How Cinder fibre_channel volumes reach an LPAR.",
+    ),
+    cfg.ListOpt(
+        "fabrics",
+        default=["A"],
+        help="NPIV: the names of the SAN fabrics. Each fabric <X> needs "
+        "fabric_<X>_port_wwpns, the WWPNs of the VIOS physical FC ports cabled "
+        "to it; every LPAR gets ports_per_fabric virtual ports on each fabric.",
+    ),
+    cfg.IntOpt(
+        "ports_per_fabric",
+        default=1,
+        min=1,
+        max=8,
+        help="NPIV: virtual FC ports per fabric and LPAR, spread over the "
+        "fabric's VIOS physical ports (NovaLink hands out at most 8 WWPN pairs "
+        "at once).",
+    ),
+    cfg.StrOpt(
+        "iscsi_iface",
+        default="default",
+        help="iSCSI: the VIOS transport iface the sessions use (iSER volumes always use 'iser').",
+    ),
+    cfg.StrOpt(
+        "rbd_user",
+        default="",
+        help="RBD: the Ceph user the NovaLink partition maps images as (empty: "
+        "the user Cinder names in the connection info, else Ceph's default).",
     ),
 ]
 
@@ -274,6 +312,22 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
     """Register the [powervm] group on ``conf`` (idempotent)."""
     conf.register_group(powervm_group)
     conf.register_opts(powervm_opts, group=powervm_group)
+
+
+def fabric_port_wwpns(conf: cfg.ConfigOpts, fabric: str) -> list[str]:
+    """``[powervm] fabric_<fabric>_port_wwpns``: registered when first read,
+    since the fabric names come from another option (as nova-powervm did)."""
+    name = f"fabric_{fabric}_port_wwpns"
+    opt = cfg.ListOpt(
+        name,
+        default=[],
+        help=f"NPIV: WWPNs of the VIOS physical FC ports on fabric {fabric}.",
+    )
+    try:
+        conf.register_opt(opt, group=powervm_group)
+    except cfg.DuplicateOptError:
+        pass
+    return [w.replace(":", "").upper() for w in getattr(conf.powervm, name) if w]
 
 
 def list_opts() -> list[tuple[cfg.OptGroup, list[cfg.Opt]]]:

@@ -37,9 +37,11 @@ from ibmvirt.common import capabilities as driver_caps
 from ibmvirt.common import nodes, service_state
 from ibmvirt.powervm import disk as pvm_disk
 from ibmvirt.powervm import exceptions as pvm_exc
-from ibmvirt.powervm import media, moves, recreate, slots, tasks, vm
+from ibmvirt.powervm import live_migration as lpm
+from ibmvirt.powervm import lpm_data, media, moves, recreate, slots, tasks, vm
 from ibmvirt.powervm import mgmt as pvm_mgmt
 from ibmvirt.powervm import nvram as pvm_nvram
+from ibmvirt.powervm import sriov as pvm_sriov
 from ibmvirt.powervm import vif as pvm_vif
 from ibmvirt.powervm import vnc as pvm_vnc
 from ibmvirt.powervm import volume as pvm_volume
@@ -58,11 +60,19 @@ CONF = nova_conf.CONF
 class PowerVMDriver(driver.ComputeDriver):
     """PowerVM implementation of ComputeDriver."""
 
-    capabilities = driver_caps.with_(supports_attach_interface=True, supports_evacuate=True)
+    capabilities = driver_caps.with_(
+        supports_attach_interface=True,
+        supports_evacuate=True,
+        # Every connector rescans (or, NPIV, needs not) after Cinder grows a volume.
+        supports_extend_volume=True,
+        # A VIOS maps one hdisk (no SCSI reserve) or file to several LPARs.
+        supports_multiattach=True,
+    )
 
     def __init__(self, virtapi, adapter=None) -> None:
         """``adapter`` lets tests and tools inject a pypowervm Adapter."""
         super().__init__(virtapi)
+        lpm_data.register()
         self.host = Host(CONF, adapter)
         self.disk: pvm_disk.DiskDriver = pvm_disk.load(CONF.powervm.disk_driver, self.host, CONF)
         caps = self.disk.capabilities
@@ -94,6 +104,7 @@ class PowerVMDriver(driver.ComputeDriver):
             )
         self.host.start(self.emit_event, self.nvram.changed if self.nvram else None)
         self.disk.check()
+        pvm_volume.check(self.host, CONF)
         self.config_drive = media.ConfigDrive(self.host.adapter, self.host.uuid, CONF)
 
     def _instance_of_lpar(self, lpar_uuid: str) -> str | None:
@@ -140,6 +151,8 @@ class PowerVMDriver(driver.ComputeDriver):
                 (obj_fields.Architecture.PPC64LE, obj_fields.HVType.PHYP, obj_fields.VMMode.HVM),
             ],
             "numa_topology": None,
+            # Pseudo-VFs of the SR-IOV ports, for direct ports' PCI requests.
+            "pci_passthrough_devices": jsonutils.dumps(pvm_sriov.pseudo_vfs(system)),
             "stats": {
                 "memory_region_size": self.host.memory_region_mb(),
                 # Where boot disks live: a move's source checks the destination shares it.
@@ -397,6 +410,7 @@ class PowerVMDriver(driver.ComputeDriver):
         kept_disk = not boot_from_volume and recreating and recreate.on_disk(self.disk, instance)
         if not boot_from_volume and not kept_disk:
             self.disk.check_image(image_meta, instance.flavor.root_gb)
+        pvm_vif.check_all(network_info, self.host.adapter, self.host.uuid, CONF)
         ftsk = self._new_feedtask()
         flow = linear_flow.Flow(f"spawn_{instance.uuid}")
         flow.add(
@@ -417,7 +431,7 @@ class PowerVMDriver(driver.ComputeDriver):
             flow.add(tf_stg.ConnectBootDisk(self.disk, ftsk))
         for bdm in volumes:
             info = bdm["connection_info"]
-            connector = pvm_volume.connector_for(info, self.host, CONF)
+            connector = pvm_volume.connector_for(info, self.host, CONF, instance)
             flow.add(tf_stg.ConnectVolume(connector, info, ftsk, pvm_volume.volume_id_of(info)))
         if configdrive.required_by(instance):
             flow.add(
@@ -467,7 +481,9 @@ class PowerVMDriver(driver.ComputeDriver):
                 flow.add(tf_vm.Find(self.host, instance))
                 flow.add(tf_vm.StopForMove(self.host, instance))
                 flow.add(
-                    tf_stg.DisconnectVolumes(self._new_feedtask, self._volumes(block_device_info))
+                    tf_stg.DisconnectVolumes(
+                        self._new_feedtask, self._volumes(block_device_info, instance)
+                    )
                 )
                 tasks.run(flow, instance)
                 return
@@ -481,7 +497,7 @@ class PowerVMDriver(driver.ComputeDriver):
     def _destroy(self, instance, network_info, block_device_info, destroy_disks) -> None:
         volumes = [
             (
-                pvm_volume.connector_for(bdm["connection_info"], self.host, CONF),
+                pvm_volume.connector_for(bdm["connection_info"], self.host, CONF, instance),
                 bdm["connection_info"],
             )
             for bdm in driver.block_device_info_get_mapping(block_device_info)
@@ -515,12 +531,14 @@ class PowerVMDriver(driver.ComputeDriver):
 
     # -- resize and cold migration ------------------------------------------------
 
-    def _volumes(self, block_device_info) -> list:
+    def _volumes(self, block_device_info, instance=None) -> list:
         """(connector factory, connection_info) of each volume: a connector
         keeps what it found for its undo, so each volume gets its own."""
         return [
             (
-                lambda info=bdm["connection_info"]: pvm_volume.connector_for(info, self.host, CONF),
+                lambda info=bdm["connection_info"]: pvm_volume.connector_for(
+                    info, self.host, CONF, instance
+                ),
                 bdm["connection_info"],
             )
             for bdm in driver.block_device_info_get_mapping(block_device_info)
@@ -558,7 +576,9 @@ class PowerVMDriver(driver.ComputeDriver):
         flow.add(tf_vm.StopForMove(self.host, instance, timeout=timeout))
         if self.nvram is not None and not moves.same_host(migration):
             flow.add(tf_keep.StoreNvram(self.nvram, instance))
-        flow.add(tf_stg.DisconnectVolumes(self._new_feedtask, self._volumes(block_device_info)))
+        flow.add(
+            tf_stg.DisconnectVolumes(self._new_feedtask, self._volumes(block_device_info, instance))
+        )
         try:
             tasks.run(flow, instance)
         except exception.InstanceNotFound:
@@ -598,7 +618,7 @@ class PowerVMDriver(driver.ComputeDriver):
     ) -> None:
         """The LPAR with the new flavor on this host: the same one resized, or
         a new one with the boot disk the source left in shared storage."""
-        volumes = self._volumes(block_device_info)
+        volumes = self._volumes(block_device_info, instance)
         bfv = moves.boot_from_volume(block_device_info)
         flow = linear_flow.Flow(f"finish_migration_{instance.uuid}")
         if moves.same_host(migration):
@@ -696,7 +716,9 @@ class PowerVMDriver(driver.ComputeDriver):
                     self.host, instance, instance.flavor, instance.new_flavor, image_meta, CONF
                 )
             )
-        flow.add(tf_stg.ConnectVolumes(self._new_feedtask, self._volumes(block_device_info)))
+        flow.add(
+            tf_stg.ConnectVolumes(self._new_feedtask, self._volumes(block_device_info, instance))
+        )
         if power_on:
             flow.add(tf_vm.PowerOn(self.host, instance))
         try:
@@ -715,6 +737,93 @@ class PowerVMDriver(driver.ComputeDriver):
 
     def check_instance_shared_storage_remote(self, context, data) -> bool:
         return data.get("storage") == self.disk.storage_id()
+
+    # -- live migration (ibmvirt.powervm.live_migration) ------------------------
+
+    def check_can_live_migrate_destination(
+        self,
+        context,
+        instance,
+        src_compute_info,
+        dst_compute_info,
+        block_migration=False,
+        disk_over_commit=False,
+    ):
+        return lpm.check_destination(self.host, self.disk, CONF, instance)
+
+    def cleanup_live_migration_destination_check(self, context, dest_check_data) -> None:
+        """check_can_live_migrate_destination leaves nothing behind."""
+
+    def check_can_live_migrate_source(
+        self, context, instance, dest_check_data, block_device_info=None
+    ):
+        return lpm.check_source(
+            self.host,
+            self.disk,
+            CONF,
+            instance,
+            dest_check_data,
+            block_device_info,
+            instance.get_network_info(),
+        )
+
+    def pre_live_migration(
+        self, context, instance, block_device_info, network_info, disk_info, migrate_data
+    ):
+        return lpm.pre_live_migration(
+            self.host, CONF, context, instance, block_device_info, network_info, migrate_data
+        )
+
+    def live_migration(
+        self,
+        context,
+        instance,
+        dest,
+        post_method,
+        recover_method,
+        block_migration=False,
+        migrate_data=None,
+    ) -> None:
+        """NovaLink's Migrate job; then Nova's post or rollback, by where the LPAR runs."""
+        lpm.run(
+            self.host,
+            context,
+            instance,
+            dest,
+            post_method,
+            recover_method,
+            block_migration,
+            migrate_data,
+        )
+
+    def live_migration_abort(self, instance) -> None:
+        lpm.abort(self.host, instance)
+
+    def live_migration_force_complete(self, instance) -> None:
+        lpm.force_complete(instance)
+
+    def rollback_live_migration_at_destination(
+        self,
+        context,
+        instance,
+        network_info,
+        block_device_info,
+        destroy_disks=True,
+        migrate_data=None,
+    ) -> None:
+        lpm.rollback_at_destination(self.host, CONF, instance, block_device_info, network_info)
+
+    def post_live_migration(self, context, instance, block_device_info, migrate_data=None):
+        lpm.post_at_source(self.host, CONF, instance, block_device_info)
+
+    def post_live_migration_at_source(self, context, instance, network_info) -> None:
+        """The LPAR's adapters left with it: their NovaLink trunks go too."""
+        lpm.remove_trunks_at_source(self.host, CONF, instance, network_info)
+
+    def post_live_migration_at_destination(
+        self, context, instance, network_info, block_migration=False, block_device_info=None
+    ) -> None:
+        """NovaLink brought the LPAR with its adapters and mappings."""
 
     # -- snapshot ---------------------------------------------------------------
 
@@ -895,10 +1004,9 @@ class PowerVMDriver(driver.ComputeDriver):
     # -- volumes ----------------------------------------------------------------
 
     def get_volume_connector(self, instance) -> dict:
-        """FC connector with the VIOSes' physical port WWPNs."""
-        props = pvm_volume.connector_for(
-            {"driver_volume_type": "fibre_channel"}, self.host, CONF
-        ).connector_properties()
+        """FC WWPNs (the VIOS ports for vSCSI, the instance's own for NPIV),
+        the iSCSI initiator and the multipath flag."""
+        props = pvm_volume.connector(self.host, CONF, instance)
         return {
             "host": self.nova_host,
             "platform": obj_fields.Architecture.PPC64LE,
@@ -917,31 +1025,67 @@ class PowerVMDriver(driver.ComputeDriver):
         encryption=None,
     ) -> None:
         lpar = self._lpar(instance)
-        connector = pvm_volume.connector_for(connection_info, self.host, CONF)
-        self._map_volume(lpar, connector.add_connect, connection_info, exception.VolumeAttachFailed)
+        connector = pvm_volume.connector_for(connection_info, self.host, CONF, instance)
+        try:
+            self._map_volume(
+                lpar.uuid,
+                lpar.name,
+                connector.add_connect,
+                connection_info,
+                exception.VolumeAttachFailed,
+            )
+        except Exception:
+            with excutils.save_and_reraise_exception():
+                connector.undo_connect(connection_info)
         self._save_slots(instance, lpar)
 
     def detach_volume(self, context, connection_info, instance, mountpoint, encryption=None):
+        """Unmap, then forget the device (hdisk, iSCSI session) unless another
+        mapping uses it; with the LPAR gone, the mappings it left are removed."""
         lpar = vm.find_lpar(self.host.adapter, instance)
-        if lpar is None:
+        connector = pvm_volume.connector_for(connection_info, self.host, CONF, instance)
+        if lpar is None and connector.live_migratable:
+            # A live migration here failed: forget what pre_live_migration found.
+            lpm.forget_volume(self.host, CONF, instance, connection_info)
             return
-        connector = pvm_volume.connector_for(connection_info, self.host, CONF)
         self._map_volume(
-            lpar, connector.add_disconnect, connection_info, exception.VolumeDetachFailed
+            lpar.uuid if lpar else None,
+            lpar.name if lpar else vm.lpar_name(instance),
+            connector.add_disconnect,
+            connection_info,
+            exception.VolumeDetachFailed,
         )
         connector.after_disconnect(connection_info)
         self._save_slots(instance, lpar)
 
-    def _map_volume(self, lpar, add_change, connection_info, failure) -> None:
+    def extend_volume(self, context, connection_info, instance, requested_size) -> None:
+        """Cinder grew the volume: the VIOSes mapping it rescan the device."""
+        connector = pvm_volume.connector_for(connection_info, self.host, CONF, instance)
+        try:
+            where = connector.extend(connection_info)
+        except pvm_ex.Error as exc:
+            raise exception.VolumeExtendFailed(
+                volume_id=pvm_volume.volume_id_of(connection_info),
+                reason=pvm_exc.failure_reason(exc),
+            ) from exc
+        LOG.info(
+            "Volume %s rescanned on %s",
+            pvm_volume.volume_id_of(connection_info),
+            ", ".join(where) or "no VIOS (NPIV: the LPAR sees the fabric)",
+            instance=instance,
+        )
+
+    def _map_volume(self, lpar_uuid, lpar_name, add_change, connection_info, failure) -> None:
         """One FeedTask for one volume's mapping change, errors as ``failure``."""
         ftsk = self._new_feedtask()
         try:
-            add_change(ftsk, lpar.uuid, connection_info)
-            ftsk.execute()
+            add_change(ftsk, lpar_uuid, connection_info)
+            if any(w.subtasks for w in ftsk.wrapper_tasks.values()):
+                ftsk.execute()
         except (pvm_ex.Error, tf_exc.WrappedFailure) as exc:
             raise failure(
                 volume_id=pvm_volume.volume_id_of(connection_info),
-                reason=f"LPAR {lpar.name}: {pvm_exc.failure_reason(exc)}",
+                reason=f"LPAR {lpar_name}: {pvm_exc.failure_reason(exc)}",
             ) from exc
 
     # -- image cache ----------------------------------------------------------------

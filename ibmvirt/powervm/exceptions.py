@@ -36,6 +36,23 @@ class VolumeNotVisible(exception.VolumeAttachFailed):
     )
 
 
+class ISCSIVolumeNotVisible(exception.VolumeAttachFailed):
+    msg_fmt = _(
+        "iSCSI volume %(volume_id)s logged in on %(found)d Virtual I/O Server(s) of "
+        "this host, %(required)d required ([powervm] vscsi_vios_connections_required): "
+        "check that the VIOSes reach the portals %(portals)s and that the target "
+        "accepts their initiators %(initiators)s and CHAP secret. %(reason)s"
+    )
+
+
+class NPIVFabricNotConfigured(exception.NovaException):
+    msg_fmt = _(
+        "NPIV fabric %(fabric)s has no VIOS physical FC port on this host: set "
+        "[powervm] fabric_%(fabric)s_port_wwpns to the WWPNs of the ports cabled "
+        "to it (this host's ports: %(ports)s)."
+    )
+
+
 class DLPARNotPossible(exception.NovaException):
     msg_fmt = _(
         "LPAR %(lpar)s cannot take %(what)s while it runs: %(reason)s. Stop the "

@@ -40,6 +40,8 @@ class Host:
         self.lifecycle: event.LifecycleEvents | None = None
         self._listener = None
         self._mgmt: tuple[type, str] | None = None  # the NovaLink partition's wrapper type, UUID
+        #: Set by stop() (cleanup_host): work still running stops short of Nova calls.
+        self.stopped = False
 
     @property
     def adapter(self):
@@ -153,6 +155,7 @@ class Host:
 
     def stop(self) -> None:
         """cleanup_host: stop the listener and log off."""
+        self.stopped = True
         if self.lifecycle is not None:
             self.lifecycle.stop()
         if self._adapter is not None:

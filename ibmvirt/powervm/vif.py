@@ -5,8 +5,11 @@ VLAN, on the virtual switch a VIOS Shared Ethernet Adapter bridges (both from
 the binding's vif_details; the SEA agent puts the VLAN on the SEA). ``ovs``:
 a CNA paired with a trunk adapter on the NovaLink partition, whose tap device
 NovaLink adds to the OVS bridge with the port's external ids, so the Neutron
-OVS agent wires it. After a plug or unplug a custom REST event tells the L2
-agent at once.
+OVS agent wires it. ``pvm_sriov``: a vNIC whose backing devices are SR-IOV
+logical ports on physical ports labelled with the port's physical network
+(one per port asked for, with failover between them), capacity and VLAN from
+the binding. After a plug or unplug a custom REST event tells the L2 agent at
+once.
 """
 
 from __future__ import annotations
@@ -18,12 +21,17 @@ from nova import exception
 from oslo_config import cfg
 from oslo_log import log as logging
 from pypowervm import exceptions as pvm_ex
+from pypowervm import util as pvm_util
 from pypowervm.tasks import cna as pvm_cna
 from pypowervm.tasks import partition as pvm_par
+from pypowervm.tasks import sriov as pvm_sriov
 from pypowervm.wrappers import event as pvm_evt
+from pypowervm.wrappers import iocard as pvm_card
+from pypowervm.wrappers import managed_system as pvm_ms
 from pypowervm.wrappers import network as pvm_net
 
 from ibmvirt import contract
+from ibmvirt.powervm import sriov
 
 LOG = logging.getLogger(__name__)
 
@@ -50,6 +58,10 @@ class VifDriver(abc.ABC):
         """Create the LPAR's adapter for the port of Nova instance ``instance_uuid``
         (in client slot ``slot``; None: NovaLink picks one)."""
 
+    def check(self, vif) -> None:  # noqa: B027  (most types need no check)
+        """Refuse (VirtualInterfacePlugException) a port this host cannot plug,
+        before anything is created; reads only."""
+
     def unplug(self, lpar, vif) -> bool:
         """Remove the port's adapter; False if it had none."""
         cna = find_cna(self.adapter, lpar, vif["address"])
@@ -58,6 +70,16 @@ class VifDriver(abc.ABC):
         cna.delete()
         self._announce(cna, "unplug", vif)
         return True
+
+    def pre_live_migration_at_destination(self, vif, instance_uuid: str) -> int | None:
+        """On a live migration's destination, before the LPAR arrives: what
+        the port needs here; returns the PVID its adapter must take here, or
+        None to keep its own (a pvm_sea port: the SEA agent provisions the
+        VLAN for the destination's binding)."""
+        return None
+
+    def rollback_live_migration_at_destination(self, vif) -> None:  # noqa: B027
+        """Undo pre_live_migration_at_destination."""
 
     def _announce(self, cna, action: str, vif) -> None:
         """Tell the L2 agent through the REST event feed (best effort)."""
@@ -122,9 +144,11 @@ class SEAVifDriver(VifDriver):
 class OVSVifDriver(VifDriver):
     vif_type = contract.VIF_TYPE_OVS
 
-    def plug(self, lpar, vif, instance_uuid: str, slot: int | None = None) -> pvm_net.CNA:
-        mgmt = pvm_par.get_mgmt_partition(self.adapter)
-        dev_name = vif.get("devname") or (OVS_DEV_PREFIX + vif["id"])[:14]
+    @staticmethod
+    def _dev_name(vif) -> str:
+        return vif.get("devname") or (OVS_DEV_PREFIX + vif["id"])[:14]
+
+    def _trunk_args(self, vif, instance_uuid: str) -> dict:
         ext_ids = ",".join(
             (
                 f"iface-id={vif['id']}",
@@ -133,22 +157,49 @@ class OVSVifDriver(VifDriver):
                 f"vm-uuid={instance_uuid}",  # Nova's UUID: the OVS agent's device_id
             )
         )
+        return {
+            "crt_vswitch": True,
+            "dev_name": self._dev_name(vif),
+            "ovs_bridge": vif["network"]["bridge"],
+            "ovs_ext_ids": ext_ids,
+            "configured_mtu": vif["network"].get_meta("mtu"),
+        }
+
+    def plug(self, lpar, vif, instance_uuid: str, slot: int | None = None) -> pvm_net.CNA:
+        mgmt = pvm_par.get_mgmt_partition(self.adapter)
         cna, _trunks = pvm_cna.crt_p2p_cna(
             self.adapter,
             None,
             lpar.uuid,
             [mgmt.uuid],
             self.conf.powervm.pvm_vswitch_for_novalink_io,
-            crt_vswitch=True,
             mac_addr=contract.pvm_mac(vif["address"]),
             slot_num=slot,
-            dev_name=dev_name,
-            ovs_bridge=vif["network"]["bridge"],
-            ovs_ext_ids=ext_ids,
-            configured_mtu=vif["network"].get_meta("mtu"),
+            **self._trunk_args(vif, instance_uuid),
         )
         self._announce(cna, "plug", vif)
         return cna
+
+    def pre_live_migration_at_destination(self, vif, instance_uuid: str) -> int | None:
+        """A NovaLink trunk on a VLAN free on this host's switch, with the
+        port's OVS ids; the arriving adapter takes its VLAN as PVID."""
+        mgmt = pvm_par.get_mgmt_partition(self.adapter)
+        trunks = pvm_cna.crt_trunk_with_free_vlan(
+            self.adapter,
+            None,
+            [mgmt.uuid],
+            self.conf.powervm.pvm_vswitch_for_novalink_io,
+            **self._trunk_args(vif, instance_uuid),
+        )
+        return trunks[0].pvid
+
+    def rollback_live_migration_at_destination(self, vif) -> None:
+        """Delete the port's trunk (found by its device name): the one prepared
+        here, or, on the source after the move, the one its adapter left."""
+        mgmt = pvm_par.get_mgmt_partition(self.adapter)
+        for trunk in pvm_net.CNA.get(self.adapter, parent=mgmt):
+            if trunk.is_trunk and trunk.dev_name == self._dev_name(vif):
+                trunk.delete()
 
     def unplug(self, lpar, vif) -> bool:
         cna = find_cna(self.adapter, lpar, vif["address"])
@@ -161,7 +212,110 @@ class OVSVifDriver(VifDriver):
         return True
 
 
-_DRIVERS = {d.vif_type: d for d in (SEAVifDriver, OVSVifDriver)}
+def find_vnic(adapter, lpar, mac: str) -> pvm_card.VNIC | None:
+    mac = contract.pvm_mac(mac)
+    return next((v for v in pvm_card.VNIC.get(adapter, parent=lpar) if v.mac == mac), None)
+
+
+def _up(pport) -> str:
+    return "up" if pport.link_status else "down"
+
+
+def sriov_vlan_of(vif) -> int | None:
+    """The vNIC's port VLAN: the binding's, None (untagged) on a flat network."""
+    raw = (vif.get("details") or {}).get(contract.VIF_DETAILS_PVM_VLAN)
+    if raw in (None, ""):
+        return None
+    return vlan_of(vif)
+
+
+class SRIOVVifDriver(VifDriver):
+    """A vNIC with ``redundancy`` backing logical ports, on distinct physical
+    ports labelled with the port's physical network (pypowervm's
+    set_vnic_back_devs spreads them over adapters and VIOSes); the first
+    backing device has the highest failover priority."""
+
+    vif_type = contract.VIF_TYPE_PVM_SRIOV
+
+    def _plan(self, vif) -> pvm_card.VNIC:
+        details = vif.get("details") or {}
+        physnet = details.get(contract.VIF_DETAILS_SRIOV_PHYSNET) or (
+            vif["network"].get_meta("physical_network")
+        )
+        redundancy = int(details.get(contract.VIF_DETAILS_SRIOV_REDUNDANCY) or 1)
+        capacity = details.get(contract.VIF_DETAILS_SRIOV_CAPACITY)
+        max_capacity = details.get(contract.VIF_DETAILS_SRIOV_MAX_CAPACITY)
+        system = pvm_ms.System.get(self.adapter)[0]
+        listed = details.get(contract.VIF_DETAILS_SRIOV_PHYSICAL_PORTS) or None
+        ports = sriov.ports_for(system, physnet or sriov.DEFAULT_LABEL, listed)
+        who = f"port {vif['id']}"
+        if not ports:
+            raise exception.VirtualInterfacePlugException(
+                f"{who}: this host has no running SR-IOV physical port labelled "
+                f"{physnet!r} (the port's physical network); label one (pvmctl sriov update "
+                "-s label=...) or schedule elsewhere"
+            )
+        usable = [p for p in ports if p.link_status]
+        if redundancy > len(usable):
+            raise exception.VirtualInterfacePlugException(
+                f"{who}: {redundancy} backing ports asked for (binding:vif_details "
+                f"{contract.VIF_DETAILS_SRIOV_REDUNDANCY}), but this host has only {len(usable)} "
+                f"SR-IOV physical port(s) labelled {physnet!r} with link up "
+                f"({', '.join(f'{p.loc_code} link {_up(p)}' for p in ports)})"
+            )
+        vnic = pvm_card.VNIC.bld(
+            self.adapter,
+            pvid=sriov_vlan_of(vif),
+            mac_addr=contract.pvm_mac(vif["address"]),
+            # Only the port's VLAN and MAC: the guest cannot take others.
+            allowed_vlans=pvm_util.VLANList.NONE,
+            allowed_macs=pvm_util.MACList.NONE,
+        )
+        try:
+            pvm_sriov.set_vnic_back_devs(
+                vnic,
+                [p.loc_code for p in ports],
+                sys_w=system,
+                redundancy=redundancy,
+                capacity=None if capacity is None else float(capacity),
+                max_capacity=None if max_capacity is None else float(max_capacity),
+                check_port_status=True,
+            )
+        except (pvm_ex.Error, ValueError) as exc:
+            raise exception.VirtualInterfacePlugException(
+                f"{who}: no vNIC with {redundancy} backing port(s) of physical network "
+                f"{physnet!r} fits on this host: {exc}"
+            ) from exc
+        if len(vnic.back_devs) > 1:
+            # Failover order: the devices as pypowervm spread them (1 is tried first).
+            for priority, dev in enumerate(vnic.back_devs, start=1):
+                dev.failover_pri = priority
+        return vnic
+
+    def check(self, vif) -> None:
+        self._plan(vif)
+
+    def plug(self, lpar, vif, instance_uuid: str) -> pvm_card.VNIC:
+        vnic = self._plan(vif).create(parent=lpar)
+        self._announce(vnic, "plug", vif)
+        return vnic
+
+    def unplug(self, lpar, vif) -> bool:
+        vnic = find_vnic(self.adapter, lpar, vif["address"])
+        if vnic is None:
+            return False
+        vnic.delete()
+        self._announce(vnic, "unplug", vif)
+        return True
+
+
+_DRIVERS = {d.vif_type: d for d in (SEAVifDriver, OVSVifDriver, SRIOVVifDriver)}
+
+
+def check_all(network_info, adapter, host_uuid: str, conf: cfg.ConfigOpts) -> None:
+    """Every port of a new instance can be plugged here (before its LPAR exists)."""
+    for vif in network_info or []:
+        driver_for(vif, adapter, host_uuid, conf).check(vif)
 
 
 def driver_for(vif, adapter, host_uuid: str, conf: cfg.ConfigOpts) -> VifDriver:

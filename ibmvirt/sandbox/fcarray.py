@@ -30,9 +30,26 @@ class FibreChannelArray(nova_fixtures.CinderFixture):
         """The array assigns LUN ids from 1 in attach order (0 is the controller)."""
         return self._luns.setdefault(volume_id, len(self._luns) + 1)
 
+    def fake_attachment_create(
+        self, context, volume_id, instance_uuid, connector=None, mountpoint=None
+    ):
+        """An attachment created with a connector (a live migration's
+        destination) is exported at once, as Cinder does."""
+        ref = super().fake_attachment_create(
+            context, volume_id, instance_uuid, connector, mountpoint
+        )
+        if connector:
+            ref["connection_info"] = self._export(volume_id, ref["id"], connector)
+        return ref
+
     def fake_attachment_update(self, context, attachment_id, connector, mountpoint=None):
         ref = super().fake_attachment_update(context, attachment_id, connector, mountpoint)
         volume_id = ref["connection_info"]["data"]["volume_id"]
+        ref["connection_info"] = self._export(volume_id, attachment_id, connector)
+        return ref
+
+    def _export(self, volume_id: str, attachment_id: str, connector: dict) -> dict:
+        """Mask the LUN to the connector's WWPNs; the FC connection info."""
         wwpns = [w.lower() for w in connector.get("wwpns") or []]
         if not wwpns:
             raise ValueError(f"connector for volume {volume_id} has no wwpns: {connector}")
@@ -49,8 +66,7 @@ class FibreChannelArray(nova_fixtures.CinderFixture):
             },
         }
         self._connection_info[attachment_id] = info
-        ref["connection_info"] = copy.deepcopy(info)
-        return ref
+        return copy.deepcopy(info)
 
     def _find_connection_info(self, volume_id, attachment_id):
         if attachment_id in self._connection_info:

@@ -33,6 +33,7 @@ import urllib.request
 
 import fixtures
 import nova.tests.functional  # noqa: F401  (selects Nova's concurrency backend first)
+from nova import conf as nova_conf
 from nova.tests import fixtures as nova_fixtures
 from oslo_log import log as logging
 
@@ -109,17 +110,45 @@ class PowerVMNeutron(AgentNeutron):
         super().__init__(test)
         #: () -> the emulated hosts (a test may start more).
         self.servers = servers
-        #: binding:vif_type by port id; ports not named bind as pvm_sea.
+        #: binding:vif_type by port id; ports not named bind as pvm_sea
+        #: (vnic_type direct ones as pvm_sriov).
         self.vif_types: dict[str, str] = {}
+        #: pvm_sriov binding:vif_details by port id, instead of what the pvm_sriov
+        #: mechanism driver would bind (a test plays a binding the host cannot serve).
+        self.sriov_details: dict[str, dict] = {}
 
     def bind(self, port: dict) -> None:
-        if self.vif_types.get(port["id"]) == contract.VIF_TYPE_OVS:
+        if port.get("binding:vnic_type") == "direct":
+            port["binding:vif_type"] = contract.VIF_TYPE_PVM_SRIOV
+            port["binding:vif_details"] = self.sriov_details.get(port["id"]) or (
+                self._sriov_binding(port)
+            )
+        elif self.vif_types.get(port["id"]) == contract.VIF_TYPE_OVS:
             port["binding:vif_type"] = contract.VIF_TYPE_OVS
             port["binding:vif_details"] = {"port_filter": False, "ovs_hybrid_plug": False}
         else:
             port["binding:vif_type"] = contract.VIF_TYPE_PVM_SEA
             # What the pvm_sea mechanism driver binds on the sandbox's VLAN network.
             port["binding:vif_details"] = contract.pvm_sea_vif_details(NETWORK_VLAN)
+
+    def _sriov_binding(self, port: dict) -> dict:
+        """What the pvm_sriov mechanism driver binds with the SR-IOV agent's
+        mappings of the first host (its physical port location codes by label)."""
+        net = self._networks[port["network_id"]]
+        physnet = net.get("provider:physical_network") or "default"
+        profile = port.get("binding:profile") or {}
+        locs = []
+        for server in self.servers()[:1]:
+            locs = NovaLinkView(server).sriov_ports_labelled(physnet)
+        vlan = net.get("provider:segmentation_id")
+        return contract.pvm_sriov_vif_details(
+            physnet,
+            locs,
+            vlan,
+            int(profile.get(contract.SRIOV_PROFILE_REDUNDANCY, 1)),
+            profile.get(contract.SRIOV_PROFILE_CAPACITY),
+            profile.get(contract.SRIOV_PROFILE_MAX_CAPACITY),
+        )
 
     def agent_sees(self, ports: list[dict]) -> set[str]:
         """The SEA agent sees an adapter with the port's MAC; the OVS agent a
@@ -130,6 +159,7 @@ class PowerVMNeutron(AgentNeutron):
         for server in self.servers():
             view = NovaLinkView(server)
             macs.update(view.client_macs())
+            macs.update(v["mac"] for v in view.vnics())  # the SR-IOV agent: vNICs
             taps.update({t["dev"]: t["ext_ids"] or "" for t in view.trunks()})
         seen = set()
         for port in ports:
@@ -141,22 +171,123 @@ class PowerVMNeutron(AgentNeutron):
         return seen
 
 
+#: Portals of the emulated iSCSI array, and the CHAP user it gives each volume.
+ISCSI_PORTALS = ("192.0.2.10:3260", "192.0.2.11:3260")
+ISCSI_CHAP_USER = "cinder-chap"
+
+
 class PowerVMFCArray(FibreChannelArray):
-    """The FC array, zoned to the emulated hosts' VIOSes: a LUN masked to a
-    VIOS's physical port WWPNs becomes discoverable on that VIOS (LUA recovery
-    finds it), the same disk on every VIOS that sees it (multipath), on
-    whichever host the VIOS is."""
+    """The emulated SAN behind Cinder. Fibre Channel (the default): a LUN
+    masked to a VIOS's physical port WWPNs becomes discoverable on that VIOS
+    (LUA recovery finds it), the same disk on every VIOS that sees it
+    (multipath), on whichever host the VIOS is; masked to an LPAR's NPIV
+    WWPNs, no VIOS sees it. ``protocol`` switches new attachments to
+    ``iscsi`` (a target with CHAP on two portals), ``local``/``nfs``/``gpfs``
+    (a file on the NovaLink partition) or ``rbd`` (a Ceph image). ``grow``
+    is Cinder extending a volume (the VIOSes see it after a rescan)."""
 
     def __init__(self, test, servers):
         super().__init__(test)
         #: () -> the emulated hosts (a test may start more).
         self.servers = servers
+        self.protocol = "fibre_channel"
+        #: Volume id -> GB, and the protocol each attached volume uses.
+        self.sizes: dict[str, int] = {}
+        self.protocols: dict[str, str] = {}
+
+    def fake_get(self, context, volume_id, microversion=None):
+        volume = super().fake_get(context, volume_id, microversion)
+        volume["size"] = self.sizes.get(volume_id, volume["size"])
+        return volume
+
+    def chap_secret(self, volume_id: str) -> str:
+        return hashlib.sha256(f"chap/{volume_id}".encode()).hexdigest()[:16]
+
+    def _export(self, volume_id: str, attachment_id: str, connector: dict) -> dict:
+        info = super()._export(volume_id, attachment_id, connector)
+        for server in self.servers():
+            self._zone(server, info["data"], connector)
+        return info
 
     def fake_attachment_update(self, context, attachment_id, connector, mountpoint=None):
+        protocol = self.protocol
         ref = super().fake_attachment_update(context, attachment_id, connector, mountpoint)
-        for server in self.servers():
-            self._zone(server, ref["connection_info"]["data"], connector)
+        data = ref["connection_info"]["data"]
+        volume_id = data["volume_id"]
+        protocol = self.protocols.setdefault(volume_id, protocol)
+        self.sizes.setdefault(volume_id, 1)
+        if protocol == "fibre_channel":
+            return ref  # masked and zoned by _export
+        info = {"driver_volume_type": protocol, "data": self._export_protocol(protocol, data)}
+        self._connection_info[attachment_id] = info
+        ref["connection_info"] = copy.deepcopy(info)
         return ref
+
+    def _export_protocol(self, protocol: str, fc_data: dict) -> dict:
+        """The connection info of a non-FC attachment (the target or file made
+        on the emulated hosts), from the FC export's volume and LUN."""
+        volume_id = fc_data["volume_id"]
+        base = {"volume_id": volume_id, "attachment_id": fc_data["attachment_id"]}
+        size = self.sizes[volume_id]
+        if protocol == "iscsi":
+            iqn = f"iqn.2026-01.com.example.array:volume-{volume_id}"
+            lun = fc_data["target_lun"]
+            for server in self.servers():
+                server.emu.control_routes["/iscsi-targets"](
+                    {
+                        "iqn": iqn,
+                        "portals": list(ISCSI_PORTALS),
+                        "lun": lun,
+                        "size_gb": size,
+                        "chap_user": ISCSI_CHAP_USER,
+                        "chap_password": self.chap_secret(volume_id),
+                        "udid_seed": f"cinder-volume-{volume_id}",
+                    }
+                )
+            return {
+                **base,
+                "target_discovered": False,
+                "target_portal": ISCSI_PORTALS[0],
+                "target_iqn": iqn,
+                "target_lun": lun,
+                "target_portals": list(ISCSI_PORTALS),
+                "target_iqns": [iqn, iqn],
+                "target_luns": [lun, lun],
+                "auth_method": "CHAP",
+                "auth_username": ISCSI_CHAP_USER,
+                "auth_password": self.chap_secret(volume_id),
+            }
+        if protocol == "rbd":
+            name = f"volumes/volume-{volume_id}"
+            for server in self.servers():
+                server.emu.control_routes["/rbd-images"]({"name": name, "size_gb": size})
+            return {**base, "name": name, "auth_username": "cinder", "hosts": ["192.0.2.30"]}
+        path = f"/srv/cinder/volume-{volume_id}"
+        for server in self.servers():
+            server.emu.control_routes["/management-files"]({"path": path, "size_gb": size})
+        if protocol == "nfs":
+            return {**base, "export": "nfs1.example.com:/srv/cinder", "name": f"volume-{volume_id}"}
+        return {**base, "device_path": path}
+
+    def grow(self, volume_id: str, size_gb: int) -> None:
+        """Cinder extends the volume on the array (before Nova is told)."""
+        self.sizes[volume_id] = size_gb
+        protocol = self.protocols.get(volume_id, "fibre_channel")
+        for server in self.servers():
+            routes = server.emu.control_routes
+            if protocol in ("fibre_channel", "iscsi"):
+                try:
+                    routes["/volumes/grow"](
+                        {"udid_seed": f"cinder-volume-{volume_id}", "size_gb": size_gb}
+                    )
+                except ValueError:
+                    pass  # NPIV: no VIOS of this host has the LUN
+            elif protocol == "rbd":
+                routes["/rbd-images"]({"name": f"volumes/volume-{volume_id}", "size_gb": size_gb})
+            else:
+                routes["/management-files"](
+                    {"path": f"/srv/cinder/volume-{volume_id}", "size_gb": size_gb}
+                )
 
     def _zone(self, server, data, connector) -> None:
         wwpns = {w.upper() for w in connector.get("wwpns") or []}
@@ -172,7 +303,7 @@ class PowerVMFCArray(FibreChannelArray):
                 emu.control_routes["/volumes"](
                     {
                         "vios": vios,
-                        "size_gb": 1,
+                        "size_gb": self.sizes.get(data["volume_id"], 1),
                         "lun": data["target_lun"],
                         "target_wwpn": self.targets[0],
                         "udid_seed": f"cinder-volume-{data['volume_id']}",
@@ -183,6 +314,23 @@ class PowerVMFCArray(FibreChannelArray):
 def ovs_devname(port_id: str) -> str:
     """The tap name Nova gives an ovs port (``tap`` + id, 14 characters)."""
     return ("tap" + port_id)[:14]
+
+
+def sriov_device_specs(server) -> list[dict]:
+    """``[pci] device_spec`` for the emulated system's SR-IOV ports (by label)."""
+    from ibmvirt.powervm import sriov
+
+    emu = server.emu
+    specs = []
+    with emu.lock:
+        for ad in emu.ms.elem.iter("{*}SRIOVAdapter"):
+            aid = int(ad.findtext("{*}SRIOVAdapterID") or 0)
+            for port in ad.iter():
+                if isinstance(port.tag, str) and x_local(port).endswith("PhysicalPort"):
+                    pid = int(port.findtext("{*}PhysicalPortID") or 0)
+                    label = port.findtext("{*}Label") or sriov.DEFAULT_LABEL
+                    specs.append(sriov.device_spec(aid, pid, label))
+    return specs
 
 
 def x_local(el) -> str:
@@ -236,6 +384,51 @@ class NovaLinkView:
                 for c in self._objs("ClientNetworkAdapter")
                 if c.parent is not None and c.parent.kind == "LogicalPartition"
             ]
+
+    def vnics(self) -> list[dict]:
+        """Every LPAR vNIC: MAC, VLAN, owner and its backing devices (adapter,
+        port, capacity, failover priority, active) as the emulator holds them."""
+        with self.emu.lock:
+            out = []
+            for v in self._objs("VirtualNICDedicated"):
+                backs = [
+                    {
+                        "adapter": int(b.findtext("{*}RelatedSRIOVAdapterID") or -1),
+                        "port": int(b.findtext("{*}RelatedSRIOVPhysicalPortID") or -1),
+                        "capacity": b.findtext("{*}CurrentCapacityPercentage"),
+                        "max_capacity": b.findtext("{*}MaxCapacityPercentage"),
+                        "priority": b.findtext("{*}FailOverPriority"),
+                        "active": b.findtext("{*}IsActive") == "true",
+                    }
+                    for b in v.elem.iter("{*}VirtualNICSRIOVBackingDevice")
+                ]
+                details = v.elem.find("{*}Details")
+                out.append(
+                    {
+                        "lpar": v.parent.uuid if v.parent is not None else None,
+                        "mac": details.findtext("{*}MACAddress"),
+                        "vlan": details.findtext("{*}PortVLANID"),
+                        "allowed_vlans": details.findtext("{*}AllowedVLANIDs"),
+                        "backing": backs,
+                    }
+                )
+            return out
+
+    def sriov_ports_labelled(self, label: str) -> list[str]:
+        """Location codes of the SR-IOV physical ports labelled ``label``."""
+        with self.emu.lock:
+            return [
+                port.findtext("{*}LocationCode")
+                for port in self.emu.ms.elem.iter()
+                if isinstance(port.tag, str)
+                and x_local(port).endswith("PhysicalPort")
+                and (port.findtext("{*}Label") or "default") == label
+            ]
+
+    def sriov_logical_ports(self) -> list[str]:
+        """UUIDs of every SR-IOV logical port (on LPARs and VIOSes)."""
+        with self.emu.lock:
+            return [lp.uuid for lp in self._objs("SRIOVEthernetLogicalPort")]
 
     def adapters_of(self, lpar_uuid: str) -> list[dict]:
         with self.emu.lock:
@@ -315,6 +508,39 @@ class NovaLinkView:
                     out.append((v.field("PartitionName"), name))
             return sorted(out)
 
+    def mapped_sizes_gb(self) -> dict[tuple[str, str], float]:
+        """(VIOS name, storage name) -> size in GB of each vSCSI-mapped hdisk,
+        file or image, as the mapping shows it to the LPAR."""
+        with self.emu.lock:
+            out = {}
+            for v in self._objs("VirtualIOServer"):
+                for m in v.elem.iter("{*}VirtualSCSIMapping"):
+                    stg = m.find("{*}Storage")
+                    if stg is None or len(stg) == 0:
+                        continue
+                    item = stg[0]
+                    if item.findtext("{*}VolumeName"):
+                        size = float(item.findtext("{*}VolumeCapacity") or 0) / 1024
+                        name = item.findtext("{*}VolumeName")
+                    else:
+                        size = float(item.findtext("{*}DiskCapacity") or 0)
+                        name = item.findtext("{*}DiskName")
+                    out[(v.field("PartitionName"), name)] = size
+            return out
+
+    def vfc_mappings(self) -> list[tuple[str, str, str]]:
+        """(VIOS name, physical port, client WWPNs) of every vFC mapping."""
+        with self.emu.lock:
+            return sorted(
+                (
+                    v.field("PartitionName"),
+                    m.findtext("{*}Port/{*}PortName") or "",
+                    m.findtext("{*}ClientAdapter/{*}WWPNs") or "",
+                )
+                for v in self._objs("VirtualIOServer")
+                for m in v.elem.iter("{*}VirtualFibreChannelMapping")
+            )
+
     def physical_volumes(self) -> list[tuple[str, str]]:
         """(VIOS name, hdisk name) of every physical volume the VIOSes have."""
         with self.emu.lock:
@@ -373,11 +599,16 @@ class PowerVMComputeMixin:
     disk_driver = "localdisk"
     volume_group = "datavg"
     lifecycle_event_delay = 0.5
+    #: Inventory ``host`` settings of a compute host's emulated system, by
+    #: Nova host name (e.g. an older system's ``proc_compat_modes``).
+    novalink_host_settings: dict[str, dict] = {}
+    #: SR-IOV port labels ("<adapter>/<port>": label) added to the inventory's.
+    sriov_port_labels: dict[str, str] = {}
 
     def driver_flags(self):
         #: The emulated managed system of each compute host, by host name.
         self.novalinks: dict = {}
-        self.novalink = self.start_novalink(None)
+        self.novalink = self.start_novalink(None, self.novalink_host_settings.get("compute"))
         self.nl_view = NovaLinkView(self.novalink)
         self.nl_control = self.novalink.httpd.RequestHandlerClass.control
         self.flags(
@@ -393,8 +624,21 @@ class PowerVMComputeMixin:
             vnc_relay_port=0,
         )
         self.flags(reserved_host_memory_mb=0)
+        # Tag each SR-IOV port's pseudo-VFs with its label, as an operator would
+        # (ibmvirt.powervm.sriov.device_specs), and let the scheduler use them.
+        self.flags(
+            group="pci",
+            device_spec=[json.dumps(s) for s in sriov_device_specs(self.novalink)],
+        )
+        self.flags(
+            group="filter_scheduler",
+            enabled_filters=[
+                *nova_conf.CONF.filter_scheduler.enabled_filters,
+                "PciPassthroughFilter",
+            ],
+        )
 
-    def start_novalink(self, system_name: str | None):
+    def start_novalink(self, system_name: str | None, host_settings: dict | None = None):
         """A NovaLink emulator for one managed system of the inventory, named
         ``system_name`` (None: as the inventory names it), a peer of those
         started before it (one SSP cluster)."""
@@ -404,10 +648,14 @@ class PowerVMComputeMixin:
         os.makedirs(disk_dir, mode=0o700)
         os.makedirs(os.path.join(state_dir, "tokens"), mode=0o700)
         inv = copy.deepcopy(_fc_volumes_from_the_array(self.inventory))
+        if self.sriov_port_labels:
+            labels = {**inv["host"].get("sriov_port_labels", {}), **self.sriov_port_labels}
+            inv["host"] = dict(inv["host"], sriov_port_labels=labels)
         system_name = system_name or inv["host"]["name"]
         if system_name != inv["host"]["name"]:
             serial = hashlib.sha256(system_name.encode()).hexdigest()[:7].upper()
             inv["host"] = dict(inv["host"], name=system_name, mtms=f"8408-E8E*{serial}")
+        inv["host"].update(host_settings or {})
         server = app.start(
             inv,
             token_dir=os.path.join(state_dir, "tokens"),
@@ -426,7 +674,7 @@ class PowerVMComputeMixin:
         if not self.novalinks:
             server = self.novalink
         else:
-            server = self.start_novalink(f"pvm-{host}")
+            server = self.start_novalink(f"pvm-{host}", self.novalink_host_settings.get(host))
         self.novalinks[host] = server
         self.flags(group="powervm", novalink_port=server.port)
         return super()._start_compute(host, cell_name=cell_name)

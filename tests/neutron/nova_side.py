@@ -1,7 +1,12 @@
 """The Nova drivers' VIF translation, run in its own process (Nova and
 Neutron cannot share one): reads port bindings made by real ML2 as JSON on
 stdin, hands each to the plugging code of the driver its vif_type names,
-and prints what that code would create, or its refusal, as JSON."""
+and prints what that code would create, or its refusal, as JSON.
+
+Input: a list of ports, or ``{"ports": [...], "novalink": {"port": <emulator
+port>, "lpar": <LPAR UUID>}}``: ``pvm_sriov`` ports are then really plugged
+by the PowerVM driver's VIF code into that LPAR on that NovaLink emulator,
+and the output is the vNIC NovaLink holds afterwards."""
 
 from __future__ import annotations
 
@@ -34,9 +39,48 @@ def nova_vif(port: dict) -> model.VIF:
     )
 
 
-def plug(port: dict) -> dict:
+def _novalink_adapter(novalink: dict):
+    import logging
+
+    import pypowervm.adapter as pvm_adpt
+
+    logging.getLogger("pypowervm.adapter").setLevel(logging.ERROR)  # plain http on loopback
+    session = pvm_adpt.Session(
+        "127.0.0.1", "neo", "passw0rd", protocol="http", port=novalink["port"], conn_tries=1
+    )
+    return pvm_adpt.Adapter(session)
+
+
+def plug_sriov(vif, novalink: dict) -> dict:
+    """Plug with the PowerVM driver's code; the vNIC as NovaLink returns it."""
+    from pypowervm.wrappers import iocard as pvm_card
+    from pypowervm.wrappers import logical_partition as pvm_lpar
+
+    adapter = _novalink_adapter(novalink)
+    try:
+        lpar = pvm_lpar.LPAR.get(adapter, uuid=novalink["lpar"])
+        pvm_vif.driver_for(vif, adapter, adapter.sys_uuid, None).plug(lpar, vif, "vm")
+        (vnic,) = [
+            v
+            for v in pvm_card.VNIC.get(adapter, parent=lpar)
+            if v.mac == contract.pvm_mac(vif["address"])
+        ]
+        return {
+            "mac": vnic.mac,
+            "vlan": vnic.pvid,
+            "backing": sorted(
+                [b.sriov_adap_id, b.pport_id, b.capacity, b.failover_pri] for b in vnic.back_devs
+            ),
+        }
+    finally:
+        adapter.session._logoff()
+
+
+def plug(port: dict, novalink: dict | None = None) -> dict:
     vif = nova_vif(port)
     try:
+        if vif["type"] == contract.VIF_TYPE_PVM_SRIOV and novalink:
+            return plug_sriov(vif, novalink)
         if vif["type"] == contract.VIF_TYPE_DPM_VSWITCH:
             spec = nic.VifSpec.from_vif(vif)
             return {"vswitch_id": spec.vswitch_id, "mac": spec.mac}
@@ -48,7 +92,10 @@ def plug(port: dict) -> dict:
 
 
 def main() -> None:
-    json.dump([plug(p) for p in json.load(sys.stdin)], sys.stdout)
+    given = json.load(sys.stdin)
+    if isinstance(given, list):
+        given = {"ports": given}
+    json.dump([plug(p, given.get("novalink")) for p in given["ports"]], sys.stdout)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from oslo_config import cfg
 
 from ibmvirt.neutron.agent import base
@@ -53,6 +55,8 @@ def test_the_noop_firewall_driver_is_accepted(monkeypatch, tmp_path):
     )
     assert code == 0
     assert len(launched) == 1
+    # urllib3's per-retry warnings (every poll of an outage) are quiet.
+    assert logging.getLogger("urllib3.connectionpool").getEffectiveLevel() == logging.ERROR
 
 
 class _Waits:

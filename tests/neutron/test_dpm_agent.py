@@ -124,8 +124,11 @@ class TestHmcOutage(DpmAgentTestCase):
         self.wait_for_port_status(self.port_["id"], "ACTIVE")
         self.assertIn("HMC answers again", self.log.output)
 
+    #: The request of a poll that reads the NICs.
+    failing_read = r"/api/services/inventory"
+
     def test_http_5xx_takes_ports_down_for_one_poll(self):
-        self.hmc.emu.inject_fault(None, r"/api/services/inventory", status=503, times=1)
+        self.hmc.emu.inject_fault(None, self.failing_read, status=503, times=1)
         self.assertEqual(set(), self.run_agent_once()["current"])
         self.assertEqual("DOWN", self.port(self.port_["id"])["status"])
         self.wait_for_port_status(self.port_["id"], "ACTIVE")
@@ -157,6 +160,14 @@ class TestHmcOutage(DpmAgentTestCase):
             contract.AGENT_CONF_DPM_MAPPINGS
         ]
         self.assertEqual({"physnet1", "physnet2"}, set(mappings))
+
+
+class TestHmcOutageOnHmc216(TestHmcOutage):
+    """The same outages where the agent lists partitions and reads NICs in
+    bulk (HMC 2.16.0) instead of one Get Inventory."""
+
+    hmc_version = "2.16.0"
+    failing_read = r"/partitions\?.*additional-properties=nic-uris"
 
 
 class TestHeartbeat(DpmAgentTestCase):

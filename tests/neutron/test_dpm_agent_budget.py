@@ -34,6 +34,9 @@ class BudgetTestCase(testtools.TestCase):
         conf([], project="ibmvirt-test")
         self.hmc.configure(conf, [f"physnet1:{self.ids.osa_adapter}"])
         self.manager = dpm.make_manager(conf)
+        # make_manager logs off (the worker logs on anew): log on as it does,
+        # so that polls count only their own requests.
+        self.manager.client.session.logon()
         self.ports: list[str] = []
         self.nics = []
 
@@ -119,3 +122,20 @@ class TestHmc216(BudgetTestCase):
         self.assertEqual(set(self.ports), devices)
         self.assertFalse(self.manager.features.list_additional_properties)
         self.assertEqual((set(self.ports), 1), self.poll())
+
+    def test_an_hmc_ignoring_additional_properties_is_read_by_inventory(self):
+        """A List Partitions answered without nic-uris is not "no NICs"."""
+        self.add_nics(3)
+        partitions = self.manager.cpc.partitions
+        real = partitions.list
+
+        def without_nic_uris(*args, **kwargs):
+            listed = real(*args, **kwargs)
+            for part in listed:
+                part._properties.pop("nic-uris", None)
+            return listed
+
+        with mock.patch.object(partitions, "list", side_effect=without_nic_uris):
+            devices, _ = self.poll()
+        self.assertEqual(set(self.ports), devices)
+        self.assertFalse(self.manager.features.list_additional_properties)

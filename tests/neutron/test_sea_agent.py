@@ -4,6 +4,7 @@ sees in Neutron (port status, the agent's configurations) and on the host
 
 from __future__ import annotations
 
+import logging
 import os
 import pathlib
 import re
@@ -15,6 +16,7 @@ import tempfile
 import textwrap
 import time
 
+import fixtures
 from oslo_config import cfg
 from pypowervm.tasks import network_bridger as net_br
 from pypowervm.wrappers import network as pvm_net
@@ -296,6 +298,12 @@ class TestSEAOffTheDefaultSwitch(SEAAgentTestCase):
         network__sea={"vios": "vios1", "pvid": 7, "vswitch": "ETHERNET1"},
     )
 
+    def setUp(self):
+        super().setUp()
+        self.log = self.useFixture(
+            fixtures.FakeLogger(name="ibmvirt.neutron.agent.sea", level=logging.WARNING)
+        )
+
     def cna_switch(self, cna) -> str:
         switches = {s.related_href.upper(): s.name for s in self._switches()}
         return switches[cna.vswitch_uri.upper()]
@@ -342,6 +350,43 @@ class TestSEAOffTheDefaultSwitch(SEAAgentTestCase):
             self.nova, self.make_lpar(), 250, eth0, mac=contract.pvm_mac(port["mac_address"])
         )
         self.assert_stays_down(manager, port)
+
+    def test_an_adapter_corrected_in_place_goes_active(self):
+        manager = self.start_sea()
+        port = self.vlan_port(250)
+        eth1 = next(s for s in self._switches() if s.name == "ETHERNET1")
+        mac = contract.pvm_mac(port["mac_address"])
+        cna = vif.create_cna(self.nova, self.make_lpar(), 251, eth1, mac=mac)
+        self.assert_stays_down(manager, port)
+        self.assertTrue(self.agent_warned(port))
+        cna.pvid = 250
+        cna.update()
+        self.wait_for_port_status(port["id"], "ACTIVE")
+
+    def test_an_active_port_whose_adapter_leaves_the_vlan_goes_down(self):
+        self.start_sea()
+        port = self.vlan_port(250)
+        cna = self.plug(port, self.make_lpar())
+        self.wait_for_port_status(port["id"], "ACTIVE")
+        cna.pvid = 251
+        cna.update()
+        self.wait_for_port_status(port["id"], "DOWN")
+
+    def test_a_port_replugged_right_under_the_same_mac_goes_active(self):
+        manager = self.start_sea()
+        port = self.vlan_port(250)
+        eth0 = next(s for s in self._switches() if s.name == "ETHERNET0")
+        lpar = self.make_lpar()
+        mac = contract.pvm_mac(port["mac_address"])
+        wrong = vif.create_cna(self.nova, lpar, 250, eth0, mac=mac)
+        self.assert_stays_down(manager, port)
+        self.assertTrue(self.agent_warned(port))
+        wrong.delete()
+        self.plug(port, lpar)  # as Nova would, within one polling interval
+        self.wait_for_port_status(port["id"], "ACTIVE")
+
+    def agent_warned(self, port) -> bool:
+        return f"Port {port['mac_address']}: its adapter is on virtual switch" in self.log.output
 
     def test_a_flat_adapter_off_the_seas_pvid_stays_down(self):
         manager = self.start_sea()
@@ -397,6 +442,10 @@ class TestTwoSEAs(SEAAgentTestCase):
             "physnet1:ent5:vios9": ("no VIOS named 'vios9'", "vios1, vios2"),
             "physnet1:ent9:vios1": ("no Shared Ethernet Adapter 'ent9'", "ent5 on vios1"),
             "physnet1:ent5:vios1,physnet1:ent5:vios2": ("'physnet1' twice",),
+            "physnet1:ent5:vios1,physnet2:ent5:vios1": (
+                "physnet2:ent5:vios1: SEA ent5 on vios1 already bridges physical network "
+                "'physnet1'",
+            ),
             "physnet1:ent5": ("'physnet1:ent5' is not <physnet>:<SEA device>:<VIOS name>",),
         }
         for mappings, words in cases.items():

@@ -116,6 +116,8 @@ class Control:
                     return route(body)
             except ValueError as exc:
                 raise faults.ControlError(str(exc)) from exc
+            except errors.RestError as exc:  # a peer's request refused like a client's
+                raise faults.ControlError(exc.message) from exc
         if sub == "/vios-busy" and method in ("POST", "PUT"):
             return 201, {"fault": self._vios_busy(body).as_dict()}
         if sub == "/sessions/expire" and method in ("POST", "PUT"):

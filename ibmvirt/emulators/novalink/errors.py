@@ -127,8 +127,12 @@ def refused(message: str, code: str) -> RestError:
 class JobFailure(Exception):
     """A job ends COMPLETED_WITH_ERROR with this message in its results."""
 
-    def __init__(self, message: str, code: str | None = None) -> None:
+    def __init__(
+        self, message: str, code: str | None = None, results: dict[str, str] | None = None
+    ) -> None:
         self.code = code
+        #: More job results (e.g. ``RETURN_CODE``, which clients read after a failure).
+        self.results = dict(results or {})
         self.text = message
         self.message = f"{code} {message}" if code else message
         super().__init__(self.message)

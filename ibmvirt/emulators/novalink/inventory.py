@@ -54,6 +54,20 @@ def normalise(inv: dict[str, Any]) -> dict[str, Any]:
     _positive(host, "host", "memory_mb", int)
     _positive(host, "host", "proc_units", float)
     _positive(host, "host", "memory_region_mb", int)
+    limit = host.get("max_active_migrations", 16)
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
+        raise InventoryError(
+            f"host.max_active_migrations must be a whole number >= 0 (0: the system takes "
+            f"no active migration), got {limit!r}"
+        )
+    modes = host.get("proc_compat_modes")
+    if modes is not None and (
+        not isinstance(modes, list) or not modes or not all(isinstance(m, str) for m in modes)
+    ):
+        raise InventoryError(
+            "host.proc_compat_modes must be a non-empty list of mode names "
+            "(e.g. [default, POWER6, POWER7])"
+        )
     inv.setdefault(
         "management_partition", {"name": "novalink", "memory_mb": 2048, "proc_units": 0.5}
     )
@@ -115,6 +129,24 @@ def _management_io(mgmt: Any) -> None:
         if not isinstance(entries, list):
             raise InventoryError(f"{where}.{key} must be a list of {ident}s")
         mgmt[key] = [backing_entry(e, ident, f"{where}.{key}[{i}]") for i, e in enumerate(entries)]
+    vgs = mgmt.get("volume_groups") or []
+    if vgs and not io_server:
+        raise InventoryError(
+            f"{where}.volume_groups needs {where}.io_server: true (only an I/O server "
+            "management partition holds file-backed volume groups)"
+        )
+    if not isinstance(vgs, list):
+        raise InventoryError(f"{where}.volume_groups must be a list of volume groups")
+    for i, vg in enumerate(vgs):
+        at = f"{where}.volume_groups[{i}]"
+        if not isinstance(vg, dict) or not isinstance(vg.get("name"), str) or not vg["name"]:
+            raise InventoryError(f"{at} needs a 'name' (a string), got {vg!r}")
+        vg.setdefault("path", f"/var/lib/novalink/vg/{vg['name']}")
+        vg.setdefault("size_gb", 100)
+        if not str(vg["path"]).startswith("/"):
+            raise InventoryError(f"{at}: path {vg['path']!r} must be absolute")
+        _positive(vg, at, "size_gb", float)
+    mgmt["volume_groups"] = vgs
 
 
 def backing_entry(entry: Any, ident: str, where: str) -> dict[str, Any]:

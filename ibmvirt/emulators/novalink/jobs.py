@@ -45,6 +45,9 @@ class Job:
     results: dict[str, str] = field(default_factory=dict)
     message: str = ""
     cancelled: threading.Event = field(default_factory=threading.Event)
+    #: How far the operation got, for operations with phases (a migration
+    #: past its point of no return can no longer be aborted).
+    stage: str = ""
 
     def pause(self, share: float) -> None:
         """Spend ``share`` of the job delay (0..1); returns early if cancelled."""
@@ -192,7 +195,7 @@ class JobManager:
             job.results = dict(results)
             job.status = COMPLETED_OK
         except errors.JobFailure as exc:
-            job.results = {"returnCode": "1", "result": exc.message}
+            job.results = {"returnCode": "1", "result": exc.message, **exc.results}
             job.message = exc.message
             job.status = COMPLETED_WITH_ERROR
         except errors.RestError as exc:

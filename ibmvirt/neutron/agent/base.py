@@ -28,6 +28,7 @@ from oslo_service import service
 
 LOG = logging.getLogger(__name__)
 
+QUIET_RETRIES = "urllib3.connectionpool=ERROR"
 _NOOP_FIREWALLS = (None, "", "noop", "neutron.agent.firewall.NoopFirewallDriver")
 
 
@@ -189,6 +190,10 @@ def main(
     register_opts(cfg.CONF)
     register_neutron_agent_opts(cfg.CONF)
     common_config.init(sys.argv[1:] if argv is None else argv)
+    # urllib3 warns of each retry, at every poll while NovaLink or the HMC is
+    # down; the agent says so once itself. ([DEFAULT] default_log_levels wins.)
+    if QUIET_RETRIES not in common_config.EXTRA_LOG_LEVEL_DEFAULTS:
+        common_config.EXTRA_LOG_LEVEL_DEFAULTS.append(QUIET_RETRIES)
     common_config.setup_logging()
     try:
         check_noop_firewall()

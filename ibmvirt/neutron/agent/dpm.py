@@ -65,6 +65,10 @@ class InventoryIncomplete(zhmcclient.Error):
     """Get Inventory answered, with inventory-error items instead of some objects."""
 
 
+class _NoAdditionalProperties(Exception):
+    """List Partitions answered without the additional properties asked for."""
+
+
 @dataclass(frozen=True)
 class Nic:
     """One NIC of this host on some backing, as far as the agent cares."""
@@ -159,8 +163,8 @@ class DpmAgentManager(base.AgentManager):
         if self.features.list_additional_properties:
             try:
                 nics = self._listed_nics()
-            except zhmcclient.HTTPError as exc:
-                if exc.http_status != 400:
+            except (zhmcclient.HTTPError, _NoAdditionalProperties) as exc:
+                if isinstance(exc, zhmcclient.HTTPError) and exc.http_status != 400:
                     raise
                 LOG.warning(
                     "The HMC refuses List Partitions with additional-properties (%s); "
@@ -190,7 +194,10 @@ class DpmAgentManager(base.AgentManager):
         for partition in self.cpc.partitions.list(
             filter_args=owned, additional_properties=["nic-uris"]
         ):
-            listed.extend(partition.prop("nic-uris", None) or [])
+            if "nic-uris" not in partition.properties:
+                # Ignored rather than refused: "no NICs" would take every port down.
+                raise _NoAdditionalProperties(f"partition {partition.name} came without nic-uris")
+            listed.extend(partition.properties["nic-uris"] or [])
         self._nics = {uri: self._nics[uri] for uri in listed if uri in self._nics}
         new = [uri for uri in listed if uri not in self._nics]
         for start in range(0, len(new), NICS_PER_BULK):

@@ -60,10 +60,10 @@ def parse_uri(uri: str | None) -> tuple[str, str | None, str | None] | None:
     return m.group("lpar").upper(), m.group("kind"), uuid.upper() if uuid else None
 
 
-def connect(conf: cfg.ConfigOpts) -> pvm_adpt.Adapter:
+def connect(conf: cfg.ConfigOpts, conn_tries: int = novalink.CONNECT_TRIES) -> pvm_adpt.Adapter:
     """Log on with the Nova driver's [powervm] options; failures name the option."""
     try:
-        return novalink.build_adapter(conf)
+        return novalink.build_adapter(conf, conn_tries=conn_tries)
     except novalink.NovaLinkConfigError as exc:
         raise agent_base.AgentStartupError(str(exc)) from None
     except pvm_ex.Error as exc:
@@ -114,11 +114,11 @@ class PowerVMAgentManager(agent_base.AgentManager):
             self._logoff()
             self.adapter = None
 
-    def _open(self) -> None:
+    def _open(self, conn_tries: int = novalink.CONNECT_TRIES) -> None:
         """Log on (unless given an adapter), find the system, check the VIOSes
         and the subclass's configuration; AgentStartupError names the fix."""
         if self.adapter is None:
-            self.adapter = connect(self.conf)
+            self.adapter = connect(self.conf, conn_tries)
         try:
             self.host_uuid = self._the_system()
             self._wait_for_vioses()
@@ -206,7 +206,7 @@ class PowerVMAgentManager(agent_base.AgentManager):
         check at start-up is retried, not a crash loop of workers."""
         while not self._stopping.is_set():
             try:
-                self._open()
+                self._open(conn_tries=1)  # retried here, where a stop is seen
                 return True
             except agent_base.AgentStartupError as exc:
                 self.adapter = None
@@ -290,9 +290,9 @@ class PowerVMAgentManager(agent_base.AgentManager):
             return
         try:
             if uuid is None:
-                self.devices.replace_lpar(
-                    lpar_uuid, self._devices(lpar_uuid, self.list_adapters(lpar_uuid))
-                )
+                devices = self._devices(lpar_uuid, self.list_adapters(lpar_uuid))
+                self.devices.replace_lpar(lpar_uuid, devices)
+                self.mark_updated({d.mac for d in devices})
                 return
             device = self.device_of(lpar_uuid, self.read_adapter(lpar_uuid, uuid))
         except pvm_ex.HttpNotFound:
@@ -305,6 +305,9 @@ class PowerVMAgentManager(agent_base.AgentManager):
             self.devices.drop_adapter(uuid)
         else:
             self.devices.put(device)
+            # The loop sees only MACs come and go: an adapter changed or
+            # re-created under the same MAC must be plugged (checked) again.
+            self.mark_updated({device.mac})
 
     def read_later(self, lpar_uuid: str, uuid: str | None) -> None:
         self.worker.submit(("read", lpar_uuid, uuid), lambda: self._read(lpar_uuid, uuid))

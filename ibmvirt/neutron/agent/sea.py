@@ -99,6 +99,13 @@ def resolve_bridge_mappings(text: str, bridges, vios_names: dict[str, str]) -> d
                 f"{_OPTION}: {physnet}:{dev}:{vios}: VIOS {vios} has no Shared Ethernet "
                 f"Adapter {dev!r} (this host's SEAs: {listed})"
             )
+        shared = next((p for p, u in mappings.items() if u == nb.uuid), None)
+        if shared is not None:
+            raise agent_base.AgentStartupError(
+                f"{_OPTION}: {physnet}:{dev}:{vios}: SEA {dev} on {vios} already bridges "
+                f"physical network {shared!r}; two physical networks on one SEA would be "
+                "one layer-2 domain (their untagged traffic meets on its PVID)"
+            )
         mappings[physnet] = nb.uuid
     return mappings
 

@@ -1,5 +1,10 @@
 """Boot disks as logical volumes in one VIOS volume group (``disk_driver = localdisk``).
 
+The group may also be a file-backed one on a NovaLink partition that hosts
+I/O: its virtual disks are files (BackStoreType ``user:qcow``), created,
+copied, grown and removed through the same VolumeGroup requests, so nothing
+here differs; growing one on resize is allowed (nova-powervm refused it).
+
 Each image is uploaded once into the volume group as ``i_<image id>`` (the
 cache Nova's image cache manager ages out); a boot disk ``b_<instance uuid>``
 is a copy of it. Names are cut to the 15 characters a logical volume may have.
@@ -133,7 +138,7 @@ class LocalDisk(DiskDriver):
         return f"localdisk:{self.host.uuid}/{self.vg_uuid}"
 
     def extend_boot_disk(self, instance, size_gb: int) -> bool:
-        """The logical volume grows in place (extendlv); the guest sees the new
+        """The logical volume (or file) grows in place; the guest sees the new
         size at its next boot."""
         name = boot_disk_name(instance)
         grown = []

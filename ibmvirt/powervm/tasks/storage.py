@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from oslo_log import log as logging
 from pypowervm.tasks import scsi_mapper as pvm_map
+from pypowervm.tasks import vfc_mapper as pvm_vfc
 from taskflow import task
 
 from ibmvirt.powervm import exceptions as pvm_exc
@@ -183,7 +184,8 @@ class CreateConfigDrive(task.Task):
 
 
 class RunFeedTask(task.Task):
-    """Apply the queued VIOS mapping changes; revert removes the LPAR's mappings."""
+    """Apply the queued VIOS mapping changes; revert removes the LPAR's
+    mappings (vSCSI and vFC)."""
 
     def __init__(self, ftsk, new_feedtask):
         super().__init__(name="vios_mappings")
@@ -194,15 +196,20 @@ class RunFeedTask(task.Task):
             self.ftsk.execute()
 
     def revert(self, lpar, result, flow_failures, **kwargs):
+        def remove(vwrap):
+            removed = pvm_map.remove_maps(vwrap, lpar.uuid)
+            return bool(removed + pvm_vfc.remove_maps(vwrap, lpar.uuid))
+
         undo = self.new_feedtask()
-        undo.add_functor_subtask(pvm_map.remove_maps, lpar.uuid)
+        undo.add_functor_subtask(remove)
         undo.execute()
 
 
 class DetachAll(task.Task):
     """Remove every VIOS mapping of the instance in one FeedTask: its volumes'
-    (whose hdisks are then removed), the rest of the LPAR's, and, when the LPAR
-    is gone already, those still naming its boot disk or config drive."""
+    (whose hdisks are then removed), the rest of the LPAR's (vSCSI and vFC),
+    and, when the LPAR is gone already, those still naming its volumes, boot
+    disk or config drive."""
 
     def __init__(self, ftsk, instance, volumes, owned_by_instance):
         super().__init__(name="detach_storage")
@@ -212,13 +219,14 @@ class DetachAll(task.Task):
 
     def execute(self, lpar):
         lpar_uuid = lpar.uuid if lpar is not None else None
-        if lpar_uuid is not None:
-            for connector, info in self.volumes:
-                connector.add_disconnect(self.ftsk, lpar_uuid, info)
+        for connector, info in self.volumes:
+            connector.add_disconnect_for_delete(self.ftsk, lpar_uuid, info)
         instance, owned = self.instance, self.owned
 
         def remove(vwrap):
             removed = pvm_map.remove_maps(vwrap, lpar_uuid) if lpar_uuid else []
+            if lpar_uuid:
+                removed += pvm_vfc.remove_maps(vwrap, lpar_uuid)
             stale = [
                 m
                 for m in vwrap.scsi_mappings

@@ -155,3 +155,34 @@ def test_lpar_lists_its_vfc_client_adapters(adapter, host):
     assert len(adapters) == 1
     assert sorted(adapters[0].wwpns) == sorted(w.upper() for w in wwpns)
     assert adapters[0].lpar_id == lpar.id
+
+
+def test_san_present_zones_a_lun_to_the_vioses_with_the_wwpns(emulator, adapter):
+    """What the cloud's Cinder SAN driver does: a LUN masked to one VIOS's
+    physical port WWPN becomes discoverable there (LUA recovery), nowhere else."""
+    vios1 = vios_named(adapter, "vios1", [pvm_const.XAG.VIO_STOR])
+    wwpn = vios1.pfc_ports[0].wwpn
+    body = {
+        "wwpns": [wwpn.lower(), "c0507606d56e03aa"],
+        "lun": 7,
+        "target_wwpn": "500507680b214ac1",
+        "size_gb": 1,
+        "udid_seed": "cinder-volume-1",
+    }
+    req = urllib.request.Request(
+        emulator.url + "/_emulator/san/present",
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers=JSON,
+    )
+    with urllib.request.urlopen(req) as resp:
+        assert json.loads(resp.read()) == {"vioses": ["vios1"]}
+    # Presenting again (a second attach of the volume) adds no second disk.
+    urllib.request.urlopen(req).read()
+    itls = hdisk.build_itls([wwpn], ["500507680b214ac1"], 7)
+    status, name, udid = hdisk.discover_hdisk(adapter, vios1.uuid, itls)
+    assert status == hdisk.LUAStatus.DEVICE_AVAILABLE
+    vios1 = vios_named(adapter, "vios1", [pvm_const.XAG.VIO_STOR])
+    assert [p.udid for p in vios1.phys_vols].count(udid) == 1
+    vios2 = vios_named(adapter, "vios2", [pvm_const.XAG.VIO_STOR])
+    assert udid not in [p.udid for p in vios2.phys_vols]

@@ -57,3 +57,46 @@ def test_a_system_without_failover_refuses_redundancy(tmp_path):
     finally:
         sess._logoff()
         srv.stop()
+
+
+def _two_backed_vnic(adapter, host, priorities):
+    ports = _link_up_ports(host)[:2]
+    vios1 = next(v for v in pvm_vios.VIOS.get(adapter) if v.name == "vios1")
+    by_loc = {p.loc_code: p for a in host.asio_config.sriov_adapters for p in a.phys_ports}
+    backs = []
+    for loc, pri in zip(ports, priorities, strict=True):
+        pp = by_loc[loc]
+        backs.append(
+            pvm_card.VNICBackDev.bld(
+                adapter, vios1.uuid, pp.sriov_adap_id, pp.port_id, failover_pri=pri
+            )
+        )
+    return pvm_card.VNIC.bld(adapter, pvid=10, back_devs=backs)
+
+
+def test_the_backing_device_with_the_highest_failover_priority_is_active(adapter, host):
+    """Priority 1 is tried first (pypowervm's VNICBackDev.failover_pri): the
+    device with the lowest number carries the traffic, wherever it is listed."""
+    lpar = build(adapter, host).create(parent=host)
+    vnic = _two_backed_vnic(adapter, host, [20, 10]).create(parent=lpar)
+    assert [(b.failover_pri, b.is_active) for b in vnic.back_devs] == [(20, False), (10, True)]
+
+
+@pytest.mark.parametrize("bad", [0, 101])
+def test_a_failover_priority_outside_1_to_100_is_refused(adapter, host, bad):
+    lpar = build(adapter, host).create(parent=host)
+    before = [p.cfg_lps for a in host.asio_config.sriov_adapters for p in a.phys_ports]
+    with pytest.raises(pvm_exc.HttpError) as exc:
+        _two_backed_vnic(adapter, host, [1, bad]).create(parent=lpar)
+    assert exc.value.response.status == 400
+    assert "FailOverPriority" in exc.value.her_wrap.message
+    host = host.refresh()
+    # Refused before any logical port was taken.
+    assert before == [p.cfg_lps for a in host.asio_config.sriov_adapters for p in a.phys_ports]
+    assert pvm_card.VNIC.get(adapter, parent=lpar) == []
+
+
+def test_boundaries_1_and_100_are_accepted(adapter, host):
+    lpar = build(adapter, host).create(parent=host)
+    vnic = _two_backed_vnic(adapter, host, [100, 1]).create(parent=lpar)
+    assert [(b.failover_pri, b.is_active) for b in vnic.back_devs] == [(100, False), (1, True)]

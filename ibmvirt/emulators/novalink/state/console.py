@@ -13,11 +13,10 @@ from urllib.parse import urlsplit
 
 from lxml import etree
 
-from ibmvirt.emulators.novalink import captures, errors, schema
+from ibmvirt.emulators.novalink import captures, schema
 from ibmvirt.emulators.novalink import xmlutil as x
 from ibmvirt.emulators.novalink.emulator import Emulator, Kind
-from ibmvirt.emulators.novalink.jobs import Job
-from ibmvirt.emulators.novalink.state import partition, slots, system, upload
+from ibmvirt.emulators.novalink.state import slots, system
 from ibmvirt.emulators.novalink.store import Resource
 
 
@@ -114,22 +113,6 @@ def _client_adapters(emu: Emulator, parent: Resource, section: str, item: str, k
     return out
 
 
-def rescan_virtual_disk(emu: Emulator, job: Job) -> dict[str, str]:
-    v = job.target
-    assert v is not None
-    udid = job.params.get("VirtualDiskUDID") or job.params.get("UniqueDeviceID") or ""
-    if (
-        udid
-        and upload.find_target(emu, v, udid) is None
-        and not any(
-            p.findtext(x.q("UniqueDeviceID")) == udid
-            for p in slots.items(v.elem, "PhysicalVolumes", "PhysicalVolume")
-        )
-    ):
-        raise errors.JobFailure(f"No disk with UDID {udid} on VIOS {partition.name_of(v.elem)!r}")
-    return {"RETURN_CODE": "0"}
-
-
 def register(emu: Emulator) -> None:
     emu.register(Kind("ManagementConsole", update=_console_update))
     emu.register(Kind("SharedProcessorPool", rootable=False, parents=("ManagedSystem",)))
@@ -146,6 +129,5 @@ def register(emu: Emulator) -> None:
             e, p, section, item, kind
         )
         emu.register(k)
-    emu.jobs.register("VirtualIOServer", "RescanVirtualDisk", lambda j: rescan_virtual_disk(emu, j))
     emu.seed_hooks.append(seed)
     emu.kind("ManagedSystem").before_read.append(_pool_refresh)

@@ -41,7 +41,7 @@ def volumes(v: Resource) -> list[dict[str, Any]]:
     return v.ext.setdefault("discoverable", [])
 
 
-def _ensure_pv(emu: Emulator, v: Resource, vol: dict[str, Any]) -> tuple[str, str]:
+def ensure_pv(emu: Emulator, v: Resource, vol: dict[str, Any]) -> tuple[str, str]:
     """Add the volume as a PhysicalVolume (once); returns (hdisk name, udid)."""
     udid = vol.get("udid") or storage.pv_udid(vol.get("udid_seed") or vol["name"])
     section = vios.section(v.elem, "PhysicalVolumes")
@@ -94,7 +94,7 @@ def lua_recovery(emu: Emulator, job: Job) -> dict[str, str]:
     job.pause(1.0)
     with emu.lock:
         if found:
-            name, udid = _ensure_pv(emu, v, found)
+            name, udid = ensure_pv(emu, v, found)
             status = LUA_DEVICE_AVAILABLE
         else:
             name = udid = ""
@@ -118,6 +118,8 @@ def _lua(lun: int) -> str:
 
 
 def iscsi_discovery(emu: Emulator, job: Job) -> dict[str, str]:
+    """A VIOS's own inventory volumes with an IQN (no portal, no CHAP); the
+    SAN's targets are ``san.py``'s, which calls this for the rest."""
     v = job.target
     assert v is not None
     iqn = job.params.get("targetIQN", "")
@@ -127,7 +129,7 @@ def iscsi_discovery(emu: Emulator, job: Job) -> dict[str, str]:
     for vol in volumes(v):
         if vol.get("iqn") in iqns and (lun is None or str(vol.get("lun", lun)) == str(lun)):
             with emu.lock:
-                name, udid = _ensure_pv(emu, v, vol)
+                name, udid = ensure_pv(emu, v, vol)
             emu.publish("MODIFY_URI", v, "Other")
             return {
                 "RETURN_CODE": ISCSI_SUCCESS,
@@ -143,7 +145,7 @@ def iscsi_initiator(emu: Emulator, job: Job) -> dict[str, str]:
 
 
 def remove_device(emu: Emulator, job: Job) -> dict[str, str]:
-    """RemoveDevice / ISCSIRemove: drop an hdisk that nothing maps."""
+    """RemoveDevice (and ISCSIRemove by device name): drop an hdisk that nothing maps."""
     v = job.target
     assert v is not None
     name = job.params.get("devName") or job.params.get("deviceName") or ""
@@ -306,15 +308,35 @@ def add_volume(emu: Emulator, body: Any) -> tuple[int, Any]:
     return 201, {"volume": vol}
 
 
+def present_lun(emu: Emulator, body: Any) -> tuple[int, Any]:
+    """Control route: a SAN zoned to this host presents a LUN to the given
+    initiator WWPNs; every VIOS with a physical FC port among them can then
+    discover it (the same disk, one udid, on each: multipath)."""
+    if not isinstance(body, dict) or not body.get("wwpns") or "udid_seed" not in body:
+        raise ValueError("san/present needs 'wwpns' (initiators) and 'udid_seed'")
+    wwpns = {str(w).upper() for w in body["wwpns"]}
+    out = []
+    for v in emu.store.list("VirtualIOServer"):
+        ports = {p.findtext("{*}WWPN") for p in v.elem.iter("{*}PhysicalFibreChannelPort")}
+        if not wwpns & {p.upper() for p in ports if p}:
+            continue
+        vol = {k: body[k] for k in ("size_gb", "lun", "target_wwpn", "udid_seed") if k in body}
+        vol["udid"] = storage.pv_udid(vol["udid_seed"])
+        known = volumes(v)
+        if not any(k.get("udid") == vol["udid"] for k in known):
+            known.append(vol)
+        out.append(partition.name_of(v.elem))
+    return 200, {"vioses": sorted(out)}
+
+
 def register(emu: Emulator) -> None:
     emu.jobs.register("VirtualIOServer", "LUARecovery", lambda j: lua_recovery(emu, j))
-    emu.jobs.register("VirtualIOServer", "ISCSIDiscovery", lambda j: iscsi_discovery(emu, j))
-    emu.jobs.register("VirtualIOServer", "ISCSIRemove", lambda j: remove_device(emu, j))
     emu.jobs.register("VirtualIOServer", "RemoveDevice", lambda j: remove_device(emu, j))
     emu.jobs.register("VirtualIOServer", "GetInitiatorName", lambda j: iscsi_initiator(emu, j))
     emu.jobs.register("ManagedSystem", "GetNextWWPNs", lambda j: get_next_wwpns(emu, j))
     vios.add_update_hook(emu, vfc_hook)
     emu.control_routes["/volumes"] = lambda body: add_volume(emu, body)
+    emu.control_routes["/san/present"] = lambda body: present_lun(emu, body)
 
     def seed(e: Emulator, inv: dict[str, Any]) -> None:
         for spec in inv["vioses"]:

@@ -121,6 +121,18 @@ def _disk_element(item: etree._Element, vdtype: str, name: str, size_gb: float) 
     return out
 
 
+def size_of_udid(emu: Emulator, v: Resource, udid: str) -> float | None:
+    """The size now declared for the file or image a mapping's disk with this
+    UDID names (None: not a file or image of this partition)."""
+    if not vios.is_management_io(v):
+        return None
+    for vdtype in (FILE, RBD):
+        for name, size in v.ext.get(_DECLARED[vdtype], {}).items():
+            if str(uuidlib.uuid3(uuidlib.NAMESPACE_URL, f"{vdtype}:{name}")) == udid:
+                return size
+    return None
+
+
 def rbd_exists(emu: Emulator, job: Job) -> dict[str, str]:
     """VirtualIOServer/{uuid}/do/RBDExists (pypowervm tasks.hdisk.rbd_exists):
     whether the named image (pool/image) exists, as the management partition

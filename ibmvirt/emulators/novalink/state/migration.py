@@ -11,16 +11,25 @@ VIOS that sees the same disks; the source then removes it.
 
 Refused as on the real server: an active migration needs RMC; partitions with
 virtual optical media or VIOS-local virtual disks cannot move; the target needs
-the same memory region size, a free name and enough memory and processors.
+the same memory region size, the partition's processor compatibility mode, a
+free name, enough memory and processors and a free active-migration slot.
+
+A Migrate job spends its delay in three phases, which the partition's
+MigrationState shows: validation (``Migration_Starting``), the memory copy
+(``Migration_In_Progress``; MigrateAbort stops it and the partition stays
+here) and the hand-over to the target, past which an abort is refused. The
+in-progress state name and the phase shares are guesses: pypowervm documents
+only ``Not_Migrating``, ``Migration_Starting`` and ``Migration_Failed``.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from lxml import etree
 
-from ibmvirt.emulators.novalink import errors, schema
+from ibmvirt.emulators.novalink import errors, jobs, schema
 from ibmvirt.emulators.novalink import xmlutil as x
 from ibmvirt.emulators.novalink.emulator import Emulator
 from ibmvirt.emulators.novalink.jobs import Job
@@ -38,6 +47,12 @@ from ibmvirt.emulators.novalink.state import (
 from ibmvirt.emulators.novalink.store import Resource
 
 NOT_MIGRATING = "Not_Migrating"
+STARTING = "Migration_Starting"
+IN_PROGRESS = "Migration_In_Progress"
+#: Job.stage of a migration past its point of no return.
+COMMITTED = "committed"
+#: Shares of the Migrate job's delay: validation, memory copy, hand-over.
+_PHASES = (0.15, 0.7, 0.15)
 
 
 def _call_peer(peer: dict[str, str], sub: str, payload: dict[str, Any]) -> dict[str, Any]:
@@ -71,6 +86,12 @@ def _check_source(emu: Emulator, res: Resource) -> list[dict[str, str]]:
         raise errors.JobFailure(f"{who}: an active migration needs an active RMC connection")
     if res.field("IsManagementPartition") == "true":
         raise errors.JobFailure("The management partition cannot migrate")
+    running, limit = system.active_migrations(emu)
+    if st == partition.RUNNING and running >= limit:
+        raise errors.JobFailure(
+            f"{who}: this system already runs {running} of the {limit} active "
+            "migrations it supports; retry when one has finished"
+        )
     stg: list[dict[str, str]] = []
     if emu.store.list("SRIOVEthernetLogicalPort", parent=res):
         raise errors.JobFailure(
@@ -107,7 +128,10 @@ def _check_source(emu: Emulator, res: Resource) -> list[dict[str, str]]:
                 "target cannot reach; only shared storage can move"
             )
         udid = m.findtext(f"{x.q('Storage')}/*/{x.q('UniqueDeviceID')}") or ""
-        stg.append({"kind": key[0], "udid": udid})
+        # The device's Tag moves with it (a guess: drivers find a volume's
+        # mapping by it, and nothing says LPM drops it).
+        tag = m.findtext(f"{x.q('Storage')}/*/{x.q('Tag')}") or ""
+        stg.append({"kind": key[0], "udid": udid, "tag": tag, "vios": partition.name_of(_v.elem)})
     return stg
 
 
@@ -140,20 +164,36 @@ def _cnas(emu: Emulator, res: Resource) -> list[dict[str, str]]:
     return out
 
 
-def _payload(emu: Emulator, res: Resource, stg: list[dict[str, str]]) -> dict[str, Any]:
+def _payload(emu: Emulator, res: Resource, stg: list[dict[str, str]], job: Job) -> dict[str, Any]:
     return {
         "lpar": x.tostring(res.elem).decode(),
         "state": partition.state(res),
         "rmc": res.field("ResourceMonitoringControlState"),
         "region_mb": system.region_size(emu),
+        "proc_mode": res.field("CurrentProcessorCompatibilityMode") or "default",
         "storage": stg,
         "cnas": _cnas(emu, res),
+        "vlan_mappings": _vlan_mappings(job.params.get("VlanMappings", "")),
     }
 
 
-def _checked_payload(emu: Emulator, res: Resource) -> dict[str, Any]:
+def _vlan_mappings(raw: str) -> dict[str, str]:
+    """``MAC/PVID[/VLANs]`` items (pypowervm's VlanMappings) as {MAC: PVID}."""
+    out = {}
+    for item in filter(None, (i.strip() for i in raw.split(","))):
+        mac, _, rest = item.partition("/")
+        pvid = rest.split("/")[0]
+        if len(mac) != 12 or not pvid.isdigit() or not 1 <= int(pvid) <= 4094:
+            raise errors.JobFailure(
+                f"VlanMappings item {item!r} is not MAC/PVID (12 hex digits, a VLAN 1-4094)"
+            )
+        out[mac.upper()] = pvid
+    return out
+
+
+def _checked_payload(emu: Emulator, res: Resource, job: Job) -> dict[str, Any]:
     """What the target needs to know, once the source side allows the move (under the lock)."""
-    return _payload(emu, res, _check_source(emu, res))
+    return _payload(emu, res, _check_source(emu, res), job)
 
 
 def migrate_validate(emu: Emulator, job: Job) -> dict[str, str]:
@@ -161,10 +201,15 @@ def migrate_validate(emu: Emulator, job: Job) -> dict[str, str]:
     assert res is not None
     peer = _job_peer(emu, job)
     with emu.lock:
-        payload = _checked_payload(emu, res)
+        payload = _checked_payload(emu, res, job)
     _call_peer(peer, "/migration/validate", payload)
     job.pause(1.0)
     return {}
+
+
+def _not_aborted(job: Job) -> None:
+    if job.cancelled.is_set():
+        raise errors.JobFailure("Migration aborted by MigrateAbort; the partition stays here")
 
 
 def migrate(emu: Emulator, job: Job) -> dict[str, str]:
@@ -172,19 +217,31 @@ def migrate(emu: Emulator, job: Job) -> dict[str, str]:
     assert res is not None
     peer = _job_peer(emu, job)
     with emu.lock:
-        payload = _checked_payload(emu, res)
-        _set_migration_state(emu, res, "Migration Starting")
+        payload = _checked_payload(emu, res, job)
+        active = payload["state"] == partition.RUNNING
+        if active:
+            system.count_active_migration(emu, +1)
+        _set_migration_state(emu, res, STARTING)
     try:
         _call_peer(peer, "/migration/validate", payload)
-        job.pause(0.5)
-        if job.cancelled.is_set():
-            raise errors.JobFailure("Migration aborted by MigrateAbort")
+        job.pause(_PHASES[0])
+        _not_aborted(job)
+        _set_migration_state(emu, res, IN_PROGRESS)
+        job.pause(_PHASES[1])
+        with emu.lock:
+            _not_aborted(job)
+            job.stage = COMMITTED
         _call_peer(peer, "/migration/in", payload)
     except errors.JobFailure:
+        with emu.lock:
+            if active:
+                system.count_active_migration(emu, -1)
         _set_migration_state(emu, res, NOT_MIGRATING)
         raise
-    job.pause(0.5)
+    job.pause(_PHASES[2])
     with emu.lock:
+        if active:
+            system.count_active_migration(emu, -1)
         _remove_source(emu, res)
     return {}
 
@@ -246,15 +303,26 @@ def _release_fc_ports(old: etree._Element, new: etree._Element) -> None:
 def migrate_abort(emu: Emulator, job: Job) -> dict[str, str]:
     res = job.target
     assert res is not None
-    running = [
-        j
-        for j in emu.jobs.live()
-        if j.op == "Migrate" and j.target is res and j.status == "RUNNING"
-    ]
-    if not running:
-        raise errors.JobFailure(f"No migration of {partition.name_of(res.elem)!r} is in progress")
-    for j in running:
-        j.cancelled.set()
+    name = partition.name_of(res.elem)
+    with emu.lock:
+        running = [
+            j
+            for j in emu.jobs.live()
+            if j.op == "Migrate" and j.target is res and j.status not in jobs.DONE
+        ]
+        if not running:
+            raise errors.JobFailure(f"No migration of {name!r} is in progress")
+        if any(j.stage == COMMITTED for j in running):
+            raise errors.JobFailure(
+                f"The migration of {name!r} is handing the partition over to the target "
+                "and can no longer be aborted"
+            )
+        for j in running:
+            j.cancelled.set()
+    # The abort completes once the partition is back to Not_Migrating here.
+    deadline = time.monotonic() + 60
+    while any(j.status not in jobs.DONE for j in running) and time.monotonic() < deadline:
+        time.sleep(0.02)
     return {}
 
 
@@ -276,6 +344,18 @@ def _target_check(emu: Emulator, body: dict[str, Any]) -> etree._Element:
     if int(body.get("region_mb", region)) != region:
         raise ValueError(
             f"memory region size differs (source {body.get('region_mb')} MB, target {region} MB)"
+        )
+    mode = body.get("proc_mode") or "default"
+    modes = system.proc_compat_modes(emu)
+    if mode != "default" and mode not in modes:
+        raise ValueError(
+            f"{name!r} runs in processor compatibility mode {mode}, which the target does "
+            f"not support (it supports {', '.join(modes)})"
+        )
+    running, limit = system.active_migrations(emu)
+    if body.get("state") == partition.RUNNING and running >= limit:
+        raise ValueError(
+            f"the target already runs {running} of the {limit} active migrations it supports"
         )
     uuid = x.text(el, "PartitionUUID") or ""
     if any(p.uuid.upper() == uuid.upper() for p in partition.all_partitions(emu)):
@@ -341,7 +421,13 @@ def _npiv_plan(emu: Emulator, items: list[dict[str, str]]) -> list[tuple[Resourc
 
 
 def _target_vios_for(emu: Emulator, item: dict[str, str]) -> Resource | None:
-    for v in emu.store.list("VirtualIOServer"):
+    """A VIOS that sees the disk, the one named like the source's first (two
+    paths through two VIOSes stay two paths)."""
+    vioses = sorted(
+        emu.store.list("VirtualIOServer"),
+        key=lambda v: partition.name_of(v.elem) != item.get("vios"),
+    )
+    for v in vioses:
         if vios.is_management_io(v):
             continue  # NovaLink hosting I/O serves files and RBD, not SSP LUs or hdisks
         if item["kind"] == "LogicalUnit":
@@ -379,6 +465,13 @@ def migrate_in(emu: Emulator, body: dict[str, Any]) -> tuple[int, Any]:
         power.set_current(res, True)
         power.set_ref_code(res, partition.RUNNING)
     emu.publish("ADD_URI", res)
+    # The adapters with fixed slots first (the network adapters and virtual FC
+    # keep the source's), then the vSCSI mappings, which take free slots.
+    for cna in body.get("cnas", []):
+        _add_cna(emu, res, cna, body.get("vlan_mappings") or {})
+    vfcs = [i for i in body.get("storage", []) if i["kind"] == "vfc"]
+    for item, (v, port) in zip(vfcs, _npiv_plan(emu, vfcs), strict=True):
+        _map_vfc(emu, res, v, port, item)
     # Recreate storage mappings on the VIOS that sees the same disk.
     for item in body.get("storage", []):
         if item["kind"] not in ("PhysicalVolume", "LogicalUnit"):
@@ -389,17 +482,14 @@ def migrate_in(emu: Emulator, body: dict[str, Any]) -> tuple[int, Any]:
         m = _new_mapping(emu, new, "VirtualSCSIMapping", res)
         stg = etree.SubElement(m, x.q("Storage"), kb="CUR", kxe="false")
         ref = etree.SubElement(stg, x.q(item["kind"]), schemaVersion="V1_0")
+        if item.get("tag"):
+            etree.SubElement(ref, x.q("Tag")).text = item["tag"]
         etree.SubElement(ref, x.q("UniqueDeviceID")).text = item["udid"]
         scsi.scsi_hook(emu, v, v.elem, new)
         v.elem = new
         v.bump("ViosSCSIMapping")
         vios.after_update(emu, v)
         emu.publish("MODIFY_URI", v, "Other")
-    vfcs = [i for i in body.get("storage", []) if i["kind"] == "vfc"]
-    for item, (v, port) in zip(vfcs, _npiv_plan(emu, vfcs), strict=True):
-        _map_vfc(emu, res, v, port, item)
-    for cna in body.get("cnas", []):
-        _add_cna(emu, res, cna)
     return 201, {"partition": uuid}
 
 
@@ -434,10 +524,14 @@ def _map_vfc(
     emu.publish("MODIFY_URI", v, "Other")
 
 
-def _add_cna(emu: Emulator, res: Resource, cna: dict[str, str]) -> None:
+def _add_cna(emu: Emulator, res: Resource, cna: dict[str, str], vlans: dict[str, str]) -> None:
     """Recreate a virtual Ethernet adapter (same MAC, VLANs and slot) on the
-    target's switch of the same name."""
+    target's switch of the same name; the job's VlanMappings give it another
+    PVID (an OVS port: the free VLAN of the trunk prepared on the target)."""
     el = x.parse(cna["xml"])
+    mac = (x.text(el, "MACAddress") or "").upper()
+    if mac in vlans:
+        schema.set_field(el, "PortVLANID", vlans[mac])
     for tag in (
         "DynamicReconfigurationConnectorName",
         "LocationCode",

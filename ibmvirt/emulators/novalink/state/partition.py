@@ -85,11 +85,6 @@ def name_of(el: etree._Element) -> str:
     return x.text(el, "PartitionName", "") or ""
 
 
-def who(res: Resource) -> str:
-    """How messages name a partition: kind, name and UUID."""
-    return f"{res.kind} {name_of(res.elem)!r} ({res.uuid})"
-
-
 def all_partitions(emu: Emulator) -> list[Resource]:
     return [p for k in PARTITION_KINDS for p in emu.store.list(k)]
 

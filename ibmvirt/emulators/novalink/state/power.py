@@ -76,9 +76,11 @@ def set_ref_code(res: Resource, pstate: str) -> None:
         f"time_stamp={stamp},refcode={code},word2=03D00000" if running else "",
         kb="ROO",
     )
-    schema.set_field(
-        res.elem, "CurrentProcessorCompatibilityMode", "POWER8" if running else "default", kb="ROO"
-    )
+    # A partition started in mode "default" runs in the hardware's own mode
+    # (POWER8 on the captured 8408-E8E); an explicit pending mode is honoured.
+    pending = res.field("PendingProcessorCompatibilityMode") or "default"
+    current = (pending if pending != "default" else "POWER8") if running else "default"
+    schema.set_field(res.elem, "CurrentProcessorCompatibilityMode", current, kb="ROO")
 
 
 def set_current(res: Resource, running: bool) -> None:

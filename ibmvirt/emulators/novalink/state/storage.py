@@ -5,6 +5,15 @@ Rules, as on the real server: virtual disks and media fit in the free space
 of their volume group; logical volume names are unique on a VIOS; a virtual
 disk cannot shrink; a disk or medium that is mapped cannot be removed; one
 media repository per VIOS.
+
+File-backed volume groups (``management_partition.volume_groups`` of an I/O
+server NovaLink partition; the "QCOW" volume group nova-powervm's localdisk
+accepted): a directory on the NovaLink partition instead of physical
+volumes; each virtual disk is a file there (BackStoreType ``user:qcow``,
+FileFormat ``qcow2`` unless the client says ``raw``), which exists while the
+disk does and can be mapped as File I/O too. *Guess*: how the real server
+shows such a group (no capture has one): no PhysicalVolumes, GroupCapacity
+the directory's quota, disks named ``<path>/<DiskName>`` in DiskLabel.
 """
 
 from __future__ import annotations
@@ -23,6 +32,11 @@ from ibmvirt.emulators.novalink.state import partition, slots, vios
 from ibmvirt.emulators.novalink.store import Resource
 
 MB_PER_GB = 1024
+#: BackStoreType and default FileFormat of a file-backed group's disks.
+FILE_BACKSTORE = "user:qcow"
+FILE_FORMATS = ("raw", "qcow2")
+#: The files a partition holds (mgmt_io.py maps them as File I/O): path -> GB.
+FILES_EXT = "files"
 
 
 # ---- identifiers ------------------------------------------------------------------
@@ -84,6 +98,22 @@ def vg_element(name: str, pvs: list[etree._Element], serial: str) -> etree._Elem
     pvs_el = x.sub(el, "PhysicalVolumes", None, kb="CUD")
     for p in pvs:
         pvs_el.append(x.deep(p))
+    x.sub(el, "UniqueDeviceID", "0400" + serial)
+    x.sub(el, "VirtualDisks", None, kb="CUD")
+    return el
+
+
+def file_vg_element(name: str, size_gb: float, serial: str) -> etree._Element:
+    """A file-backed group: capacity without physical volumes (see the module doc)."""
+    el = x.container("VolumeGroup")
+    x.sub(el, "AvailableSize", gb(size_gb))
+    x.sub(el, "FreeSpace", gb(size_gb))
+    x.sub(el, "GroupCapacity", gb(size_gb), kb="CUR")
+    x.sub(el, "GroupName", name, kb="CUR")
+    x.sub(el, "GroupSerialID", serial)
+    x.sub(el, "MaximumLogicalVolumes", "1024")
+    x.sub(el, "MediaRepositories", None, kb="CUD")
+    x.sub(el, "PhysicalVolumes", None, kb="CUD")
     x.sub(el, "UniqueDeviceID", "0400" + serial)
     x.sub(el, "VirtualDisks", None, kb="CUD")
     return el
@@ -240,6 +270,8 @@ def _vg_update(emu: Emulator, res: Resource, new: etree._Element) -> None:
             udid = f"0300{serial}.{counter}"
             schema.set_field(d, "UniqueDeviceID", udid)
             counter += 1
+            if res.ext.get("file_path"):
+                _as_file(d, res.ext["file_path"], name, who)
             base = d.findtext(x.q("BaseImage"))
             if base:
                 _copy_base_image(emu, who, old, name, base, udid)
@@ -296,7 +328,41 @@ def _vg_update(emu: Emulator, res: Resource, new: etree._Element) -> None:
         )
     refresh_free(new)
     res.elem = new
+    if res.ext.get("file_path"):
+        _sync_files(v, res)
     sync_vios_storage(emu, v)
+
+
+def _as_file(d: etree._Element, directory: str, name: str, who: str) -> None:
+    """A new disk of a file-backed group is a file in its directory."""
+    fmt = (d.findtext(x.q("FileFormat")) or "qcow2").strip()
+    if fmt not in FILE_FORMATS:
+        raise errors.bad_request(
+            f"{who}: FileFormat {fmt!r} of VirtualDisk {name!r} is not one of "
+            f"{', '.join(FILE_FORMATS)}"
+        )
+    schema.set_field(d, "BackStoreType", FILE_BACKSTORE, kb="CUD")
+    schema.set_field(d, "FileFormat", fmt, kb="CUD")
+    schema.set_field(d, "DiskLabel", f"{directory}/{name}", kb="CUR")
+
+
+def file_of(d: etree._Element) -> str | None:
+    """The file behind a file-backed group's disk (None for a logical volume)."""
+    if d.findtext(x.q("BackStoreType")) != FILE_BACKSTORE:
+        return None
+    return d.findtext(x.q("DiskLabel"))
+
+
+def _sync_files(v: Resource, vg: Resource) -> None:
+    """The group's files on the partition follow its disks (created, grown, removed)."""
+    files = v.ext.setdefault(FILES_EXT, {})
+    prefix = vg.ext["file_path"] + "/"
+    for path in [p for p in files if p.startswith(prefix)]:
+        files.pop(path)
+    for d in vdisks(vg.elem):
+        path = file_of(d)
+        if path:
+            files[path] = float(d.findtext(x.q("DiskCapacity")) or 0)
 
 
 def _lv_names(emu: Emulator, v: Resource, exclude: Resource | None = None) -> set[str]:
@@ -362,6 +428,24 @@ def seed(emu: Emulator, inv: dict[str, Any]) -> None:
             x.set_atom(el, uuid)
             emu.store.add(Resource("VolumeGroup", uuid, el, parent=v, rootable=False))
         sync_vios_storage(emu, v)
+    _seed_file_groups(emu, inv)
+
+
+def _seed_file_groups(emu: Emulator, inv: dict[str, Any]) -> None:
+    """File-backed groups of the NovaLink partition served as an I/O server."""
+    spec = inv["management_partition"]
+    if not spec.get("io_server"):
+        return
+    v = next(
+        o for o in emu.store.list("VirtualIOServer") if o.field("IsManagementPartition") == "true"
+    )
+    for vg_spec in spec.get("volume_groups", []):
+        uuid = str(uuidlib.uuid5(uuidlib.NAMESPACE_DNS, f"{v.uuid}/{vg_spec['name']}"))
+        el = file_vg_element(vg_spec["name"], float(vg_spec["size_gb"]), serial_of(uuid))
+        x.set_atom(el, uuid)
+        res = Resource("VolumeGroup", uuid, el, parent=v, rootable=False)
+        res.ext["file_path"] = str(vg_spec["path"]).rstrip("/")
+        emu.store.add(res)
 
 
 def register(emu: Emulator) -> None:

@@ -57,6 +57,7 @@ def build(emu: Emulator, host: dict[str, Any]) -> Resource:
     _clear_sriov_port_use(el)
     _apply_ibmi(el, host)
     _apply_vnic(el, host)
+    _apply_migration(el, host)
     res = Resource("ManagedSystem", ms_uuid, el)
     emu.store.add(res)
     emu.ms = res
@@ -238,6 +239,55 @@ def _split_mtms(mtms: str) -> tuple[str, str, str]:
 
 def _fmt_units(v: float) -> str:
     return f"{v:.2f}".rstrip("0").rstrip(".") if v != int(v) else str(int(v))
+
+
+MIGR = "SystemMigrationInformation"
+
+
+def _apply_migration(el: Any, host: dict[str, Any]) -> None:
+    """The inventory's ``proc_compat_modes`` (an older system supports fewer)
+    and ``max_active_migrations`` (the capture says 16)."""
+    modes = host.get("proc_compat_modes")
+    if modes:
+        old = list(el.iter(x.q("SupportedPartitionProcessorCompatibilityModes")))
+        parent = old[0].getparent()
+        at = parent.index(old[0])
+        for m in old:
+            parent.remove(m)
+        for i, mode in enumerate(modes):
+            item = etree.Element(
+                x.q("SupportedPartitionProcessorCompatibilityModes"), kxe="false", kb="ROR"
+            )
+            item.text = str(mode)
+            parent.insert(at + i, item)
+    if "max_active_migrations" in host:
+        schema.set_field(
+            el.find(x.q(MIGR)), "MaximumActiveMigrations", str(int(host["max_active_migrations"]))
+        )
+
+
+def active_migrations(emu: Emulator) -> tuple[int, int]:
+    """(in progress, supported) active migrations of this system."""
+    running = int(emu.ms.field(f"{MIGR}/NumberOfActiveMigrationsInProgress", "0") or 0)
+    limit = int(emu.ms.field(f"{MIGR}/MaximumActiveMigrations", "16") or 16)
+    return running, limit
+
+
+def count_active_migration(emu: Emulator, delta: int) -> None:
+    """One more (or fewer) active migration in progress on this system (under the lock)."""
+    running, _limit = active_migrations(emu)
+    schema.set_field(
+        emu.ms.elem.find(x.q(MIGR)),
+        "NumberOfActiveMigrationsInProgress",
+        str(max(0, running + delta)),
+    )
+    emu.ms.bump()
+
+
+def proc_compat_modes(emu: Emulator) -> list[str]:
+    return [
+        m.text or "" for m in emu.ms.elem.iter(x.q("SupportedPartitionProcessorCompatibilityModes"))
+    ]
 
 
 def _apply_vnic(el: Any, host: dict[str, Any]) -> None:
