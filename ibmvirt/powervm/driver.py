@@ -1056,7 +1056,8 @@ class PowerVMDriver(driver.ComputeDriver):
             exception.VolumeDetachFailed,
         )
         connector.after_disconnect(connection_info)
-        self._save_slots(instance, lpar)
+        if lpar is not None:
+            self._save_slots(instance, lpar)
 
     def extend_volume(self, context, connection_info, instance, requested_size) -> None:
         """Cinder grew the volume: the VIOSes mapping it rescan the device."""

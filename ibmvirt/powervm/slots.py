@@ -10,8 +10,8 @@ which lost them whenever no store was configured).
 
 A volume is known by its UDID, the same on every host that sees it; a
 virtual disk or medium by its name too (a boot disk recreated from the image
-keeps its name, not its UDID). The network adapters by MAC, the RMC adapter
-as ``mgmt``.
+keeps its name, not its UDID). The network adapters (CNAs and SR-IOV vNICs)
+by MAC, the RMC adapter as ``mgmt``.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import json
 
 from oslo_log import log as logging
 from pypowervm import const as pvm_const
+from pypowervm.wrappers import iocard as pvm_card
 from pypowervm.wrappers import network as pvm_net
 from pypowervm.wrappers import virtual_io_server as pvm_vios
 
@@ -39,7 +40,7 @@ MGMT = "mgmt"
 @dataclasses.dataclass
 class SlotMap:
     max_slots: int | None = None
-    #: MAC (NovaLink form) or MGMT -> client slot
+    #: MAC (NovaLink form) or MGMT -> client slot of the CNA or vNIC
     cna: dict[str, int] = dataclasses.field(default_factory=dict)
     #: storage UDID or name -> {VIOS position: client slot of its vSCSI adapter}
     #: (each VIOS mapping a disk gives it its own adapter; VIOSes are known
@@ -84,8 +85,8 @@ def _is_client(mapping, lpar_uuid: str) -> bool:
 
 
 def read(adapter, lpar) -> SlotMap:
-    """The LPAR's slots as NovaLink has them now (two reads: its adapters,
-    the VIOSes' mappings)."""
+    """The LPAR's slots as NovaLink has them now (three reads: its CNAs, its
+    vNICs, the VIOSes' mappings)."""
     from ibmvirt.powervm import vif
 
     found = SlotMap(max_slots=lpar.io_config.max_virtual_slots)
@@ -94,6 +95,8 @@ def read(adapter, lpar) -> SlotMap:
     for cna in cnas:
         on_mgmt = mgmt is not None and vif._on_switch(cna, mgmt)
         found.cna[MGMT if on_mgmt else cna.mac] = cna.slot
+    for vnic in pvm_card.VNIC.get(adapter, parent=lpar):
+        found.cna[vnic.mac] = vnic.slot
     vioses = sorted(pvm_vios.VIOS.get(adapter, xag=[pvm_const.XAG.VIO_SMAP]), key=lambda v: v.id)
     for position, vios in enumerate(vioses):
         for m in vios.scsi_mappings:

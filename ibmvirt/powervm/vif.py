@@ -237,7 +237,7 @@ class SRIOVVifDriver(VifDriver):
 
     vif_type = contract.VIF_TYPE_PVM_SRIOV
 
-    def _plan(self, vif) -> pvm_card.VNIC:
+    def _plan(self, vif, slot: int | None = None) -> pvm_card.VNIC:
         details = vif.get("details") or {}
         physnet = details.get(contract.VIF_DETAILS_SRIOV_PHYSNET) or (
             vif["network"].get_meta("physical_network")
@@ -266,6 +266,7 @@ class SRIOVVifDriver(VifDriver):
         vnic = pvm_card.VNIC.bld(
             self.adapter,
             pvid=sriov_vlan_of(vif),
+            slot_num=slot,
             mac_addr=contract.pvm_mac(vif["address"]),
             # Only the port's VLAN and MAC: the guest cannot take others.
             allowed_vlans=pvm_util.VLANList.NONE,
@@ -295,8 +296,8 @@ class SRIOVVifDriver(VifDriver):
     def check(self, vif) -> None:
         self._plan(vif)
 
-    def plug(self, lpar, vif, instance_uuid: str) -> pvm_card.VNIC:
-        vnic = self._plan(vif).create(parent=lpar)
+    def plug(self, lpar, vif, instance_uuid: str, slot: int | None = None) -> pvm_card.VNIC:
+        vnic = self._plan(vif, slot).create(parent=lpar)
         self._announce(vnic, "plug", vif)
         return vnic
 
