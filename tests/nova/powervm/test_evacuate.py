@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import tempfile
 
+from ibmvirt.emulators.novalink.state import power as nl_power
 from ibmvirt.powervm.nvram.local import LocalNvramStore
 from ibmvirt.sandbox import powervm
 from ibmvirt.sandbox.powervm import wait_for
@@ -72,11 +73,21 @@ class EvacuateChecks(TwoHosts):
         wait_for(lambda: self._stored(server) == current.encode(), "the NVRAM saved")
         return current
 
+    def _nvram_after_a_power_cycle(self, server):
+        """The NVRAM once the hypervisor rewrote it (a power-off does), saved:
+        no longer what any new LPAR of that UUID starts with, so only a
+        restore can give the destination's LPAR these bytes."""
+        server = self._start_server(self._stop_server(server))
+        nvram = self._wait_nvram_saved(server)
+        uuid = self._lpar(server, self.one)["uuid"]
+        self.assertNotEqual(nl_power.nvram_blob(uuid, 1), nvram)
+        return nvram
+
     def test_evacuate_recreates_the_lpar_with_its_slots_and_nvram(self):
         server = self._boot_on_one(self.small, config_drive=True)
         name, lu = server["OS-EXT-SRV-ATTR:instance_name"], f"boot_{server['id']}"
         before = self._lpar(server, self.one)
-        nvram = self._wait_nvram_saved(server)
+        nvram = self._nvram_after_a_power_cycle(server)
         slots_before = self.one.client_slots(before["uuid"])
         self.assertEqual(2, len(slots_before["cna"]))  # the port and the RMC adapter
         self.assertIn(f"vios1/{lu}", slots_before["scsi"])
@@ -133,7 +144,7 @@ class EvacuateChecks(TwoHosts):
         )
         name = server["OS-EXT-SRV-ATTR:instance_name"]
         before = self._lpar(server, self.one)
-        nvram = self._wait_nvram_saved(server)
+        nvram = self._nvram_after_a_power_cycle(server)
         slots_before = self.one.client_slots(before["uuid"])
         self.assertEqual(2, len(slots_before["scsi"]))  # the volume on each VIOS
 
