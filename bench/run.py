@@ -32,6 +32,7 @@ def main() -> int:
         dpm,
         novalink,
         powervm,
+        powervm_evacuate,
         powervm_lpm,
         powervm_moves,
         powervm_volumes,
@@ -49,6 +50,7 @@ def main() -> int:
     lines += powervm.main()
     lines += powervm_moves.main()
     lines += powervm_lpm.main()
+    lines += powervm_evacuate.main()
     lines += powervm_volumes.main()
     lines += in_neutron_process("bench.neutron_powervm")
     lines += in_neutron_process("bench.neutron_dpm")

@@ -251,7 +251,61 @@ compute_opts = [
     ),
 ]
 
-powervm_opts = connection_opts + compute_opts
+nvram_opts = [
+    cfg.StrOpt(
+        "nvram_store",
+        default="none",
+        choices=[
+            ("none", "NVRAM is not kept: an evacuated LPAR starts with blank NVRAM"),
+            ("swift", "in a Swift container (swift_* options), for several sites"),
+            ("local", "as files in nvram_local_path, shared by the hosts (one site)"),
+        ],
+        help="Where copies of the LPARs' NVRAM (boot list, firmware settings) are "
+        "kept, so that an LPAR recreated on another host (evacuate, cold migration) "
+        "boots as before. Copies are taken when NovaLink reports an NVRAM change and "
+        "before a move, and removed when the instance is deleted.",
+    ),
+    cfg.StrOpt(
+        "nvram_local_path",
+        default="$state_path/powervm_nvram",
+        help="nvram_store = local: the directory of the copies (one file per "
+        "instance). For evacuate, every host must see the same directory (NFS).",
+    ),
+    cfg.StrOpt(
+        "swift_container",
+        default="powervm_nvram",
+        help="nvram_store = swift: the container; the same on every host.",
+    ),
+    cfg.URIOpt(
+        "swift_auth_url",
+        help="nvram_store = swift: the Keystone v3 URL (e.g. https://keystone:5000/v3).",
+    ),
+    cfg.StrOpt("swift_username", default="powervm", help="Keystone user for Swift."),
+    cfg.StrOpt("swift_user_domain_name", default="Default", help="Domain of swift_username."),
+    cfg.StrOpt(
+        "swift_password",
+        secret=True,
+        help="Password of swift_username (required with nvram_store = swift).",
+    ),
+    cfg.StrOpt("swift_project_name", default="service", help="Project owning the container."),
+    cfg.StrOpt(
+        "swift_project_domain_name", default="Default", help="Domain of swift_project_name."
+    ),
+    cfg.StrOpt(
+        "swift_cacert",
+        help="CA bundle (PEM) for Keystone's and Swift's TLS certificates. Unset: "
+        "the system trust store.",
+    ),
+    cfg.StrOpt(
+        "swift_endpoint_type",
+        default="public",
+        choices=["public", "internal", "admin"],
+        help="Which Swift endpoint of the Keystone catalog to use.",
+    ),
+    cfg.StrOpt("swift_region_name", help="Region of the Swift endpoint (unset: any)."),
+]
+
+powervm_opts = connection_opts + compute_opts + nvram_opts
 
 
 def register_opts(conf: cfg.ConfigOpts) -> None:

@@ -38,8 +38,9 @@ from ibmvirt.common import nodes, service_state
 from ibmvirt.powervm import disk as pvm_disk
 from ibmvirt.powervm import exceptions as pvm_exc
 from ibmvirt.powervm import live_migration as lpm
-from ibmvirt.powervm import lpm_data, media, moves, tasks, vm
+from ibmvirt.powervm import lpm_data, media, moves, recreate, slots, tasks, vm
 from ibmvirt.powervm import mgmt as pvm_mgmt
+from ibmvirt.powervm import nvram as pvm_nvram
 from ibmvirt.powervm import sriov as pvm_sriov
 from ibmvirt.powervm import vif as pvm_vif
 from ibmvirt.powervm import vnc as pvm_vnc
@@ -47,6 +48,7 @@ from ibmvirt.powervm import volume as pvm_volume
 from ibmvirt.powervm import vterm as pvm_vterm
 from ibmvirt.powervm.host import Host
 from ibmvirt.powervm.tasks import image as tf_img
+from ibmvirt.powervm.tasks import keep as tf_keep
 from ibmvirt.powervm.tasks import network as tf_net
 from ibmvirt.powervm.tasks import storage as tf_stg
 from ibmvirt.powervm.tasks import vm as tf_vm
@@ -60,6 +62,7 @@ class PowerVMDriver(driver.ComputeDriver):
 
     capabilities = driver_caps.with_(
         supports_attach_interface=True,
+        supports_evacuate=True,
         # Every connector rescans (or, NPIV, needs not) after Cinder grows a volume.
         supports_extend_volume=True,
         # A VIOS maps one hdisk (no SCSI reserve) or file to several LPARs.
@@ -86,19 +89,35 @@ class PowerVMDriver(driver.ComputeDriver):
         self._resources: dict | None = None
         #: This service's host name (init_host's; CONF.host until then).
         self.nova_host: str = CONF.host
+        self._nvram_store = pvm_nvram.load(CONF)
+        self.nvram: pvm_nvram.NvramManager | None = None
 
     # -- host -----------------------------------------------------------------
 
     def init_host(self, host: str) -> None:
         """Connect, check the system, VIOSes and storage, start the event feed."""
         self.nova_host = host
-        self.host.start(self.emit_event)
+        self.host.connect()
+        if self._nvram_store is not None:
+            self.nvram = pvm_nvram.NvramManager(
+                self._nvram_store, self.host.adapter, self._instance_of_lpar
+            )
+        self.host.start(self.emit_event, self.nvram.changed if self.nvram else None)
         self.disk.check()
         pvm_volume.check(self.host, CONF)
         self.config_drive = media.ConfigDrive(self.host.adapter, self.host.uuid, CONF)
         nodes.remember_identity(nodes.node_uuid(self.host.uuid, host))
 
+    def _instance_of_lpar(self, lpar_uuid: str) -> str | None:
+        """The UUID of this host's instance whose LPAR that is (NVRAM events)."""
+        from ibmvirt.powervm import event
+
+        instance = event.instance_of(lpar_uuid)
+        return instance.uuid if instance is not None and instance.host == self.nova_host else None
+
     def cleanup_host(self, host: str) -> None:
+        if self.nvram is not None:
+            self.nvram.stop()
         if self._vnc_relay is not None:
             self._vnc_relay.stop()
         self.host.stop()
@@ -275,6 +294,71 @@ class PowerVMDriver(driver.ComputeDriver):
         accel_info=None,
     ) -> None:
         """Create the LPAR with its disk, volumes, ports and config drive; start it."""
+        self._build(
+            context,
+            instance,
+            image_meta,
+            injected_files,
+            admin_password,
+            network_info,
+            block_device_info,
+            power_on,
+        )
+
+    def rebuild(
+        self,
+        context,
+        instance,
+        image_meta,
+        injected_files,
+        admin_password,
+        allocations,
+        bdms,
+        detach_block_devices,
+        attach_block_devices,
+        network_info=None,
+        evacuate=False,
+        block_device_info=None,
+        preserve_ephemeral=False,
+        accel_uuids=None,
+        reimage_boot_volume=False,
+    ) -> None:
+        """Evacuate: the LPAR recreated here with its slots, NVRAM and disks
+        (:mod:`~ibmvirt.powervm.recreate`). A rebuild on its own host is Nova's
+        default: destroy, then spawn from the new image."""
+        if not evacuate or preserve_ephemeral:
+            raise NotImplementedError()
+        bdi = recreate.prepare_evacuate(
+            context, instance, bdms, detach_block_devices, attach_block_devices
+        )
+        self._build(
+            context,
+            instance,
+            image_meta,
+            injected_files,
+            admin_password,
+            network_info,
+            bdi,
+            True,
+            recreating=True,
+        )
+
+    def instance_on_disk(self, instance) -> bool:
+        """Evacuate: whether this host reaches the boot disk (SSP, a volume)."""
+        return recreate.on_disk(self.disk, instance)
+
+    def _build(
+        self,
+        context,
+        instance,
+        image_meta,
+        injected_files,
+        admin_password,
+        network_info,
+        block_device_info,
+        power_on,
+        recreating=False,
+    ) -> None:
         name = vm.lpar_name(instance)
         try:
             flow = self._spawn_flow(
@@ -286,6 +370,7 @@ class PowerVMDriver(driver.ComputeDriver):
                 network_info,
                 block_device_info,
                 power_on,
+                recreating,
             )
             tasks.run(flow, instance)
         except Exception as exc:
@@ -315,19 +400,30 @@ class PowerVMDriver(driver.ComputeDriver):
         network_info,
         block_device_info,
         power_on,
+        recreating=False,
     ):
+        """Recreating (evacuate), the LPAR gets its NVRAM, its slots and the
+        boot disk shared storage kept."""
         volumes = driver.block_device_info_get_mapping(block_device_info)
         boot_from_volume = any(b.get("boot_index") == 0 for b in volumes)
-        if not boot_from_volume:
+        slot_map = slots.load(instance) if recreating else None
+        nvram = self.nvram.fetch(instance.uuid) if recreating and self.nvram else None
+        kept_disk = not boot_from_volume and recreating and recreate.on_disk(self.disk, instance)
+        if not boot_from_volume and not kept_disk:
             self.disk.check_image(image_meta, instance.flavor.root_gb)
         pvm_vif.check_all(network_info, self.host.adapter, self.host.uuid, CONF)
         ftsk = self._new_feedtask()
         flow = linear_flow.Flow(f"spawn_{instance.uuid}")
-        flow.add(tf_vm.Create(self.host, instance, instance.flavor, image_meta, CONF))
-        flow.add(tf_net.PlugVifs(self.host, self.virtapi, instance, network_info, CONF))
+        flow.add(
+            tf_vm.Create(self.host, instance, instance.flavor, image_meta, CONF, nvram, slot_map)
+        )
+        flow.add(tf_net.PlugVifs(self.host, self.virtapi, instance, network_info, CONF, slot_map))
         if CONF.powervm.use_rmc_mgmt_vif:
-            flow.add(tf_net.PlugMgmtVif(self.host))
-        if not boot_from_volume:
+            flow.add(tf_net.PlugMgmtVif(self.host, slot_map))
+        if kept_disk:
+            flow.add(tf_stg.FindBootDisk(self.disk, instance))
+            flow.add(tf_stg.ConnectBootDisk(self.disk, ftsk))
+        elif not boot_from_volume:
             flow.add(
                 tf_stg.CreateBootDisk(
                     self.disk, context, instance, image_meta, instance.flavor.root_gb
@@ -349,7 +445,10 @@ class PowerVMDriver(driver.ComputeDriver):
                     admin_password,
                 )
             )
+        if slot_map is not None:
+            flow.add(tf_keep.PlaceMappings(ftsk, slot_map))
         flow.add(tf_stg.RunFeedTask(ftsk, self._new_feedtask))
+        flow.add(tf_keep.SaveSlots(self.host, instance))
         if image_meta.properties.get("os_distro") == "ibmi":
             flow.add(tf_vm.UpdateIBMi(self.host, "vscsi"))
         if power_on:
@@ -414,6 +513,8 @@ class PowerVMDriver(driver.ComputeDriver):
             flow.add(tf_stg.DeleteConfigDrive(self.config_drive, instance))
         flow.add(tf_net.DeleteTrunks(self.host, CONF.powervm.pvm_vswitch_for_novalink_io))
         flow.add(tf_vm.Delete(self.host, self.vterm))
+        if self.nvram is not None and recreate.deleting_here(instance, self.nova_host):
+            flow.add(tf_keep.DeleteNvram(self.nvram, instance))
         tasks.run(flow, instance)
 
     def cleanup(
@@ -474,6 +575,8 @@ class PowerVMDriver(driver.ComputeDriver):
         flow = linear_flow.Flow(f"migrate_disk_and_power_off_{instance.uuid}")
         flow.add(tf_vm.Find(self.host, instance))
         flow.add(tf_vm.StopForMove(self.host, instance, timeout=timeout))
+        if self.nvram is not None and not moves.same_host(migration):
+            flow.add(tf_keep.StoreNvram(self.nvram, instance))
         flow.add(
             tf_stg.DisconnectVolumes(self._new_feedtask, self._volumes(block_device_info, instance))
         )
@@ -534,10 +637,18 @@ class PowerVMDriver(driver.ComputeDriver):
         else:
             moves.check_disk_info(disk_info, self.disk, instance)
             ftsk = self._new_feedtask()
-            flow.add(tf_vm.Create(self.host, instance, instance.flavor, image_meta, CONF))
-            flow.add(tf_net.PlugVifs(self.host, self.virtapi, instance, network_info, CONF))
+            nvram = self.nvram.fetch(instance.uuid) if self.nvram else None
+            slot_map = slots.load(instance)
+            flow.add(
+                tf_vm.Create(
+                    self.host, instance, instance.flavor, image_meta, CONF, nvram, slot_map
+                )
+            )
+            flow.add(
+                tf_net.PlugVifs(self.host, self.virtapi, instance, network_info, CONF, slot_map)
+            )
             if CONF.powervm.use_rmc_mgmt_vif:
-                flow.add(tf_net.PlugMgmtVif(self.host))
+                flow.add(tf_net.PlugMgmtVif(self.host, slot_map))
             if not bfv:
                 flow.add(tf_stg.FindBootDisk(self.disk, instance))
                 flow.add(tf_stg.ExtendBootDisk(self.disk, instance, instance.flavor.root_gb))
@@ -550,7 +661,10 @@ class PowerVMDriver(driver.ComputeDriver):
                         self.config_drive, ftsk, instance, [], network_info, None
                     )
                 )
+            if slot_map is not None:
+                flow.add(tf_keep.PlaceMappings(ftsk, slot_map))
             flow.add(tf_stg.RunFeedTask(ftsk, self._new_feedtask))
+            flow.add(tf_keep.SaveSlots(self.host, instance))
             if image_meta.properties.get("os_distro") == "ibmi":
                 flow.add(tf_vm.UpdateIBMi(self.host, "vscsi"))
         if power_on:
@@ -855,6 +969,15 @@ class PowerVMDriver(driver.ComputeDriver):
                 operation=f"attaching port {vif['id']}",
                 reason=pvm_exc.failure_reason(exc),
             ) from exc
+        self._save_slots(instance, lpar)
+
+    def _save_slots(self, instance, lpar) -> None:
+        """Keep the LPAR's slots after its adapters changed (for an evacuate;
+        a failure here must not fail the change itself)."""
+        try:
+            slots.save(instance, slots.read(self.host.adapter, lpar.refresh()))
+        except Exception as exc:  # noqa: BLE001
+            LOG.warning("Could not save the slots of LPAR %s: %s", lpar.name, exc)
 
     def detach_interface(self, context, instance, vif) -> None:
         lpar = vm.find_lpar(self.host.adapter, instance)
@@ -877,6 +1000,7 @@ class PowerVMDriver(driver.ComputeDriver):
                 instance=instance,
             )
             raise exception.InterfaceDetachFailed(instance_uuid=instance.uuid) from exc
+        self._save_slots(instance, lpar)
 
     # -- volumes ----------------------------------------------------------------
 
@@ -914,6 +1038,7 @@ class PowerVMDriver(driver.ComputeDriver):
         except Exception:
             with excutils.save_and_reraise_exception():
                 connector.undo_connect(connection_info)
+        self._save_slots(instance, lpar)
 
     def detach_volume(self, context, connection_info, instance, mountpoint, encryption=None):
         """Unmap, then forget the device (hdisk, iSCSI session) unless another
@@ -932,6 +1057,8 @@ class PowerVMDriver(driver.ComputeDriver):
             exception.VolumeDetachFailed,
         )
         connector.after_disconnect(connection_info)
+        if lpar is not None:
+            self._save_slots(instance, lpar)
 
     def extend_volume(self, context, connection_info, instance, requested_size) -> None:
         """Cinder grew the volume: the VIOSes mapping it rescan the device."""

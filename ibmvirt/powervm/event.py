@@ -173,7 +173,7 @@ class LifecycleEvents:
         transition = _TRANSITIONS.get(vm.power_state_of(pvm_state))
         if transition is None:
             return
-        instance = _instance_of(lpar_uuid)
+        instance = instance_of(lpar_uuid)
         if instance is None or instance.task_state is not None:
             return
         if instance.power_state == vm.power_state_of(pvm_state):
@@ -184,7 +184,8 @@ class LifecycleEvents:
         self._emit(virtevent.LifecycleEvent(instance.uuid, transition))
 
 
-def _instance_of(lpar_uuid: str):
+def instance_of(lpar_uuid: str):
+    """The Nova instance of an LPAR (either UUID it may come from), or None."""
     ctx = nova_context.get_admin_context()
     for candidate in vm.nova_uuid_candidates(lpar_uuid):
         try:
@@ -197,9 +198,15 @@ def _instance_of(lpar_uuid: str):
 class EventHandler(pvm_adpt.WrapperEventHandler):
     """Receives the REST event feed (pypowervm's poll thread) for the driver."""
 
-    def __init__(self, states: PowerStates, lifecycle: LifecycleEvents) -> None:
+    def __init__(
+        self,
+        states: PowerStates,
+        lifecycle: LifecycleEvents,
+        nvram_changed: Callable[[str], None] | None = None,
+    ) -> None:
         self._states = states
         self._lifecycle = lifecycle
+        self._nvram_changed = nvram_changed
 
     def process(self, events) -> None:
         for event in events:
@@ -211,8 +218,13 @@ class EventHandler(pvm_adpt.WrapperEventHandler):
                 continue
             if event.etype == pvm_evt.EventType.DELETE_URI:
                 self._states.gone(lpar_uuid)
-            elif event.etype == pvm_evt.EventType.ADD_URI:
+                continue
+            if event.etype == pvm_evt.EventType.ADD_URI:
                 self._states.changed(lpar_uuid)
-            elif "PartitionState" in (event.detail or ""):
+                continue
+            detail = event.detail or ""
+            if "PartitionState" in detail:
                 self._states.changed(lpar_uuid)
                 self._lifecycle.changed(lpar_uuid)
+            if "NVRAM" in detail and self._nvram_changed is not None:
+                self._nvram_changed(lpar_uuid)

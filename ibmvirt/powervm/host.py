@@ -92,8 +92,9 @@ class Host:
                 f"{self.conf.powervm.vios_ready_timeout}): {exc}",
             ) from exc
 
-    def start(self, emit_event) -> None:
-        """init_host: connect, check, subscribe to events, scrub stale mappings and trunks."""
+    def start(self, emit_event, nvram_changed=None) -> None:
+        """init_host: connect, check, subscribe to events, scrub stale mappings
+        and trunks. ``nvram_changed(lpar_uuid)`` hears of NVRAM events."""
         self.connect()
         self.check_system()
         self.check_vioses()
@@ -102,7 +103,7 @@ class Host:
             self.states, emit_event, self.conf.powervm.lifecycle_event_delay
         )
         self._listener = self.adapter.session.get_event_listener()
-        self._listener.subscribe(event.EventHandler(self.states, self.lifecycle))
+        self._listener.subscribe(event.EventHandler(self.states, self.lifecycle, nvram_changed))
         # Mappings left by LPARs that no longer exist (a crash mid-destroy).
         pvm_stg.ComprehensiveScrub(self.adapter).execute()
         self.scrub_orphan_trunks()

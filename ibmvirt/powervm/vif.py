@@ -54,8 +54,9 @@ class VifDriver(abc.ABC):
         self.conf = conf
 
     @abc.abstractmethod
-    def plug(self, lpar, vif, instance_uuid: str) -> pvm_net.CNA:
-        """Create the LPAR's adapter for the port of Nova instance ``instance_uuid``."""
+    def plug(self, lpar, vif, instance_uuid: str, slot: int | None = None) -> pvm_net.CNA:
+        """Create the LPAR's adapter for the port of Nova instance ``instance_uuid``
+        (in client slot ``slot``; None: NovaLink picks one)."""
 
     def check(self, vif) -> None:  # noqa: B027  (most types need no check)
         """Refuse (VirtualInterfacePlugException) a port this host cannot plug,
@@ -127,13 +128,14 @@ def sea_vswitch_of(vif) -> str:
 class SEAVifDriver(VifDriver):
     vif_type = contract.VIF_TYPE_PVM_SEA
 
-    def plug(self, lpar, vif, instance_uuid: str) -> pvm_net.CNA:
+    def plug(self, lpar, vif, instance_uuid: str, slot: int | None = None) -> pvm_net.CNA:
         cna = create_cna(
             self.adapter,
             lpar,
             vlan_of(vif),
             _vswitch(self.adapter, sea_vswitch_of(vif)),
             mac=contract.pvm_mac(vif["address"]),
+            slot=slot,
         )
         self._announce(cna, "plug", vif)
         return cna
@@ -163,7 +165,7 @@ class OVSVifDriver(VifDriver):
             "configured_mtu": vif["network"].get_meta("mtu"),
         }
 
-    def plug(self, lpar, vif, instance_uuid: str) -> pvm_net.CNA:
+    def plug(self, lpar, vif, instance_uuid: str, slot: int | None = None) -> pvm_net.CNA:
         mgmt = pvm_par.get_mgmt_partition(self.adapter)
         cna, _trunks = pvm_cna.crt_p2p_cna(
             self.adapter,
@@ -172,6 +174,7 @@ class OVSVifDriver(VifDriver):
             [mgmt.uuid],
             self.conf.powervm.pvm_vswitch_for_novalink_io,
             mac_addr=contract.pvm_mac(vif["address"]),
+            slot_num=slot,
             **self._trunk_args(vif, instance_uuid),
         )
         self._announce(cna, "plug", vif)
@@ -234,7 +237,7 @@ class SRIOVVifDriver(VifDriver):
 
     vif_type = contract.VIF_TYPE_PVM_SRIOV
 
-    def _plan(self, vif) -> pvm_card.VNIC:
+    def _plan(self, vif, slot: int | None = None) -> pvm_card.VNIC:
         details = vif.get("details") or {}
         physnet = details.get(contract.VIF_DETAILS_SRIOV_PHYSNET) or (
             vif["network"].get_meta("physical_network")
@@ -263,6 +266,7 @@ class SRIOVVifDriver(VifDriver):
         vnic = pvm_card.VNIC.bld(
             self.adapter,
             pvid=sriov_vlan_of(vif),
+            slot_num=slot,
             mac_addr=contract.pvm_mac(vif["address"]),
             # Only the port's VLAN and MAC: the guest cannot take others.
             allowed_vlans=pvm_util.VLANList.NONE,
@@ -292,8 +296,8 @@ class SRIOVVifDriver(VifDriver):
     def check(self, vif) -> None:
         self._plan(vif)
 
-    def plug(self, lpar, vif, instance_uuid: str) -> pvm_card.VNIC:
-        vnic = self._plan(vif).create(parent=lpar)
+    def plug(self, lpar, vif, instance_uuid: str, slot: int | None = None) -> pvm_card.VNIC:
+        vnic = self._plan(vif, slot).create(parent=lpar)
         self._announce(vnic, "plug", vif)
         return vnic
 
@@ -345,23 +349,27 @@ def _vswitch(adapter, name: str) -> pvm_net.VSwitch:
     return switch
 
 
-def create_cna(adapter, lpar, vlan: int, switch: pvm_net.VSwitch, mac: str | None = None):
+def create_cna(
+    adapter, lpar, vlan: int, switch: pvm_net.VSwitch, mac: str | None = None, slot=None
+):
     """A client adapter on ``switch`` (pypowervm's crt_cna, minus its re-read of
     the LPAR: it has only the UUID, and CNA.create needs the partition type)."""
     if adapter.traits.vnet_aware:  # an HMC; NovaLink is not
-        return pvm_cna.crt_cna(adapter, None, lpar.uuid, vlan, vswitch=switch.name, mac_addr=mac)
-    return pvm_net.CNA.bld(adapter, str(vlan), switch.related_href, mac_addr=mac).create(
-        parent=lpar
-    )
+        return pvm_cna.crt_cna(
+            adapter, None, lpar.uuid, vlan, vswitch=switch.name, mac_addr=mac, slot_num=slot
+        )
+    return pvm_net.CNA.bld(
+        adapter, str(vlan), switch.related_href, slot_num=slot, mac_addr=mac
+    ).create(parent=lpar)
 
 
-def plug_mgmt_vif(adapter, lpar) -> pvm_net.CNA | None:
+def plug_mgmt_vif(adapter, lpar, slot: int | None = None) -> pvm_net.CNA | None:
     """The RMC adapter (MGMTSWITCH, VLAN 4094) of a new LPAR, if the host has that
     switch (spawn plugs it once, on an LPAR it just created)."""
     mgmt = _vswitches(adapter).get(contract.PVM_MGMT_VSWITCH)
     if mgmt is None:
         return None
-    return create_cna(adapter, lpar, contract.PVM_MGMT_VLAN, mgmt)
+    return create_cna(adapter, lpar, contract.PVM_MGMT_VLAN, mgmt, slot=slot)
 
 
 def delete_trunks_of(adapter, lpar, vswitch_name: str) -> None:

@@ -150,24 +150,31 @@ class PowerVMNeutron(AgentNeutron):
             profile.get(contract.SRIOV_PROFILE_MAX_CAPACITY),
         )
 
-    def agent_sees(self, ports: list[dict]) -> set[str]:
-        """The SEA agent sees an adapter with the port's MAC; the OVS agent a
-        NovaLink tap with the port's device name and iface-id (on any host:
-        each host runs its agents)."""
-        macs: set[str] = set()
-        taps: dict[str, str] = {}
+    def agent_sees(self, ports: list[dict]) -> dict[str, frozenset[str]]:
+        """The SEA agent sees an adapter with the port's MAC (the SR-IOV agent
+        a vNIC); the OVS agent a NovaLink tap with the port's device name and
+        iface-id (on any host: each host runs its agents). By port id, the
+        UUIDs of the adapters seen."""
+        adapters: dict[str, set[str]] = {}
+        taps: dict[str, list[tuple[str, str]]] = {}
         for server in self.servers():
             view = NovaLinkView(server)
-            macs.update(view.client_macs())
-            macs.update(v["mac"] for v in view.vnics())  # the SR-IOV agent: vNICs
-            taps.update({t["dev"]: t["ext_ids"] or "" for t in view.trunks()})
-        seen = set()
+            for mac, uuids in view.client_adapter_ids().items():
+                adapters.setdefault(mac, set()).update(uuids)
+            for t in view.trunks():
+                taps.setdefault(t["dev"], []).append((t["uuid"], t["ext_ids"] or ""))
+        seen = {}
         for port in ports:
             if self.vif_types.get(port["id"]) == contract.VIF_TYPE_OVS:
-                if f"iface-id={port['id']}" in taps.get(ovs_devname(port["id"]), ""):
-                    seen.add(port["id"])
-            elif contract.pvm_mac(port["mac_address"]) in macs:
-                seen.add(port["id"])
+                ids = {
+                    uuid
+                    for uuid, ext_ids in taps.get(ovs_devname(port["id"]), [])
+                    if f"iface-id={port['id']}" in ext_ids
+                }
+            else:
+                ids = adapters.get(contract.pvm_mac(port["mac_address"]), set())
+            if ids:
+                seen[port["id"]] = frozenset(ids)
         return seen
 
 
@@ -385,6 +392,19 @@ class NovaLinkView:
                 if c.parent is not None and c.parent.kind == "LogicalPartition"
             ]
 
+    def client_adapter_ids(self) -> dict[str, set[str]]:
+        """UUIDs of the LPARs' CNAs and vNICs by MAC (what the SEA and SR-IOV
+        agents see)."""
+        out: dict[str, set[str]] = {}
+        with self.emu.lock:
+            for c in self._objs("ClientNetworkAdapter"):
+                if c.parent is not None and c.parent.kind == "LogicalPartition":
+                    out.setdefault(c.field("MACAddress"), set()).add(c.uuid)
+            for v in self._objs("VirtualNICDedicated"):
+                mac = v.elem.find("{*}Details").findtext("{*}MACAddress")
+                out.setdefault(mac, set()).add(v.uuid)
+        return out
+
     def vnics(self) -> list[dict]:
         """Every LPAR vNIC: MAC, VLAN, owner and its backing devices (adapter,
         port, capacity, failover priority, active) as the emulator holds them."""
@@ -462,6 +482,7 @@ class NovaLinkView:
                     "dev": c.field("DeviceName"),
                     "bridge": c.field("OvsBridge"),
                     "ext_ids": c.field("OvsPortExternalIds"),
+                    "uuid": c.uuid,
                 }
                 for c in self._objs("ClientNetworkAdapter")
                 if c.parent is not None
@@ -550,6 +571,41 @@ class NovaLinkView:
                 for p in v.elem.iter("{*}PhysicalVolume")
                 if p.getparent() is not None and x_local(p.getparent()) == "PhysicalVolumes"
             )
+
+    def nvram_of(self, lpar_name: str) -> str | None:
+        """The partition's NVRAM (base64 text, as NovaLink serves it)."""
+        with self.emu.lock:
+            for lp in self._objs("LogicalPartition"):
+                if lp.field("PartitionName") == lpar_name:
+                    return lp.elem.findtext("{*}PartitionNVRAM")
+            return None
+
+    def client_slots(self, lpar_uuid: str) -> dict[str, dict[str, int]]:
+        """The partition's virtual slots: network adapters by MAC, vSCSI
+        client adapters by ``<VIOS name>/<backing storage name>``."""
+        with self.emu.lock:
+            cna = {
+                c.field("MACAddress"): int(c.field("VirtualSlotNumber"))
+                for c in self._objs("ClientNetworkAdapter")
+                if c.parent is not None and c.parent.uuid == lpar_uuid
+            }
+            scsi = {}
+            for v in self._objs("VirtualIOServer"):
+                for m in v.elem.iter("{*}VirtualSCSIMapping"):
+                    link = m.find("{*}AssociatedLogicalPartition")
+                    href = link.get("href", "") if link is not None else ""
+                    stg = m.find("{*}Storage")
+                    if not href.upper().endswith(lpar_uuid.upper()) or stg is None or not len(stg):
+                        continue
+                    name = (
+                        stg[0].findtext("{*}DiskName")
+                        or stg[0].findtext("{*}MediaName")
+                        or stg[0].findtext("{*}UnitName")
+                        or stg[0].findtext("{*}UniqueDeviceID")
+                    )
+                    slot = m.findtext("{*}ClientAdapter/{*}VirtualSlotNumber")
+                    scsi[f"{v.field('PartitionName')}/{name}"] = int(slot) if slot else None
+            return {"cna": cna, "scsi": scsi}
 
     def disk_bytes(self, name_or_udid: str) -> dict | None:
         with self.emu.lock:

@@ -39,6 +39,36 @@ _EXTRA_ORDERS: dict[str, list[list[str]]] = {
     "VirtualFibreChannelMapping": [
         ["AssociatedLogicalPartition", "ClientAdapter", "Port", "ServerAdapter"]
     ],
+    # pypowervm sends a partition's NVRAM with the base-partition fields
+    # (before the LogicalPartition ones), the captures show it after them; the
+    # real server accepted both (nova-powervm recreated partitions with their
+    # NVRAM this way), so the two orders cancel out and neither is refused.
+    "LogicalPartition": [
+        ["PartitionNVRAM", later]
+        for later in (
+            "MigrationStorageViosDataStatus",
+            "MigrationStorageViosDataTimestamp",
+            "RemoteRestartCapable",
+            "SimplifiedRemoteRestartCapable",
+            "HasDedicatedProcessorsForMigration",
+            "SuspendCapable",
+            "MigrationDisable",
+            "MigrationState",
+            "RemoteRestartState",
+            "PrimaryPagingServicePartition",
+            "PowerManagementMode",
+            "SecondaryPagingServicePartition",
+            "UsesHighSpeedLinkOpticonnect",
+            "UsesVirtualOpticonnect",
+            "VirtualFibreChannelClientAdapters",
+            "VirtualSCSIClientAdapters",
+            "RestrictedIOPartition",
+            "StorageDeviceUniqueDeviceID",
+            "DesignatedIPLSource",
+            "DedicatedVirtualNICs",
+            "BootListInformation",
+        )
+    ],
 }
 
 

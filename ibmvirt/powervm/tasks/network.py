@@ -14,17 +14,19 @@ LOG = logging.getLogger(__name__)
 class PlugVifs(task.Task):
     """Create an adapter per VIF inside Nova's wait for network-vif-plugged."""
 
-    def __init__(self, host, virtapi, instance, network_info, conf):
+    def __init__(self, host, virtapi, instance, network_info, conf, slot_map=None):
         super().__init__(name="plug_vifs")
         self.host, self.virtapi, self.instance = host, virtapi, instance
         self.network_info, self.conf = network_info or [], conf
+        self.slot_map = slot_map  # recreating an LPAR: the slots its adapters had
         self._plugged: list = []
 
     def execute(self, lpar):
         with vifwait.vifs_plugged(self.virtapi, self.instance, self.network_info):
             for vif in self.network_info:
                 driver = pvm_vif.driver_for(vif, self.host.adapter, self.host.uuid, self.conf)
-                driver.plug(lpar, vif, self.instance.uuid)
+                slot = self.slot_map.cna_slot(vif["address"]) if self.slot_map else None
+                driver.plug(lpar, vif, self.instance.uuid, slot=slot)
                 self._plugged.append((driver, vif))
 
     def revert(self, lpar, result, flow_failures, **kwargs):
@@ -38,12 +40,13 @@ class PlugVifs(task.Task):
 class PlugMgmtVif(task.Task):
     """The RMC adapter on MGMTSWITCH (deleted with the LPAR)."""
 
-    def __init__(self, host):
+    def __init__(self, host, slot_map=None):
         super().__init__(name="plug_mgmt_vif")
-        self.host = host
+        self.host, self.slot_map = host, slot_map
 
     def execute(self, lpar):
-        pvm_vif.plug_mgmt_vif(self.host.adapter, lpar)
+        slot = self.slot_map.cna_slot(None) if self.slot_map else None
+        pvm_vif.plug_mgmt_vif(self.host.adapter, lpar, slot=slot)
 
 
 class DeleteTrunks(task.Task):

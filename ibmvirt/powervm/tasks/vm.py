@@ -11,12 +11,17 @@ LOG = logging.getLogger(__name__)
 
 
 class Create(task.Task):
-    """Create the LPAR from the flavor; revert deletes it."""
+    """Create the LPAR from the flavor; revert deletes it.
 
-    def __init__(self, host, instance, flavor_obj, image_meta, conf):
+    Recreating an LPAR (evacuate, a move to another host), ``nvram`` is the
+    NVRAM it had and ``slot_map`` its slots: at least as many virtual slots.
+    """
+
+    def __init__(self, host, instance, flavor_obj, image_meta, conf, nvram=None, slot_map=None):
         super().__init__(name="create_lpar", provides="lpar")
         self.host, self.instance = host, instance
         self.flavor, self.image_meta, self.conf = flavor_obj, image_meta, conf
+        self.nvram, self.slot_map = nvram, slot_map
 
     def execute(self):
         system = self.host.require_system()
@@ -34,6 +39,11 @@ class Create(task.Task):
             proc_units_factor=self.conf.powervm.proc_units_factor,
             uncapped_weight=self.conf.powervm.uncapped_proc_weight,
         )
+        if self.slot_map is not None and self.slot_map.max_slots:
+            io = wrapper.io_config
+            io.max_virtual_slots = max(io.max_virtual_slots or 0, self.slot_map.max_slots)
+        if self.nvram:
+            wrapper.nvram = self.nvram
         lpar = wrapper.create(parent=system)
         self.host.states.changed(lpar.uuid)
         return lpar

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import uuid as uuidlib
 
 import pypowervm.exceptions as pvm_exc
@@ -263,6 +264,28 @@ def test_nvram_group_changes_on_power_off(emulator, adapter, host):
     pvm_power.power_off_progressive(lpar.refresh())
     second = pvm_lpar.LPAR.get(adapter, uuid=lpar.uuid, xag=[pvm_const.XAG.NVRAM])
     assert second.nvram and second.nvram != first.nvram
+
+
+def test_nvram_sent_at_creation_is_kept_and_an_update_sets_it(emulator, adapter, host):
+    """A partition recreated from a backup starts with the NVRAM sent (what
+    evacuate relies on); an update with the NVRAM group replaces it."""
+    import pypowervm.const as pvm_const
+
+    saved = base64.b64encode(b"boot-list:disk0\x00" * 64).decode()
+    wrapper = build(adapter, host)
+    wrapper.nvram = saved
+    lpar = wrapper.create(parent=host)
+    got = pvm_lpar.LPAR.get(adapter, uuid=lpar.uuid, xag=[pvm_const.XAG.NVRAM])
+    assert got.nvram == saved
+    newer = base64.b64encode(b"boot-list:disk1\x00" * 64).decode()
+    got.nvram = newer
+    got.update()
+    again = pvm_lpar.LPAR.get(adapter, uuid=lpar.uuid, xag=[pvm_const.XAG.NVRAM])
+    assert again.nvram == newer
+    # Without the NVRAM sent, the hypervisor writes its own.
+    other = build(adapter, host, name="vm2").create(parent=host)
+    fresh = pvm_lpar.LPAR.get(adapter, uuid=other.uuid, xag=[pvm_const.XAG.NVRAM]).nvram
+    assert fresh and fresh not in (saved, newer)
 
 
 def test_second_power_operation_while_one_runs_is_refused(emulator, adapter, host):

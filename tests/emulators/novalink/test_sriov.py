@@ -14,9 +14,10 @@ import pytest
 from pypowervm.tasks import power as pvm_power
 from pypowervm.wrappers import iocard as pvm_card
 from pypowervm.wrappers import managed_system as pvm_ms
+from pypowervm.wrappers import network as pvm_net
 from pypowervm.wrappers import virtual_io_server as pvm_vios
 
-from ibmvirt.emulators.novalink import app, inventory
+from ibmvirt.emulators.novalink import app, errors, inventory
 
 from .test_fidelity import NOT_MODELLED, _captured, _filled, missing_fields
 from .test_lpar import build, refusal
@@ -339,3 +340,21 @@ def test_vnic_fills_lport_href_like_vnic_feed(adapter, host):
     assert "back_devs.lport_href" in _filled(vnic)
     missing = _compare(real, vnic, allowed)
     assert not missing, f"VNIC from vnic_feed.txt: {'; '.join(missing)}"
+
+
+def test_a_vnic_holds_its_client_slot_against_network_adapters(adapter, host):
+    """One slot space per partition: a CNA created after a vNIC takes the
+    next free slot, and asking for the vNIC's slot is refused."""
+    lpar = build(adapter, host).create(parent=host)
+    back = pvm_card.VNICBackDev.bld(adapter, _vios(adapter).uuid, 1, 0)
+    vnic = pvm_card.VNIC.bld(adapter, slot_num=2, back_devs=[back]).create(parent=lpar)
+    assert vnic.slot == 2
+    (switch,) = [s for s in pvm_net.VSwitch.get(adapter, parent=host) if s.name == "ETHERNET0"]
+    cna = pvm_net.CNA.bld(adapter, 100, switch.related_href).create(parent=lpar)
+    assert cna.slot == 3
+    msg = _refused(
+        lambda: pvm_net.CNA.bld(adapter, 100, switch.related_href, slot_num=2).create(parent=lpar),
+        400,
+        errors.BAD_VALUE,
+    )
+    assert "virtual slot 2 is already in use" in msg

@@ -28,7 +28,7 @@ def _handler(monkeypatch, pvm_state, task_state=None, nova_power=power_state.RUN
     instance = types.SimpleNamespace(
         uuid=LPAR.lower(), task_state=task_state, power_state=nova_power
     )
-    monkeypatch.setattr(event, "_instance_of", lambda lpar_uuid: instance)
+    monkeypatch.setattr(event, "instance_of", lambda lpar_uuid: instance)
     emitted, done = [], threading.Event()
 
     def emit(e):
@@ -82,7 +82,7 @@ def test_an_lpar_uuid_names_nova_uuids_with_and_without_the_top_bit():
 def test_a_whole_system_changing_is_reported_by_one_thread(monkeypatch):
     monkeypatch.setattr(
         event,
-        "_instance_of",
+        "instance_of",
         lambda u: types.SimpleNamespace(uuid=u.lower(), task_state=None, power_state=1),
     )
     emitted, done = [], threading.Event()

@@ -217,7 +217,12 @@ def _create(emu: Emulator, parent: Resource | None, el: etree._Element) -> Resou
         raise errors.bad_request(
             f"PartitionUUID {uuid} is already used by another partition", errors.DUPLICATE_NAME
         )
+    given_nvram = bool((x.text(el, "PartitionNVRAM") or "").strip())
     res = finish_partition(emu, el, "LogicalPartition", uuid, NOT_ACTIVATED, "inactive")
+    if given_nvram:
+        # A partition recreated from a backup (evacuate, remote restart) starts
+        # with the NVRAM its creator sent, as on the real server.
+        res.ext["nvram_given"] = True
     if ptype == ibmi.IBMI and el.find(x.q("DesignatedIPLSource")) is None:
         schema.set_field(el, "DesignatedIPLSource", ibmi.DEFAULT_IPL_SOURCE, kb="CUR")
     system.add_partition_link(emu, res)
@@ -321,7 +326,7 @@ def register(emu: Emulator) -> None:
             # The new partition's NVRAM is written right after it is created;
             # the real server follows ADD_URI with an NVRAM event (event_feed.txt).
             on_read=power.show_computed,
-            after_create=[power.touch_nvram],
+            after_create=[power.nvram_after_create],
         )
     )
 

@@ -54,6 +54,16 @@ def touch_nvram(emu: Emulator, res: Resource) -> None:
     emu.publish("MODIFY_URI", res, "NVRAM")
 
 
+def nvram_after_create(emu: Emulator, res: Resource) -> None:
+    """The hypervisor writes a new partition's NVRAM (the NVRAM its creator
+    sent, if any: then only the event) and reports it with an NVRAM event."""
+    if res.ext.pop("nvram_given", False):
+        res.bump("NVRAM")
+        emu.publish("MODIFY_URI", res, "NVRAM")
+        return
+    touch_nvram(emu, res)
+
+
 def set_ref_code(res: Resource, pstate: str) -> None:
     """Reference codes and the current compatibility mode follow the state."""
     running = pstate != NOT_ACTIVATED

@@ -117,10 +117,11 @@ def client_slots_in_use(emu: Emulator, client_uuid: str) -> set[int]:
                         used.add(s)
     c = emu.store.find("LogicalPartition", client_uuid)
     if c is not None:
-        for cna in emu.store.list("ClientNetworkAdapter", parent=c):
-            s = int_of(cna.elem, "VirtualSlotNumber")
-            if s is not None:
-                used.add(s)
+        for kind in ("ClientNetworkAdapter", "VirtualNICDedicated"):
+            for adapter in emu.store.list(kind, parent=c):
+                s = int_of(adapter.elem, "VirtualSlotNumber")
+                if s is not None:
+                    used.add(s)
     return used
 
 
