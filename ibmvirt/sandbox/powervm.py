@@ -551,6 +551,26 @@ class NovaLinkView:
                 if p.getparent() is not None and x_local(p.getparent()) == "PhysicalVolumes"
             )
 
+    def boot_list(self, lpar_name: str) -> dict:
+        """An LPAR's boot list as its firmware holds it: the pending and the
+        stored list and the last booted device (paths), and the name of the
+        storage it booted from (None when nothing booted)."""
+        from ibmvirt.emulators.novalink.state import bootlist
+
+        with self.emu.lock:
+            (lp,) = [
+                p for p in self._objs("LogicalPartition") if p.field("PartitionName") == lpar_name
+            ]
+            fields = bootlist.fields(lp.elem)
+            booted = lp.ext.get("boot_device")
+            return {
+                "pending": fields[bootlist.PENDING].split(),
+                "list": fields[bootlist.LIST].split(),
+                "last": fields[bootlist.LAST],
+                "booted": booted[1] if booted else None,
+                "paths": dict(bootlist.devices(self.emu, lp)),
+            }
+
     def disk_bytes(self, name_or_udid: str) -> dict | None:
         with self.emu.lock:
             return self.emu.uploads.get(name_or_udid)
