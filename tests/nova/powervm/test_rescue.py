@@ -11,6 +11,7 @@ from nova import context as nova_context
 from nova import objects
 from nova.tests.functional.api import client
 
+from ibmvirt.emulators.novalink.state import bootlist
 from ibmvirt.sandbox import powervm
 from tests.nova.powervm.test_failures import request_pattern
 
@@ -165,6 +166,31 @@ class _RescueTests:
         self.assertEqual(
             self.boot_disk(server), self.nl_view.boot_list(self._lpar(server))["booted"]
         )
+
+    def test_unrescue_gives_back_the_boot_list_the_guest_had_across_a_restart(self):
+        server = self._boot()
+        lpar, boot = self._lpar(server), self.boot_disk(server)
+        # The guest's own boot list (what ``bootlist`` in the OS writes to NVRAM).
+        guest_list = [*self._paths_of(server, boot), "/vdevice/l-lan@30000002"]
+        emu = self.novalink.emu
+        with emu.lock:
+            (lp,) = [
+                p for p in emu.store.list("LogicalPartition") if p.field("PartitionName") == lpar
+            ]
+            lp.elem.find(f"{{*}}{bootlist.CONTAINER}/{{*}}{bootlist.LIST}").text = " ".join(
+                guest_list
+            )
+            lp.bump(bootlist.GROUP)
+
+        server = self._rescue(server)
+        self.assertEqual(self.rescue_disk(server), self.nl_view.boot_list(lpar)["booted"])
+        self.restart_compute("compute")
+        server = self._unrescue(server)
+
+        seen = self.nl_view.boot_list(lpar)
+        self.assertEqual(guest_list, seen["list"])
+        self.assertEqual(boot, seen["booted"])
+        self.assertNotIn(self.rescue_disk(server), self.disks())
 
     def test_deleting_a_rescued_server_leaves_no_rescue_disk(self):
         server = self._rescue(self._boot())
