@@ -194,6 +194,12 @@ class PowerVMFCArray(FibreChannelArray):
         #: Volume id -> GB, and the protocol each attached volume uses.
         self.sizes: dict[str, int] = {}
         self.protocols: dict[str, str] = {}
+        #: iSCSI discovery CHAP (user, secret) the targets require; None: none.
+        self.discovery_chap: tuple[str, str] | None = None
+        #: The discovery secret the connection info gives (None: the right one).
+        self.discovery_secret_sent: str | None = None
+        #: Every connector Nova gave Cinder for an attachment, in order.
+        self.connectors: list[dict] = []
 
     def fake_get(self, context, volume_id, microversion=None):
         volume = super().fake_get(context, volume_id, microversion)
@@ -216,6 +222,14 @@ class PowerVMFCArray(FibreChannelArray):
         volume_id = data["volume_id"]
         protocol = self.protocols.setdefault(volume_id, protocol)
         self.sizes.setdefault(volume_id, 1)
+        self.connectors.append(copy.deepcopy(connector))
+        if protocol in ("iscsi", "iser") and not connector.get("initiator"):
+            # As Cinder's iSCSI drivers refuse it (the target's ACL names initiators).
+            from nova import exception as nova_exc
+
+            raise nova_exc.InvalidInput(
+                reason="Connector doesn't have required information: initiator"
+            )
         if protocol == "fibre_channel":
             return ref  # masked and zoned by _export
         info = {"driver_volume_type": protocol, "data": self._export_protocol(protocol, data)}
@@ -242,9 +256,27 @@ class PowerVMFCArray(FibreChannelArray):
                         "chap_user": ISCSI_CHAP_USER,
                         "chap_password": self.chap_secret(volume_id),
                         "udid_seed": f"cinder-volume-{volume_id}",
+                        **(
+                            {
+                                "discovery_user": self.discovery_chap[0],
+                                "discovery_password": self.discovery_chap[1],
+                            }
+                            if self.discovery_chap
+                            else {}
+                        ),
                     }
                 )
+            discovery = (
+                {
+                    "discovery_auth_method": "CHAP",
+                    "discovery_auth_username": self.discovery_chap[0],
+                    "discovery_auth_password": self.discovery_secret_sent or self.discovery_chap[1],
+                }
+                if self.discovery_chap
+                else {}
+            )
             return {
+                **discovery,
                 **base,
                 "target_discovered": False,
                 "target_portal": ISCSI_PORTALS[0],
