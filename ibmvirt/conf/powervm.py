@@ -238,6 +238,18 @@ compute_opts = [
         "fabric's VIOS physical ports (NovaLink hands out at most 8 WWPN pairs "
         "at once).",
     ),
+    cfg.BoolOpt(
+        "iscsi_volumes",
+        default=True,
+        help="Whether Cinder may give this host iSCSI or iSER volumes. True: the "
+        "volume connector Nova sends Cinder carries the iSCSI initiator name of "
+        "the first VIOS (Cinder's iSCSI drivers need it, and Nova asks for the "
+        "connector before it knows a volume's type), read from NovaLink at the "
+        "first connector of each nova-compute process (one job). False, for hosts "
+        "whose volumes are Fibre Channel, file or RBD only: the initiator is never "
+        "read and the connector has none, so Cinder's iSCSI drivers refuse to "
+        "export to this host.",
+    ),
     cfg.StrOpt(
         "iscsi_iface",
         default="default",

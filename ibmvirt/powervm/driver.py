@@ -50,6 +50,7 @@ from ibmvirt.powervm.host import Host
 from ibmvirt.powervm.tasks import image as tf_img
 from ibmvirt.powervm.tasks import keep as tf_keep
 from ibmvirt.powervm.tasks import network as tf_net
+from ibmvirt.powervm.tasks import rescue as tf_rescue
 from ibmvirt.powervm.tasks import storage as tf_stg
 from ibmvirt.powervm.tasks import vm as tf_vm
 
@@ -67,6 +68,9 @@ class PowerVMDriver(driver.ComputeDriver):
         supports_extend_volume=True,
         # A VIOS maps one hdisk (no SCSI reserve) or file to several LPARs.
         supports_multiattach=True,
+        # (Rescue needs no flag: Nova offers it because rescue() is implemented.
+        # supports_bfv_rescue stays off: a volume-backed server has no boot
+        # disk of the disk driver to boot back to, and that path is untested.)
     )
 
     def __init__(self, virtapi, adapter=None) -> None:
@@ -503,12 +507,14 @@ class PowerVMDriver(driver.ComputeDriver):
             )
             for bdm in driver.block_device_info_get_mapping(block_device_info)
         ]
-        owned = [self.disk.is_boot_disk, media.ConfigDrive.is_media_of]
+        owned = [self.disk.is_boot_disk, self.disk.is_rescue_disk, media.ConfigDrive.is_media_of]
         flow = linear_flow.Flow(f"destroy_{instance.uuid}")
         flow.add(tf_vm.StopForDelete(self.host, instance))
         flow.add(tf_stg.DetachAll(self._new_feedtask(), instance, volumes, owned))
         if destroy_disks:
             flow.add(tf_stg.DeleteBootDisk(self.disk, instance))
+        # A rescued server's rescue disk goes with it (shared storage or not).
+        flow.add(tf_rescue.DeleteRescueDisk(self.disk, instance))
         if self.config_drive is not None:
             flow.add(tf_stg.DeleteConfigDrive(self.config_drive, instance))
         flow.add(tf_net.DeleteTrunks(self.host, CONF.powervm.pvm_vswitch_for_novalink_io))
@@ -825,6 +831,66 @@ class PowerVMDriver(driver.ComputeDriver):
         self, context, instance, network_info, block_migration=False, block_device_info=None
     ) -> None:
         """NovaLink brought the LPAR with its adapters and mappings."""
+
+    # -- rescue -----------------------------------------------------------------
+
+    def rescue(
+        self,
+        context,
+        instance,
+        network_info,
+        image_meta,
+        rescue_password,
+        block_device_info,
+        share_info,
+    ) -> None:
+        """Boot the LPAR from a rescue disk made from ``image_meta``.
+
+        The rescue disk comes from the disk driver (as a boot disk does) and
+        is mapped next to the boot disk, which stays where it was; the LPAR's
+        boot list names the rescue disk, so the firmware boots it (not the
+        SMS menu). A failure removes the rescue disk and gives the boot list
+        back; the LPAR stays stopped (Nova puts the server in ERROR).
+        """
+        lpar = vm.lpar_name(instance)
+        if self.disk.find_boot_disk(instance) is None:
+            raise exception.InstanceNotRescuable(
+                instance_id=instance.uuid,
+                reason=f"LPAR {lpar} has no {self.disk.name} boot disk (booted from a volume?)",
+            )
+        self.disk.check_image(image_meta, 0)
+        flow = linear_flow.Flow(f"rescue_{instance.uuid}")
+        flow.add(tf_vm.Find(self.host, instance))
+        flow.add(tf_rescue.StopForRescue(self.host, instance))
+        flow.add(tf_rescue.CreateRescueDisk(self.disk, context, instance, image_meta))
+        flow.add(tf_rescue.ConnectRescueDisk(self.host, self.disk, instance, self._new_feedtask))
+        flow.add(tf_rescue.BootRescueDisk(self.host, self.disk, instance))
+        flow.add(tf_vm.PowerOn(self.host, instance))
+        try:
+            tasks.run(flow, instance)
+        except Exception as exc:
+            raise pvm_exc.LPAROperationFailed(
+                lpar=lpar, operation="rescue", reason=pvm_exc.failure_reason(exc)
+            ) from exc
+
+    def unrescue(self, context, instance) -> None:
+        """Stop the LPAR, boot list back to what it was, rescue disk removed, start."""
+        flow = linear_flow.Flow(f"unrescue_{instance.uuid}")
+        flow.add(tf_vm.Find(self.host, instance))
+        flow.add(tf_rescue.StopForRescue(self.host, instance))
+        flow.add(tf_rescue.RestoreBootList(self.host, self.disk, instance))
+        flow.add(tf_rescue.DisconnectRescueDisk(self.disk, instance, self._new_feedtask))
+        flow.add(tf_rescue.DeleteRescueDisk(self.disk, instance))
+        flow.add(tf_vm.PowerOn(self.host, instance))
+        flow.add(tf_rescue.ForgetBootList(instance))
+        try:
+            tasks.run(flow, instance)
+        except Exception as exc:
+            raise pvm_exc.LPAROperationFailed(
+                lpar=vm.lpar_name(instance),
+                operation="unrescue",
+                reason=pvm_exc.failure_reason(exc),
+            ) from exc
 
     # -- snapshot ---------------------------------------------------------------
 

@@ -81,6 +81,20 @@ class BootDiskMissing(exception.NovaException):
     msg_fmt = _("Boot disk %(disk)s is not in %(where)s")
 
 
+class BootListUnavailable(exception.NovaException):
+    """The LPAR's boot list cannot be set (so rescue could not choose its disk)."""
+
+    msg_fmt = _("LPAR %(lpar)s: cannot set the boot list: %(reason)s")
+
+    def __init__(self, message=None, **kwargs):
+        kwargs.setdefault(
+            "reason",
+            "NovaLink shows no BootListInformation/PendingBootString for it (group "
+            "Advanced); a NovaLink that does not serve the boot list cannot rescue",
+        )
+        super().__init__(message, **kwargs)
+
+
 class MoveRefused(exception.NovaException):
     """A resize or cold migration the driver cannot do (raised before anything changed)."""
 

@@ -63,6 +63,12 @@ class PowerVMDemoScenario(powervm.PowerVMSingleComputeTestBase):
         super().setUp()
         self._setup_time = time.monotonic() - self._started
 
+    def driver_flags(self):
+        super().driver_flags()
+        # The demo's SAN is Fibre Channel only, and the host says so: Cinder's
+        # connector needs no iSCSI initiator, so none is read from the VIOSes.
+        self.flags(group="powervm", iscsi_volumes=False)
+
     def _requests(self) -> list[RequestRecord]:
         return [r for r in self.nl_control.log.records() if not _event_read(r)]
 

@@ -201,6 +201,12 @@ class PowerVMFCArray(FibreChannelArray):
         #: Volume id -> GB, and the protocol each attached volume uses.
         self.sizes: dict[str, int] = {}
         self.protocols: dict[str, str] = {}
+        #: iSCSI discovery CHAP (user, secret) the targets require; None: none.
+        self.discovery_chap: tuple[str, str] | None = None
+        #: The discovery secret the connection info gives (None: the right one).
+        self.discovery_secret_sent: str | None = None
+        #: Every connector Nova gave Cinder for an attachment, in order.
+        self.connectors: list[dict] = []
 
     def fake_get(self, context, volume_id, microversion=None):
         volume = super().fake_get(context, volume_id, microversion)
@@ -223,6 +229,14 @@ class PowerVMFCArray(FibreChannelArray):
         volume_id = data["volume_id"]
         protocol = self.protocols.setdefault(volume_id, protocol)
         self.sizes.setdefault(volume_id, 1)
+        self.connectors.append(copy.deepcopy(connector))
+        if protocol in ("iscsi", "iser") and not connector.get("initiator"):
+            # As Cinder's iSCSI drivers refuse it (the target's ACL names initiators).
+            from nova import exception as nova_exc
+
+            raise nova_exc.InvalidInput(
+                reason="Connector doesn't have required information: initiator"
+            )
         if protocol == "fibre_channel":
             return ref  # masked and zoned by _export
         info = {"driver_volume_type": protocol, "data": self._export_protocol(protocol, data)}
@@ -249,9 +263,27 @@ class PowerVMFCArray(FibreChannelArray):
                         "chap_user": ISCSI_CHAP_USER,
                         "chap_password": self.chap_secret(volume_id),
                         "udid_seed": f"cinder-volume-{volume_id}",
+                        **(
+                            {
+                                "discovery_user": self.discovery_chap[0],
+                                "discovery_password": self.discovery_chap[1],
+                            }
+                            if self.discovery_chap
+                            else {}
+                        ),
                     }
                 )
+            discovery = (
+                {
+                    "discovery_auth_method": "CHAP",
+                    "discovery_auth_username": self.discovery_chap[0],
+                    "discovery_auth_password": self.discovery_secret_sent or self.discovery_chap[1],
+                }
+                if self.discovery_chap
+                else {}
+            )
             return {
+                **discovery,
                 **base,
                 "target_discovered": False,
                 "target_portal": ISCSI_PORTALS[0],
@@ -606,6 +638,26 @@ class NovaLinkView:
                     slot = m.findtext("{*}ClientAdapter/{*}VirtualSlotNumber")
                     scsi[f"{v.field('PartitionName')}/{name}"] = int(slot) if slot else None
             return {"cna": cna, "scsi": scsi}
+
+    def boot_list(self, lpar_name: str) -> dict:
+        """An LPAR's boot list as its firmware holds it: the pending and the
+        stored list and the last booted device (paths), and the name of the
+        storage it booted from (None when nothing booted)."""
+        from ibmvirt.emulators.novalink.state import bootlist
+
+        with self.emu.lock:
+            (lp,) = [
+                p for p in self._objs("LogicalPartition") if p.field("PartitionName") == lpar_name
+            ]
+            fields = bootlist.fields(lp.elem)
+            booted = lp.ext.get("boot_device")
+            return {
+                "pending": fields[bootlist.PENDING].split(),
+                "list": fields[bootlist.LIST].split(),
+                "last": fields[bootlist.LAST],
+                "booted": booted[1] if booted else None,
+                "paths": dict(bootlist.devices(self.emu, lp)),
+            }
 
     def disk_bytes(self, name_or_udid: str) -> dict | None:
         with self.emu.lock:

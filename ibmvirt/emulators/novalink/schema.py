@@ -43,6 +43,8 @@ _EXTRA_ORDERS: dict[str, list[list[str]]] = {
     # (before the LogicalPartition ones), the captures show it after them; the
     # real server accepted both (nova-powervm recreated partitions with their
     # NVRAM this way), so the two orders cancel out and neither is refused.
+    # pypowervm's LPAR child order ends with the last sequence;
+    # BootListInformation is last.
     "LogicalPartition": [
         ["PartitionNVRAM", later]
         for later in (
@@ -68,7 +70,29 @@ _EXTRA_ORDERS: dict[str, list[list[str]]] = {
             "DedicatedVirtualNICs",
             "BootListInformation",
         )
+    ]
+    + [
+        [
+            "MigrationState",
+            "RemoteRestartState",
+            "StorageDeviceUniqueDeviceID",
+            "DesignatedIPLSource",
+            "DedicatedVirtualNICs",
+            "BootListInformation",
+        ]
     ],
+    "BootListInformation": [
+        ["Metadata", "PendingBootString", "BootDeviceList", "LastBootedDeviceString"]
+    ],
+}
+
+# Access classes of fields no capture shows, (parent, child) -> kb (a
+# partition's boot list, state/bootlist.py).
+_EXTRA_KB: dict[tuple[str, str], str] = {
+    ("LogicalPartition", "BootListInformation"): "CUD",
+    ("BootListInformation", "PendingBootString"): "UOD",
+    ("BootListInformation", "BootDeviceList"): "ROO",
+    ("BootListInformation", "LastBootedDeviceString"): "ROO",
 }
 
 
@@ -86,6 +110,12 @@ _SLOT_REQUESTS = ("UseNextAvailableSlotID", "UseNextAvailableHighSlotID")
 # would refuse valid payloads (a partition's Description, vNIC failover
 # priorities, ...).
 _EXTRA_CHILDREN: dict[str, tuple[str, ...]] = {
+    "BootListInformation": (
+        "Metadata",
+        "PendingBootString",
+        "BootDeviceList",
+        "LastBootedDeviceString",
+    ),
     "ClientAdapter": (
         "AdapterName",
         "BackingDeviceName",
@@ -324,6 +354,8 @@ def _knowledge() -> _Knowledge:
             kids.update(_SLOT_REQUESTS)
     for parent, names in _EXTRA_CHILDREN.items():
         k.seen_children.setdefault(parent, set()).update(names)
+    for key, kb in _EXTRA_KB.items():
+        k.kb.setdefault(key, set()).add(kb)
     # Drop contradictions (captures from different schema versions), then close
     # transitively so elements never seen together are still ordered.
     for parent, pairs in k.before.items():

@@ -109,6 +109,29 @@ class DiskDriver(abc.ABC):
         """Grow the instance's boot disk to ``size_gb`` (never shrinks it);
         False if it was that big already."""
 
+    # -- rescue: a second disk from an image, booted instead of the boot disk --
+
+    @abc.abstractmethod
+    def create_rescue_disk(self, context, instance, image_meta):
+        """Create the instance's rescue disk holding the image (its own size);
+        returns its storage element."""
+
+    @abc.abstractmethod
+    def find_rescue_disk(self, instance):
+        """The instance's rescue disk, or None."""
+
+    @abc.abstractmethod
+    def delete_rescue_disk(self, instance) -> None:
+        """Delete the instance's rescue disk (fine if there is none); unmapped first."""
+
+    @abc.abstractmethod
+    def rescue_disk_name(self, instance) -> str:
+        """The name the instance's rescue disk has (or would have)."""
+
+    def is_rescue_disk(self, instance, storage) -> bool:
+        """Whether a mapped storage element is this instance's rescue disk."""
+        return getattr(storage, "name", None) == self.rescue_disk_name(instance)
+
     @staticmethod
     def size_gb(disk) -> float:
         """The size of a boot disk (a VDisk's or LU's capacity) in GB."""

@@ -7,7 +7,8 @@ here differs; growing one on resize is allowed (nova-powervm refused it).
 
 Each image is uploaded once into the volume group as ``i_<image id>`` (the
 cache Nova's image cache manager ages out); a boot disk ``b_<instance uuid>``
-is a copy of it. Names are cut to the 15 characters a logical volume may have.
+is a copy of it, and so is a rescue disk ``r_<instance uuid>`` (as big as the
+image). Names are cut to the 15 characters a logical volume may have.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ LOG = logging.getLogger(__name__)
 LV_NAME_MAX = 15
 IMAGE_PREFIX = "i_"
 BOOT_PREFIX = "b_"
+RESCUE_PREFIX = "r_"
 
 
 def image_disk_name(image_id: str) -> str:
@@ -39,6 +41,10 @@ def image_disk_name(image_id: str) -> str:
 
 def boot_disk_name(instance) -> str:
     return (BOOT_PREFIX + instance.uuid.replace("-", ""))[:LV_NAME_MAX]
+
+
+def rescue_disk_name(instance) -> str:
+    return (RESCUE_PREFIX + instance.uuid.replace("-", ""))[:LV_NAME_MAX]
 
 
 class LocalDisk(DiskDriver):
@@ -123,12 +129,33 @@ class LocalDisk(DiskDriver):
             d_size=max(size_gb * GB, image_meta.size),
         )
 
+    def create_rescue_disk(self, context, instance, image_meta):
+        """A copy of the cached image, as big as the image."""
+        image = self._image_disk(context, image_meta)
+        return pvm_stg.crt_copy_vdisk(
+            self.adapter,
+            self.vios_uuid,
+            self.vg_uuid,
+            image.udid,
+            image_meta.size,
+            rescue_disk_name(instance),
+            d_size=image_meta.size,
+        )
+
     def boot_disk_name(self, instance) -> str:
         return boot_disk_name(instance)
 
-    def find_boot_disk(self, instance):
-        name = boot_disk_name(instance)
+    def rescue_disk_name(self, instance) -> str:
+        return rescue_disk_name(instance)
+
+    def _find(self, name: str):
         return next((d for d in self._vg().virtual_disks if d.name == name), None)
+
+    def find_boot_disk(self, instance):
+        return self._find(boot_disk_name(instance))
+
+    def find_rescue_disk(self, instance):
+        return self._find(rescue_disk_name(instance))
 
     def is_boot_disk(self, instance, storage) -> bool:
         return isinstance(storage, pvm_stor.VDisk) and storage.name == boot_disk_name(instance)
@@ -164,11 +191,20 @@ class LocalDisk(DiskDriver):
         wtsk.execute()
         return bool(grown)
 
-    def delete_boot_disk(self, instance) -> None:
+    def _delete(self, name: str) -> None:
         vg = self._vg()
-        disks = [d for d in vg.virtual_disks if d.name == boot_disk_name(instance)]
+        disks = [d for d in vg.virtual_disks if d.name == name]
         if disks:
             pvm_stg.rm_vg_storage(vg, vdisks=disks)
+
+    def delete_boot_disk(self, instance) -> None:
+        self._delete(boot_disk_name(instance))
+
+    def delete_rescue_disk(self, instance) -> None:
+        self._delete(rescue_disk_name(instance))
+
+    def is_rescue_disk(self, instance, storage) -> bool:
+        return isinstance(storage, pvm_stor.VDisk) and storage.name == rescue_disk_name(instance)
 
     # -- image cache (Nova's image cache manager) ------------------------------
 

@@ -3,7 +3,8 @@
 An image is uploaded once per cluster as the image LU ``image_<image id>``
 (:mod:`~ibmvirt.powervm.disk.ssp_image` coordinates hosts that upload the same
 image at once through marker LUs). A boot disk ``boot_<instance uuid>`` is a linked clone of it,
-mapped through every VIOS of this host in the cluster (multipath).
+mapped through every VIOS of this host in the cluster (multipath); a rescue disk
+``rescue_<instance uuid>`` is one too, as big as the image.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ LOG = logging.getLogger(__name__)
 
 IMAGE_PREFIX = "image_"
 BOOT_PREFIX = "boot_"
+RESCUE_PREFIX = "rescue_"
 
 
 def image_lu_name(image_id: str) -> str:
@@ -32,6 +34,10 @@ def image_lu_name(image_id: str) -> str:
 
 def boot_lu_name(instance) -> str:
     return BOOT_PREFIX + instance.uuid
+
+
+def rescue_lu_name(instance) -> str:
+    return RESCUE_PREFIX + instance.uuid
 
 
 class SSPDisk(DiskDriver):
@@ -88,7 +94,7 @@ class SSPDisk(DiskDriver):
         ssp = self._ssp()
         return float(ssp.capacity), float(ssp.capacity) - float(ssp.free_space)
 
-    def create_from_image(self, context, instance, image_meta, size_gb: int):
+    def _clone(self, context, image_meta, name: str, size_gb: int):
         tier = self._tier()
         image_lu = ssp_image.get_or_upload(
             tier,
@@ -98,16 +104,38 @@ class SSPDisk(DiskDriver):
             image_meta.size,
         )
         size = max(size_gb, -(-image_meta.size // GB))
-        _, boot = pvm_stg.crt_lu(
-            tier, boot_lu_name(instance), size, typ=pvm_stor.LUType.DISK, clone=image_lu
-        )
-        return boot
+        _, lu = pvm_stg.crt_lu(tier, name, size, typ=pvm_stor.LUType.DISK, clone=image_lu)
+        return lu
 
-    def _boot_lus(self, instance) -> list:
-        name = boot_lu_name(instance)
+    def create_from_image(self, context, instance, image_meta, size_gb: int):
+        return self._clone(context, image_meta, boot_lu_name(instance), size_gb)
+
+    def create_rescue_disk(self, context, instance, image_meta):
+        """A linked clone of the image LU, as big as the image (at least 1 GB)."""
+        return self._clone(context, image_meta, rescue_lu_name(instance), 0)
+
+    def _lus_named(self, name: str) -> list:
         return [
             lu for lu in pvm_stor.LUEnt.get(self.adapter, parent=self._tier()) if lu.name == name
         ]
+
+    def _boot_lus(self, instance) -> list:
+        return self._lus_named(boot_lu_name(instance))
+
+    def rescue_disk_name(self, instance) -> str:
+        return rescue_lu_name(instance)
+
+    def find_rescue_disk(self, instance):
+        lus = self._lus_named(rescue_lu_name(instance))
+        return lus[0] if lus else None
+
+    def is_rescue_disk(self, instance, storage) -> bool:
+        return isinstance(
+            storage, (pvm_stor.LU, pvm_stor.LUEnt)
+        ) and storage.name == rescue_lu_name(instance)
+
+    def delete_rescue_disk(self, instance) -> None:
+        self._delete(rescue_lu_name(instance))
 
     def boot_disk_name(self, instance) -> str:
         return boot_lu_name(instance)
@@ -154,9 +182,12 @@ class SSPDisk(DiskDriver):
         return True
 
     def delete_boot_disk(self, instance) -> None:
+        self._delete(boot_lu_name(instance))
+
+    def _delete(self, name: str) -> None:
         tier = self._tier()
         lus = [lu for lu in pvm_stor.LUEnt.get(self.adapter, parent=tier)]
-        mine = [lu for lu in lus if lu.name == boot_lu_name(instance)]
+        mine = [lu for lu in lus if lu.name == name]
         if mine:
             # The image LU stays: other hosts of the cluster may clone it next.
             pvm_stg.rm_tier_storage(mine, lufeed=lus, del_unused_images=False)

@@ -229,17 +229,29 @@ def connector_for(
 def connector(host, conf: cfg.ConfigOpts, instance) -> dict:
     """Cinder's connector for this host and instance: the FC WWPNs of the
     configured strategy (the VIOS ports for vSCSI, the instance's own for
-    NPIV), the VIOSes' iSCSI initiator and the multipath flag."""
+    NPIV), the multipath flag and, on a host that takes iSCSI volumes
+    (``[powervm] iscsi_volumes``), the VIOSes' iSCSI initiator.
+
+    Nova asks for the connector before it knows the volume's type, and Cinder
+    exports to what the connector names: the initiator must be there from the
+    first iSCSI attach on, so whether to read it is configuration, not a
+    guess from the volumes seen so far. An FC-only host never reads it."""
     props: dict = {"multipath": conf.powervm.volume_use_multipath}
     fc = connector_for({"driver_volume_type": "fibre_channel"}, host, conf, instance)
     props.update(fc.connector_properties())
+    if not conf.powervm.iscsi_volumes:
+        return props
     try:
         props.update(
             connector_for({"driver_volume_type": "iscsi"}, host, conf).connector_properties()
         )
     except pvm_ex.Error as exc:
         # A VIOS without iSCSI support: FC still works.
-        LOG.warning("No iSCSI initiator name from the VIOSes: %s", exc)
+        LOG.warning(
+            "No iSCSI initiator name from the VIOSes (set [powervm] iscsi_volumes = False "
+            "on a host without iSCSI volumes): %s",
+            exc,
+        )
     return props
 
 

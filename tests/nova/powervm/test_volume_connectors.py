@@ -231,6 +231,103 @@ class TestISCSI(powervm.PowerVMSingleComputeTestBase):
         self._delete_server(server)
 
 
+class TestISCSISinglePathAndDiscoveryCHAP(powervm.PowerVMSingleComputeTestBase):
+    """volume_use_multipath False: one session per VIOS, over the first portal
+    that answers; discovery CHAP with multipath (pypowervm sends the
+    discovery credentials only for a multipath login)."""
+
+    _sessions = TestISCSI._sessions
+
+    def setUp(self):
+        super().setUp()
+        self.array.protocol = "iscsi"
+        self.flags(volume_use_multipath=False, group="powervm")
+
+    def _hdisk_maps(self):
+        return [m for m in self.nl_view.scsi_mappings() if m[1].startswith("hdisk")]
+
+    def test_single_path_attach_logs_in_over_one_portal_and_detach_logs_out(self):
+        server = self.boot_from_image([])
+        volume = self.array.SWAP_OLD_VOL
+        _attach(self, server, volume)
+        self.assertEqual({"vios1", "vios2"}, {v for v, _ in self._hdisk_maps()})
+        sessions = self._sessions()
+        self.assertEqual([powervm.ISCSI_PORTALS[0]], [p for _, p in sessions["vios1"]])
+        self.assertEqual([powervm.ISCSI_PORTALS[0]], [p for _, p in sessions["vios2"]])
+        self.assertFalse(self.array.connectors[-1]["multipath"])
+        _detach(self, server, volume)
+        self.assertEqual([], self._hdisk_maps())
+        self.assertEqual({"vios1": [], "vios2": []}, self._sessions())
+        self._delete_server(server)
+
+    def test_discovery_chap_with_multipath_attaches_and_detaches(self):
+        self.flags(volume_use_multipath=True, group="powervm")
+        self.array.discovery_chap = ("cinder-discovery", "disc-secret-1")
+        server = self.boot_from_image([])
+        volume = self.array.SWAP_OLD_VOL
+        _attach(self, server, volume)
+        sessions = self._sessions()
+        self.assertEqual(2, len(sessions["vios1"]))
+        self.assertEqual(2, len(sessions["vios2"]))
+        _detach(self, server, volume)
+        self.assertEqual({"vios1": [], "vios2": []}, self._sessions())
+        self._delete_server(server)
+
+    def test_a_wrong_discovery_secret_fails_the_attach_and_leaves_no_session(self):
+        self.flags(volume_use_multipath=True, group="powervm")
+        self.array.discovery_chap = ("cinder-discovery", "disc-secret-1")
+        self.array.discovery_secret_sent = "not-the-discovery-secret"
+        server = self.boot_from_image([])
+        with self.assertRaises(Exception):  # noqa: B017  (the API's 500)
+            _attach(self, server, self.array.SWAP_OLD_VOL)
+        self.assertEqual([], self._hdisk_maps())
+        self.assertEqual({"vios1": [], "vios2": []}, self._sessions())
+        self._delete_server(server)
+
+
+class TestISCSIInitiatorInTheConnector(powervm.PowerVMSingleComputeTestBase):
+    """Nova asks for the connector before it knows the volume's type: a host
+    that takes iSCSI volumes (the default) names the first VIOS's initiator;
+    an FC-only host ([powervm] iscsi_volumes = False) never reads it."""
+
+    def _initiator_reads(self, start):
+        return [
+            r
+            for r in self.nl_control.log.records()[start:]
+            if r.method == "PUT" and r.path.split("?")[0].endswith("/do/ISCSIDiscovery")
+        ]
+
+    def test_the_connector_names_the_first_vios_initiator(self):
+        from ibmvirt.emulators.novalink.state import san
+
+        server = self.boot_from_image([])
+        _attach(self, server, self.array.SWAP_OLD_VOL)
+        emu = self.novalink.emu
+        with emu.lock:
+            (vios1,) = [
+                v for v in emu.store.list("VirtualIOServer") if v.field("PartitionName") == "vios1"
+            ]
+            expected = san.initiator_name(vios1)
+        self.assertEqual(expected, self.array.connectors[-1]["initiator"])
+        self._delete_server(server)
+
+    def test_an_fc_only_host_reads_no_initiator_and_cinder_iscsi_refuses_it(self):
+        self.flags(iscsi_volumes=False, group="powervm")
+        server = self.boot_from_image([])
+        start = len(self.nl_control.log.records())
+        _attach(self, server, self.array.SWAP_OLD_VOL)  # Fibre Channel (vSCSI)
+        self.assertNotIn("initiator", self.array.connectors[-1])
+        self.assertTrue(self.array.connectors[-1]["wwpns"])
+        self.assertEqual([], self._initiator_reads(start))
+        _detach(self, server, self.array.SWAP_OLD_VOL)
+        self.array.protocol = "iscsi"
+        with self.assertRaises(Exception):  # noqa: B017  (Cinder's refusal)
+            _attach(self, server, self.array.SWAP_NEW_VOL)
+        self.assertEqual([], [m for m in self.nl_view.scsi_mappings() if "hdisk" in m[1]])
+        self.assertEqual([], self._initiator_reads(start))
+        self._delete_server(server)
+
+
 class TestExtendAndMultiattachFC(powervm.PowerVMSingleComputeTestBase):
     def test_extend_of_a_vscsi_volume_shows_on_every_vios_mapping(self):
         server = self.boot_from_image([])

@@ -20,7 +20,7 @@ from lxml import etree
 from ibmvirt.emulators.novalink import errors, schema
 from ibmvirt.emulators.novalink import xmlutil as x
 from ibmvirt.emulators.novalink.emulator import Emulator, Kind
-from ibmvirt.emulators.novalink.state import ibmi, power, system
+from ibmvirt.emulators.novalink.state import bootlist, ibmi, power, system
 from ibmvirt.emulators.novalink.state.partition import (
     MEM_CFG,
     NOT_ACTIVATED,
@@ -164,6 +164,8 @@ def finish_partition(
     ):
         if el.find(x.q(tag)) is None:
             schema.set_field(el, tag, value, kb="CUD")
+    if kind == "LogicalPartition":
+        bootlist.add(el)
     if kind == "LogicalPartition" and el.find(x.q("PartitionNVRAM")) is None:
         nv = etree.Element(
             x.q("PartitionNVRAM"), group="NVRAM", kxe="true", kb="CUD", schemaVersion="V1_1_0"
@@ -247,6 +249,7 @@ def _update(emu: Emulator, res: Resource, new: etree._Element) -> None:
     s = validate_sizing(emu, new, who)
     if ibmi.is_ibmi(res.elem):
         ibmi.check_ibmi(emu, new, res.elem, who)
+    bootlist.check_update(who, res.elem, new)
     running = state(res) != NOT_ACTIVATED
     if running:
         if s.limits() != old.limits():

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ibmvirt.emulators.novalink import errors, schema
 from ibmvirt.emulators.novalink import xmlutil as x
 from ibmvirt.emulators.novalink.jobs import Job
-from ibmvirt.emulators.novalink.state import ibmi, system
+from ibmvirt.emulators.novalink.state import bootlist, ibmi, system
 from ibmvirt.emulators.novalink.state.partition import (
     MEM_CFG,
     NOT_ACTIVATED,
@@ -185,6 +185,17 @@ def _end_operation(emu: Emulator, res: Resource) -> None:
         res.bump()
 
 
+#: PowerOn's ``bootmode`` -> the partition's BootMode (PartitionBootMode.Enum,
+#: as pypowervm's base_partition.BootMode mirrors it).
+BOOT_MODES = {
+    "norm": "Normal",
+    "sms": "System_Management_Services",
+    "dd": "Diagnostic_With_Default_Boot_List",
+    "ds": "Diagnostic_With_Stored_Boot_List",
+    "of": "Open_Firmware",
+}
+
+
 def power_on(emu: Emulator, job: Job) -> dict[str, str]:
     res = job.target
     assert res is not None
@@ -215,9 +226,11 @@ def power_on(emu: Emulator, job: Job) -> dict[str, str]:
             _end_operation(emu, res)
             raise
         mode = job.params.get("bootmode", "norm")
-        schema.set_field(res.elem, "BootMode", "Normal" if mode == "norm" else mode, kb="CUD")
+        schema.set_field(res.elem, "BootMode", BOOT_MODES.get(mode, mode), kb="CUD")
         if opts is not None:
             ibmi.apply_ipl(res, opts)
+        else:
+            bootlist.boot(emu, res, mode)
         set_state(emu, res, STARTING)
     try:
         job.pause(0.5)
@@ -280,6 +293,8 @@ def power_off(emu: Emulator, job: Job) -> dict[str, str]:
             with emu.lock:
                 s = Sizing(res.elem)
                 system.reserve(emu, s.mem, s.units, who)
+                if not ibmi.is_ibmi(res.elem):
+                    bootlist.boot(emu, res)
                 set_state(emu, res, STARTING)
             job.pause(0.1)
             set_state(emu, res, RUNNING, rmc="active" if emu.config.rmc_on_boot else None)

@@ -53,13 +53,15 @@ def _on_state(emu: Emulator, res: Resource, old: str, new: str) -> None:
         return
     name = partition.name_of(res.elem)
     if new == partition.STARTING:
+        booted = res.ext.get("boot_device")
         write(
             res,
             f"\r\nIBM PowerVM partition firmware: partition {name} (id "
             f"{res.field('PartitionID')})\r\n"
             "Elapsed time since release of system processors: 0 mins 1 secs\r\n"
             "OF stdout device is: /vdevice/vty@30000000\r\n"
-            f"{_stamp(res)} Linux version 6.4.0 (ppc64le) #1 SMP\r\n",
+            + (f"Booting from {booted[0]} ({booted[1]})\r\n" if booted else "")
+            + f"{_stamp(res)} Linux version 6.4.0 (ppc64le) #1 SMP\r\n",
         )
     elif new == partition.RUNNING and old == partition.STARTING:
         write(res, f"\r\n{name} login: ")
